@@ -1,0 +1,77 @@
+/**
+ * The validated shapes of master.toml and slave.toml. `shared/config.ts` loads, validates and resolves them.
+ * Paths here are already absolute (resolved against the config file's folder).
+ */
+
+/** A host and port to listen on or dial, as parsed from "host:port" ("[::1]:21" for IPv6). */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** An inclusive port range parsed from "50000-50099". */
+export interface PortRange {
+  from: number;
+  to: number;
+}
+
+/** Validated master.toml. */
+export interface MasterConfig {
+  /** Absolute path of the file this came from, or null for built-in defaults. */
+  file: string | null;
+  master: {
+    /** Folder holding the KV filelist (`filelist.kv`) and other master state. Default "data/master". */
+    data_dir: string;
+  };
+  ftp: {
+    /** Default 0.0.0.0:2121. */
+    listen: HostPort;
+    /** Ports for data connections the master serves itself (listings, relay). Default 50000-50099. */
+    passive_ports: PortRange;
+    /** Address announced in PASV for master-served data; "" = control connection's local address. */
+    public_address: string;
+    /** What PASV/EPSV without PRET does: "relay" (master relays) or "reject" (5xx naming PRET). */
+    pasv_without_pret: "relay" | "reject";
+    /** Seconds a logged-in session may stay idle. Default 900. */
+    idle_timeout: number;
+    /** Seconds before login completes. Default 60. */
+    login_timeout: number;
+    /** Most control connections at once. Default 2000. */
+    max_connections: number;
+    /** Greeting text on 220. Default "drftpd ready". */
+    banner: string;
+  };
+  slaves: {
+    /** Default 0.0.0.0:1099. */
+    listen: HostPort;
+    /** Shared secret proving a slave may join. Default "change-me" (a warning is logged). */
+    secret: string;
+  };
+  log: {
+    /** "debug" | "info" | "warning" | "error". Default "info". */
+    level: "debug" | "info" | "warning" | "error";
+  };
+}
+
+/** Validated slave.toml. */
+export interface SlaveConfig {
+  file: string | null;
+  slave: {
+    /** Unique slave name, [A-Za-z0-9_.-]{1,64}. Default "slave1". */
+    name: string;
+    /** Master's link address, default 127.0.0.1:1099. */
+    master: HostPort;
+    secret: string;
+    /** Storage root (created if missing). Default "data/slave1". */
+    root: string;
+    /** Where data sockets bind. Default "0.0.0.0". */
+    listen_address: string;
+    /** Announced in PASV; "" = listen_address when concrete, else the local address of the link to the master. */
+    public_address: string;
+    /** Default 50100-50199. */
+    passive_ports: PortRange;
+  };
+  log: {
+    level: "debug" | "info" | "warning" | "error";
+  };
+}

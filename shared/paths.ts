@@ -1,0 +1,110 @@
+/**
+ * The one module that owns paths: virtual path normalisation (master and slave) and
+ * mapping a virtual path under a slave's root with a symlink-resolved containment check.
+ *
+ * A virtual path is absolute, uses "/", has no "." or ".." segments, no empty segments,
+ * no trailing slash (except "/" itself), no NUL or other control characters.
+ */
+import { realPath } from "./_fs.ts";
+
+/** Longest virtual path accepted, in characters. */
+export const MAX_PATH_LENGTH = 4096;
+
+/** Longest single name accepted, in characters. */
+export const MAX_NAME_LENGTH = 255;
+
+/** Raised when a path cannot be accepted; the message names it. */
+export class PathError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "PathError";
+  }
+}
+
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+/**
+ * Resolves `arg` (absolute or relative to `cwd`) to a normalised virtual path.
+ * ".." never climbs above "/". Throws PathError on control characters or overlong input.
+ */
+export function normalize(cwd: string, arg: string): string {
+  if (CONTROL.test(arg)) throw new PathError(`Path contains a control character: "${printable(arg)}"`);
+  if (arg.length > MAX_PATH_LENGTH) throw new PathError(`Path too long: ${arg.length} characters`);
+  const joined = arg.startsWith("/") ? arg : `${cwd}/${arg}`;
+  const out: string[] = [];
+  for (const seg of joined.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") {
+      out.pop();
+      continue;
+    }
+    if (seg.length > MAX_NAME_LENGTH) throw new PathError(`Name too long: "${seg.slice(0, 40)}…"`);
+    out.push(seg);
+  }
+  const path = "/" + out.join("/");
+  if (path.length > MAX_PATH_LENGTH) throw new PathError(`Path too long: ${path.length} characters`);
+  return path;
+}
+
+/** Whether `path` is already a normalised virtual path. */
+export function isNormalized(path: string): boolean {
+  try {
+    return path.startsWith("/") && normalize("/", path) === path;
+  } catch {
+    return false;
+  }
+}
+
+/** The parent of a normalised path ("/" for "/" and for top-level names). */
+export function parentOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i <= 0 ? "/" : path.slice(0, i);
+}
+
+/** The last segment of a normalised path ("" for "/"). */
+export function baseName(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/** Joins a normalised directory path and a single name. */
+export function joinPath(dir: string, name: string): string {
+  return dir === "/" ? `/${name}` : `${dir}/${name}`;
+}
+
+/** Whether `path` is `dir` or lies below it (both normalised). */
+export function isWithin(path: string, dir: string): boolean {
+  return dir === "/" || path === dir || path.startsWith(dir + "/");
+}
+
+/**
+ * Maps a virtual path to a real path under `root` (an absolute, symlink-free folder) and checks,
+ * resolving symlinks of every existing ancestor, that the result cannot leave the root.
+ * Throws PathError when the path is not normalised or escapes the root.
+ */
+export async function containedRealPath(root: string, vpath: string): Promise<string> {
+  if (!isNormalized(vpath)) throw new PathError(`Not a normalised virtual path: "${printable(vpath)}"`);
+  const real = vpath === "/" ? root : root + vpath;
+  // Resolve the deepest existing ancestor (or the path itself) and require it inside root.
+  let probe = real;
+  for (;;) {
+    const resolved = await realPath(probe);
+    if (resolved !== null) {
+      if (resolved !== root && !resolved.startsWith(root + "/")) {
+        throw new PathError(`Path leaves the storage root: "${vpath}"`);
+      }
+      // If the full path exists and is itself a symlink to a file inside root, it is allowed.
+      return real;
+    }
+    if (probe === root) return real;
+    probe = probe.slice(0, probe.lastIndexOf("/")) || "/";
+  }
+}
+
+/** A path with control characters made visible, for messages. */
+export function printable(s: string): string {
+  // deno-lint-ignore no-control-regex
+  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`)
+    .slice(0, 200);
+}
