@@ -64,7 +64,9 @@ export class FrameConn {
   /** Next frame's decoded JSON, or null at a clean end of stream. Throws LinkProtocolError on bad frames. */
   async read(): Promise<unknown | null> {
     if (!(await this.#fill(4))) {
-      if (this.#end > this.#start) throw new LinkProtocolError("Link closed in the middle of a frame");
+      if (this.#end > this.#start) {
+        throw new LinkProtocolError("Link closed in the middle of a frame");
+      }
       return null;
     }
     const view = new DataView(this.#buf.buffer, this.#buf.byteOffset + this.#start, 4);
@@ -73,7 +75,9 @@ export class FrameConn {
       throw new LinkProtocolError(`Frame too large: ${len} bytes (limit ${MAX_FRAME_BYTES})`);
     }
     this.#start += 4;
-    if (!(await this.#fill(len))) throw new LinkProtocolError("Link closed in the middle of a frame");
+    if (!(await this.#fill(len))) {
+      throw new LinkProtocolError("Link closed in the middle of a frame");
+    }
     const text = this.#decoder.decode(this.#buf.subarray(this.#start, this.#start + len));
     this.#start += len;
     if (this.#start === this.#end) this.#start = this.#end = 0;

@@ -30,7 +30,9 @@ const CONTROL = /[\x00-\x1f\x7f]/;
  * ".." never climbs above "/". Throws PathError on control characters or overlong input.
  */
 export function normalize(cwd: string, arg: string): string {
-  if (CONTROL.test(arg)) throw new PathError(`Path contains a control character: "${printable(arg)}"`);
+  if (CONTROL.test(arg)) {
+    throw new PathError(`Path contains a control character: "${printable(arg)}"`);
+  }
   if (arg.length > MAX_PATH_LENGTH) throw new PathError(`Path too long: ${arg.length} characters`);
   const joined = arg.startsWith("/") ? arg : `${cwd}/${arg}`;
   const out: string[] = [];
@@ -44,7 +46,9 @@ export function normalize(cwd: string, arg: string): string {
     out.push(seg);
   }
   const path = "/" + out.join("/");
-  if (path.length > MAX_PATH_LENGTH) throw new PathError(`Path too long: ${path.length} characters`);
+  if (path.length > MAX_PATH_LENGTH) {
+    throw new PathError(`Path too long: ${path.length} characters`);
+  }
   return path;
 }
 
@@ -84,7 +88,9 @@ export function isWithin(path: string, dir: string): boolean {
  * Throws PathError when the path is not normalised or escapes the root.
  */
 export async function containedRealPath(root: string, vpath: string): Promise<string> {
-  if (!isNormalized(vpath)) throw new PathError(`Not a normalised virtual path: "${printable(vpath)}"`);
+  if (!isNormalized(vpath)) {
+    throw new PathError(`Not a normalised virtual path: "${printable(vpath)}"`);
+  }
   const real = vpath === "/" ? root : root + vpath;
   // Resolve the deepest existing ancestor (or the path itself) and require it inside root.
   let probe = real;

@@ -1,0 +1,238 @@
+/**
+ * drftpd entry point: subcommand dispatch only. See `drftpd --help`.
+ *
+ * Exit codes: 0 done, 1 runtime failure, 2 bad command line or config.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import {
+  type Command,
+  LOCAL_USER,
+  localBanner,
+  type LocalCommand,
+  type LocalSetup,
+  localSetup,
+  parseCommand,
+  randomToken,
+  readLoginFile,
+  shutdownSignal,
+  UsageError,
+  writeLoginFile,
+} from "./shared/cli.ts";
+import {
+  ConfigError,
+  DEFAULT_SECRET,
+  loadMasterConfig,
+  loadSlaveConfig,
+  type MasterConfig,
+} from "./shared/config.ts";
+import { setupLogging } from "./shared/log.ts";
+import { VERSION } from "./shared/version.ts";
+import type { User, UserStore } from "./master/auth/users.ts";
+
+// The roles are imported on demand so that `--help`, `slave` and `user` do not load (or need)
+// the master's code, and vice versa; `deno compile` still bundles them (static specifiers).
+const loadMaster = () => import("./master/mod.ts");
+const loadSlave = () => import("./slave/mod.ts");
+const loadUsers = () => import("./master/auth/users.ts");
+
+/** Runs the command line `args` and returns the process exit code. */
+export async function main(args: readonly string[]): Promise<number> {
+  try {
+    return await run(parseCommand(args));
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`${e.command}: ${e.message}\nRun "${e.command} --help" for usage.`);
+      return 2;
+    }
+    if (e instanceof ConfigError) {
+      console.error(`drftpd: ${e.message}`);
+      return 2;
+    }
+    console.error(`drftpd: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+    return 1;
+  }
+}
+
+async function run(cmd: Command): Promise<number> {
+  switch (cmd.kind) {
+    case "help":
+      console.log(cmd.text.trimEnd());
+      return 0;
+    case "version":
+      console.log(`drftpd ${VERSION}`);
+      return 0;
+    case "master": {
+      const config = await loadMasterConfig(cmd.config);
+      if (cmd.logLevel) config.log.level = cmd.logLevel;
+      await setupLogging(config.log.level); // runMaster warns about the default secret itself
+      using shutdown = shutdownSignal();
+      const { runMaster } = await loadMaster();
+      await using kv = await openMasterKv(config);
+      await runMaster(config, kv.kv, shutdown.signal);
+      return 0;
+    }
+    case "slave": {
+      const config = await loadSlaveConfig(cmd.config);
+      if (cmd.logLevel) config.log.level = cmd.logLevel;
+      await setupLogging(config.log.level);
+      warnDefaultSecret(config.slave.secret);
+      using shutdown = shutdownSignal();
+      const { runSlave } = await loadSlave();
+      await runSlave(config, shutdown.signal);
+      return 0;
+    }
+    case "local":
+      return await runLocal(cmd);
+    case "user-add": {
+      const config = await loadMasterConfig(cmd.config);
+      await setupLogging("warning");
+      const { UserStore } = await loadUsers();
+      await using kv = await openMasterKv(config);
+      const users = new UserStore(kv.kv);
+      const existed = (await users.get(cmd.name)) !== null;
+      const options = cmd.groups.length > 0
+        ? { groups: cmd.groups, admin: cmd.admin }
+        : { admin: cmd.admin };
+      const user = await users.add(cmd.name, cmd.password, options).catch((e) => {
+        // Invalid name, group or password: a bad command line.
+        throw e instanceof TypeError ? new UsageError("drftpd user add", e.message) : e;
+      });
+      console.log(`${existed ? "Replaced" : "Added"} user ${formatUser(user)} in ${kv.path}`);
+      return 0;
+    }
+    case "user-list": {
+      const config = await loadMasterConfig(cmd.config);
+      await setupLogging("warning");
+      const { UserStore } = await loadUsers();
+      await using kv = await openMasterKv(config);
+      const users = await new UserStore(kv.kv).list();
+      for (const u of users) console.log(formatUser(u));
+      if (users.length === 0) console.error(`No users in ${kv.path}`);
+      return 0;
+    }
+  }
+}
+
+async function runLocal(cmd: LocalCommand): Promise<number> {
+  ensurePortFree(cmd.port);
+  const setup = localSetup(cmd, {
+    cwd: Deno.cwd(),
+    linkPort: freePort(),
+    secret: randomToken(32),
+  });
+  await setupLogging(setup.master.log.level);
+  const log = getLogger(["drftpd", "local"]);
+  const [{ runMaster }, { runSlave }, { UserStore }] = await Promise.all([
+    loadMaster(),
+    loadSlave(),
+    loadUsers(),
+  ]);
+  using shutdown = shutdownSignal();
+  await using kv = await openMasterKv(setup.master);
+  const password = await ensureLocalUser(new UserStore(kv.kv), setup);
+  for (const s of setup.slaves) await Deno.mkdir(s.slave.root, { recursive: true });
+
+  const stopAll = new AbortController();
+  const stop = () => stopAll.abort();
+  shutdown.signal.addEventListener("abort", stop, { once: true });
+  const roles = [
+    { name: "master", run: () => runMaster(setup.master, kv.kv, stopAll.signal) },
+    ...setup.slaves.map((s) => ({
+      name: s.slave.name,
+      run: () => runSlave(s, stopAll.signal),
+    })),
+  ];
+  let failed = false;
+  const running = roles.map(async ({ name, run }) => {
+    try {
+      await run();
+      if (!stopAll.signal.aborted) log.warn("{name} stopped by itself", { name });
+    } catch (error) {
+      failed = true;
+      log.error("{name} failed: {error}", { name, error });
+    } finally {
+      // One role ending ends the whole local setup.
+      stop();
+    }
+  });
+  console.log(localBanner(setup, LOCAL_USER, password));
+  await Promise.all(running);
+  shutdown.signal.removeEventListener("abort", stop);
+  return failed ? 1 : 0;
+}
+
+/**
+ * Reuses the password in login.txt while the user exists; otherwise (first start, or the
+ * filelist or login.txt was deleted) sets up the admin user and writes login.txt.
+ */
+async function ensureLocalUser(users: UserStore, setup: LocalSetup): Promise<string> {
+  const saved = await readLoginFile(setup.loginFile);
+  if (saved !== null && (await users.get(LOCAL_USER)) !== null) return saved;
+  const password = saved ?? randomToken(20);
+  await users.add(LOCAL_USER, password, { admin: true });
+  const { host, port } = setup.master.ftp.listen;
+  await writeLoginFile(
+    setup.loginFile,
+    LOCAL_USER,
+    password,
+    `ftp://${LOCAL_USER}@${host}:${port}/`,
+  );
+  return password;
+}
+
+/** Creates data_dir and opens `${data_dir}/filelist.kv`; disposing closes it. */
+async function openMasterKv(
+  config: MasterConfig,
+): Promise<{ kv: Deno.Kv; path: string } & AsyncDisposable> {
+  await Deno.mkdir(config.master.data_dir, { recursive: true });
+  const path = `${config.master.data_dir}/filelist.kv`;
+  const kv = await Deno.openKv(path);
+  return {
+    kv,
+    path,
+    [Symbol.asyncDispose]() {
+      kv.close();
+      return Promise.resolve();
+    },
+  };
+}
+
+/** Fails early, before anything starts, when the local FTP port is taken. */
+function ensurePortFree(port: number): void {
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port }).close();
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AddrInUse)) throw e;
+    throw new Error(
+      `FTP port 127.0.0.1:${port} is already in use (is drftpd already running?): ` +
+        `choose another with --port`,
+    );
+  }
+}
+
+/** A port that was free a moment ago on 127.0.0.1 (the OS picks it). */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+function warnDefaultSecret(secret: string): void {
+  if (secret === DEFAULT_SECRET) {
+    getLogger(["drftpd", "slave"]).warn(
+      `The link secret is the default "${DEFAULT_SECRET}": set [slave] secret in slave.toml`,
+    );
+  }
+}
+
+/** "name (admin, groups: a, b)". */
+function formatUser(u: User): string {
+  return `${u.name} (${u.admin ? "admin, " : ""}groups: ${u.groups.join(", ")})`;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,194 @@
+/**
+ * FTP users in Deno KV (`["user", name]`). Passwords are stored only as salted scrypt hashes,
+ * with their parameters, so the cost can be raised later without invalidating old hashes.
+ */
+import { Buffer } from "node:buffer";
+import { randomBytes, scrypt, type ScryptOptions, timingSafeEqual } from "node:crypto";
+
+/** A user as the rest of the master sees it (never the password hash). */
+export interface User {
+  name: string;
+  /** Groups, primary first; never empty. */
+  groups: string[];
+  admin: boolean;
+  /** The first group: owner group of what the user creates. */
+  primaryGroup: string;
+}
+
+/** Options of `UserStore.add`. */
+export interface AddUserOptions {
+  /** Groups, primary first; default ["users"]. */
+  groups?: string[];
+  /** Site administrator; default false. */
+  admin?: boolean;
+}
+
+/** How a password hash was made. */
+interface PasswordHash {
+  alg: "scrypt";
+  N: number;
+  r: number;
+  p: number;
+  /** base64 */
+  salt: string;
+  /** base64 */
+  hash: string;
+}
+
+/** What `["user", name]` holds. */
+interface StoredUser {
+  groups: string[];
+  admin: boolean;
+  password: PasswordHash;
+  created: number;
+}
+
+/** Valid user and group names. */
+const NAME = /^[A-Za-z0-9_.-]{1,32}$/;
+
+/** Longest accepted password, in characters. */
+const MAX_PASSWORD_LENGTH = 1024;
+
+/** Current scrypt cost: 16 MiB of memory, ~50 ms. */
+const SCRYPT = { N: 16384, r: 8, p: 1 } as const;
+const SALT_BYTES = 16;
+const KEY_BYTES = 32;
+
+/** The KV key of a user. */
+function userKey(name: string): Deno.KvKey {
+  return ["user", name];
+}
+
+/** Users stored in Deno KV. The caller owns `kv` and closes it. */
+export class UserStore {
+  #kv: Deno.Kv;
+
+  /** Uses `kv`, which the caller opened and will close. */
+  constructor(kv: Deno.Kv) {
+    this.#kv = kv;
+  }
+
+  /**
+   * Adds a user, or REPLACES an existing user of the same name (password, groups and admin flag).
+   * Throws TypeError for an invalid name, group or empty/overlong password.
+   */
+  async add(name: string, password: string, options: AddUserOptions = {}): Promise<User> {
+    checkName(name, "user name");
+    if (typeof password !== "string" || password.length === 0) {
+      throw new TypeError(`Invalid password for "${name}": must not be empty`);
+    }
+    if (password.length > MAX_PASSWORD_LENGTH) {
+      throw new TypeError(
+        `Invalid password for "${name}": longer than ${MAX_PASSWORD_LENGTH} characters`,
+      );
+    }
+    const groups = [...new Set(options.groups?.length ? options.groups : ["users"])];
+    for (const g of groups) checkName(g, "group name");
+    const salt = randomBytes(SALT_BYTES);
+    const hash = await deriveKey(password, salt, SCRYPT.N, SCRYPT.r, SCRYPT.p, KEY_BYTES);
+    const stored: StoredUser = {
+      groups,
+      admin: options.admin ?? false,
+      password: {
+        alg: "scrypt",
+        ...SCRYPT,
+        salt: salt.toString("base64"),
+        hash: hash.toString("base64"),
+      },
+      created: Date.now(),
+    };
+    await this.#kv.set(userKey(name), stored);
+    return toUser(name, stored);
+  }
+
+  /** The user called `name`, or null (also for names that cannot exist). */
+  async get(name: string): Promise<User | null> {
+    if (typeof name !== "string" || !NAME.test(name)) return null;
+    const r = await this.#kv.get<StoredUser>(userKey(name));
+    return r.value ? toUser(name, r.value) : null;
+  }
+
+  /**
+   * The user if `password` is right, else null. Never throws for bad input (the arguments come
+   * straight from USER/PASS). Unknown users cost the same hashing time as known ones.
+   */
+  async verify(name: string, password: string): Promise<User | null> {
+    const r = typeof name === "string" && NAME.test(name)
+      ? await this.#kv.get<StoredUser>(userKey(name))
+      : null;
+    const stored = r?.value ?? null;
+    const pw = typeof password === "string" ? password.slice(0, MAX_PASSWORD_LENGTH + 1) : "";
+    if (!stored) {
+      // Burn the same time so response timing does not reveal which names exist.
+      await deriveKey(pw, randomBytes(SALT_BYTES), SCRYPT.N, SCRYPT.r, SCRYPT.p, KEY_BYTES);
+      return null;
+    }
+    const h = stored.password;
+    if (h.alg !== "scrypt") return null;
+    const expected = Buffer.from(h.hash, "base64");
+    const actual = await deriveKey(
+      pw,
+      Buffer.from(h.salt, "base64"),
+      h.N,
+      h.r,
+      h.p,
+      expected.length,
+    );
+    return timingSafeEqual(actual, expected) ? toUser(name, stored) : null;
+  }
+
+  /** All users, sorted by name. */
+  async list(): Promise<User[]> {
+    const out: User[] = [];
+    for await (const r of this.#kv.list<StoredUser>({ prefix: ["user"] })) {
+      out.push(toUser(r.key[1] as string, r.value));
+    }
+    return out;
+  }
+
+  /** Removes a user; false if there was none. */
+  async remove(name: string): Promise<boolean> {
+    if (typeof name !== "string" || !NAME.test(name)) return false;
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const r = await this.#kv.get(userKey(name));
+      if (r.value === null) return false;
+      const res = await this.#kv.atomic().check(r).delete(userKey(name)).commit();
+      if (res.ok) return true;
+    }
+    throw new Error(`Could not remove user "${name}": concurrent changes`);
+  }
+}
+
+function toUser(name: string, s: StoredUser): User {
+  const groups = s.groups.length ? [...s.groups] : ["users"];
+  return { name, groups, admin: s.admin, primaryGroup: groups[0]! };
+}
+
+function checkName(value: string, what: string): void {
+  if (typeof value !== "string" || !NAME.test(value)) {
+    throw new TypeError(
+      `Invalid ${what}: "${String(value).slice(0, 64)}": use 1-32 of A-Z a-z 0-9 _ . -`,
+    );
+  }
+}
+
+/** scrypt in the callback form: the work runs off the main thread. */
+function deriveKey(
+  password: string,
+  salt: Uint8Array,
+  N: number,
+  r: number,
+  p: number,
+  keyLen: number,
+): Promise<Buffer> {
+  const options: ScryptOptions = { N, r, p, maxmem: 256 * N * r + 1024 * 1024 };
+  return new Promise((resolve, reject) => {
+    scrypt(
+      password.normalize("NFC"),
+      salt,
+      keyLen,
+      options,
+      (err, key) => err ? reject(err) : resolve(key),
+    );
+  });
+}

@@ -1,0 +1,182 @@
+/**
+ * Session-level commands: login, FEAT/HELP/SYST, TYPE/MODE/STRU, PWD/CWD, STAT, SITE.
+ */
+import { getLogger } from "@logtape/logtape";
+import { VERSION } from "../../shared/version.ts";
+import { parentOf } from "../../shared/paths.ts";
+import { featLines, lookup, verbs } from "./commands.ts";
+import { parseTypeArg } from "./codecs.ts";
+import { FtpError } from "./errors.ts";
+import { formatListLine } from "./listing.ts";
+import { quotePath } from "./replies.ts";
+import type { Session } from "./session.ts";
+
+const log = getLogger(["drftpd", "master", "ftp"]);
+
+/** USER */
+export async function user(s: Session, arg: string): Promise<void> {
+  if (s.user) throw new FtpError(503, "Already logged in");
+  s.pendingUser = arg.trim();
+  await s.reply(331, `Password required for ${s.pendingUser.slice(0, 64)}`);
+}
+
+/** PASS */
+export async function pass(s: Session, arg: string): Promise<void> {
+  if (s.user) throw new FtpError(503, "Already logged in");
+  const name = s.pendingUser;
+  if (name === null) throw new FtpError(503, "Send USER first");
+  s.pendingUser = null;
+  const found = await s.services.users.verify(name, arg);
+  if (!found) {
+    log.warn("Failed login for {name} from {ip}", { name: name.slice(0, 64), ip: s.remoteHost });
+    throw new FtpError(530, "Login incorrect");
+  }
+  s.user = found;
+  log.info("Login: {name} from {ip}", { name, ip: s.remoteHost });
+  await s.reply(230, `User ${name} logged in`);
+}
+
+/** QUIT */
+export async function quit(s: Session): Promise<void> {
+  s.quitting = true;
+  await s.reply(221, "Goodbye");
+}
+
+/** NOOP */
+export async function noop(s: Session): Promise<void> {
+  await s.reply(200, "NOOP ok");
+}
+
+/** SYST */
+export async function syst(s: Session): Promise<void> {
+  await s.reply(215, "UNIX Type: L8");
+}
+
+/** FEAT, generated from the command table. */
+export async function feat(s: Session): Promise<void> {
+  await s.reply(211, ["Features:", ...featLines(), "End"]);
+}
+
+/** OPTS UTF8 ON (names are always UTF-8). */
+export async function opts(s: Session, arg: string): Promise<void> {
+  const words = arg.trim().toUpperCase().split(/\s+/);
+  if (words[0] === "UTF8" && (words[1] ?? "ON") === "ON") {
+    await s.reply(200, "UTF8 mode is always on");
+    return;
+  }
+  if (words[0] === "UTF8" && words[1] === "OFF") {
+    throw new FtpError(504, "UTF8 cannot be turned off");
+  }
+  throw new FtpError(501, `Unknown option "${arg.slice(0, 32)}"`);
+}
+
+/** HELP, generated from the command table. */
+export async function help(s: Session, arg: string): Promise<void> {
+  const verb = arg.trim().toUpperCase();
+  if (verb) {
+    const cmd = lookup(verb);
+    if (!cmd) throw new FtpError(502, `Unknown command "${verb.slice(0, 32)}"`);
+    await s.reply(214, cmd.help);
+    return;
+  }
+  const all = verbs();
+  const rows: string[] = [];
+  for (let i = 0; i < all.length; i += 8) rows.push(all.slice(i, i + 8).join(" "));
+  await s.reply(214, ["The following commands are recognized:", ...rows, "Help OK"]);
+}
+
+/** TYPE */
+export async function type(s: Session, arg: string): Promise<void> {
+  s.type = parseTypeArg(arg);
+  await s.reply(200, `Type set to ${s.type}`);
+}
+
+/** MODE */
+export async function mode(s: Session, arg: string): Promise<void> {
+  if (arg.trim().toUpperCase() !== "S") {
+    throw new FtpError(504, "Only MODE S (stream) is supported");
+  }
+  await s.reply(200, "Mode set to S");
+}
+
+/** STRU */
+export async function stru(s: Session, arg: string): Promise<void> {
+  if (arg.trim().toUpperCase() !== "F") throw new FtpError(504, "Only STRU F (file) is supported");
+  await s.reply(200, "Structure set to F");
+}
+
+/** ALLO: nothing to reserve ahead. */
+export async function allo(s: Session): Promise<void> {
+  await s.reply(202, "ALLO not needed");
+}
+
+/** PWD */
+export async function pwd(s: Session): Promise<void> {
+  await s.reply(257, `${quotePath(s.cwd)} is the current directory`);
+}
+
+/** CWD */
+export async function cwd(s: Session, _arg: string, path: string | null): Promise<void> {
+  await changeDir(s, path!);
+}
+
+/** CDUP */
+export async function cdup(s: Session): Promise<void> {
+  await changeDir(s, parentOf(s.cwd));
+}
+
+async function changeDir(s: Session, path: string): Promise<void> {
+  const e = await s.services.filelist.get(path);
+  if (!e) throw new FtpError(550, `No such directory: ${path}`);
+  if (e.kind !== "dir") throw new FtpError(550, `Not a directory: ${path}`);
+  s.cwd = path;
+  await s.reply(250, `Directory changed to ${path}`);
+}
+
+/** STAT: without argument the session's status; with one, a listing on the control connection. */
+export async function stat(s: Session, arg: string): Promise<void> {
+  if (arg.trim() === "") {
+    const lines = [
+      `drftpd ${VERSION} status:`,
+      `Connected from ${s.remoteHost}`,
+      s.user ? `Logged in as ${s.user.name}` : "Not logged in",
+      `TYPE: ${s.type === "A" ? "ASCII" : "BINARY"}, STRU: File, MODE: Stream`,
+      s.transfer ? "A transfer is in progress" : "No data connection",
+      "End of status",
+    ];
+    await s.reply(211, lines);
+    return;
+  }
+  if (!s.user) throw new FtpError(530, "Please log in with USER and PASS first");
+  const path = s.resolve(arg.replace(/^(-\S+\s*)+/, "").trim());
+  const fl = s.services.filelist;
+  const e = await fl.get(path);
+  if (!e) throw new FtpError(550, `No such file or directory: ${path}`);
+  const now = Date.now();
+  const entries = e.kind === "dir" ? await fl.list(path) : [e];
+  await s.reply(213, [
+    `Status of ${path}:`,
+    ...entries.map((x) => formatListLine(x, now)),
+    "End of status",
+  ]);
+}
+
+/** SITE <subcommand>. */
+export async function site(s: Session, arg: string): Promise<void> {
+  const [sub = ""] = arg.trim().split(/\s+/);
+  switch (sub.toUpperCase()) {
+    case "SLAVES":
+      return await siteSlaves(s);
+    default:
+      throw new FtpError(501, `Unknown SITE command "${sub.slice(0, 32)}"; try SITE SLAVES`);
+  }
+}
+
+async function siteSlaves(s: Session): Promise<void> {
+  if (!s.user?.admin) throw new FtpError(550, "SITE SLAVES is for admins only");
+  const list = await s.services.slaves.status();
+  const lines = list.map((x) =>
+    `${x.name} ${x.state} address=${x.address} free=${x.free} total=${x.total} transfers=${x.activeTransfers}`
+  );
+  await s.reply(200, ["Slaves:", ...lines, `${list.length} slaves known`]);
+}

@@ -1,0 +1,218 @@
+/**
+ * Preparing data connections: REST, PRET, PASV, EPSV, PORT, EPRT, ABOR.
+ *
+ * PRET state survives other commands (TYPE, SIZE, REST, a failed EPSV…) until a transfer
+ * command consumes it, or a new PRET, PORT/EPRT or ABOR replaces it.
+ */
+import { getLogger } from "@logtape/logtape";
+import {
+  formatEpsvReply,
+  formatPasvReply,
+  isIPv4,
+  parseEprtArg,
+  parseEpsvArg,
+  parsePortArg,
+  parseRestArg,
+  unmapIPv4,
+} from "./codecs.ts";
+import { PassiveChannel, sameHost } from "./data_channel.ts";
+import { FtpError } from "./errors.ts";
+import type { DataPlan, Pret, Session } from "./session.ts";
+import type { SlaveHandle } from "../slaves/slave_handle.ts";
+
+const log = getLogger(["drftpd", "master", "ftp"]);
+
+const PRET_KINDS: Readonly<Record<string, Pret["kind"]>> = {
+  RETR: "download",
+  STOR: "upload",
+  APPE: "upload",
+  STOU: "upload",
+  LIST: "list",
+  NLST: "list",
+  MLSD: "list",
+  STAT: "list",
+};
+
+/** REST */
+export async function rest(s: Session, arg: string): Promise<void> {
+  s.rest = parseRestArg(arg.trim());
+  await s.reply(350, `Restarting at ${s.rest}; send RETR, STOR or APPE`);
+}
+
+/** PRET <verb> [arg] */
+export async function pret(s: Session, arg: string): Promise<void> {
+  const trimmed = arg.trim();
+  const sp = trimmed.indexOf(" ");
+  const verb = (sp < 0 ? trimmed : trimmed.slice(0, sp)).toUpperCase();
+  let rest = sp < 0 ? "" : trimmed.slice(sp + 1).trim();
+  const kind = PRET_KINDS[verb];
+  if (!kind) throw new FtpError(504, `PRET does not support "${verb.slice(0, 16)}"`);
+  if (kind === "list") rest = rest.replace(/^(-\S+\s*)+/, "").trim();
+  s.clearData();
+  const path = s.resolve(rest);
+  if (kind === "download") {
+    const e = await s.services.filelist.get(path);
+    if (!e) throw new FtpError(550, `No such file: ${path}`);
+    if (e.kind !== "file") throw new FtpError(550, `Not a plain file: ${path}`);
+  } else if (kind === "upload" && rest === "") {
+    throw new FtpError(501, `PRET ${verb} needs a file name`);
+  }
+  s.pret = { verb, kind, path };
+  const where = kind === "list" ? "master" : "a slave";
+  await s.reply(200, `OK, ${where} will serve the upcoming ${verb}`);
+}
+
+/** Picks the slave for a PRET'd file transfer. */
+async function slaveForPret(s: Session, p: Pret): Promise<SlaveHandle> {
+  const { filelist, slaves } = s.services;
+  const e = await filelist.get(p.path);
+  if (p.kind === "download") {
+    if (!e || e.kind !== "file") throw new FtpError(550, `No such file: ${p.path}`);
+    const slave = slaves.pickForDownload(e.slaves);
+    if (!slave) throw new FtpError(450, unavailable(p.path, e.slaves));
+    return slave;
+  }
+  // Upload: resuming (APPE, or REST) must go to the slave holding the partial file; an
+  // overwrite prefers an online holder; a new file goes where there is most room.
+  if (e && e.kind === "file" && e.slaves.length > 0) {
+    const holder = slaves.pickForDownload(e.slaves);
+    if (holder) return holder;
+    if (p.verb === "APPE" || s.rest > 0) throw new FtpError(450, unavailable(p.path, e.slaves));
+  }
+  const slave = slaves.pickForUpload();
+  if (!slave) throw new FtpError(450, "No slave is online with free space for uploads");
+  return slave;
+}
+
+function unavailable(path: string, holders: readonly string[]): string {
+  return holders.length === 0
+    ? `${path} is not available: no slave holds it`
+    : `${path} is not available: its slave${holders.length > 1 ? "s" : ""} (${
+      holders.join(", ")
+    }) ${holders.length > 1 ? "are" : "is"} offline`;
+}
+
+/** Asks the PRET'd slave to listen; returns the plan and the address to announce. */
+async function slavePassive(
+  s: Session,
+  p: Pret,
+): Promise<{ plan: DataPlan & { kind: "slave" }; host: string; port: number }> {
+  const slave = await slaveForPret(s, p);
+  const xfer = crypto.randomUUID();
+  const r = await slave.request({ type: "listen", xfer, peer: null });
+  const plan = { kind: "slave" as const, slave, xfer, pret: p };
+  return { plan, host: String(r.host), port: Number(r.port) };
+}
+
+/** Opens a passive port on the master (listings, relay). */
+function masterPassive(s: Session): PassiveChannel {
+  return new PassiveChannel(s.localHost, s.services.config.ftp.passive_ports, null);
+}
+
+function requirePretOrRelay(s: Session, verb: string): void {
+  if (!s.pret && s.services.config.ftp.pasv_without_pret === "reject") {
+    throw new FtpError(
+      500,
+      `${verb} needs PRET first on this server: send "PRET RETR <file>" (or STOR, LIST…) before ${verb}`,
+    );
+  }
+}
+
+/** PASV */
+export async function pasv(s: Session): Promise<void> {
+  if (s.epsvAll) throw new FtpError(503, "EPSV ALL was sent; only EPSV is allowed");
+  requirePretOrRelay(s, "PASV");
+  s.clearData();
+  if (s.pret && s.pret.kind !== "list") {
+    const { plan, host, port } = await slavePassive(s, s.pret);
+    if (!isIPv4(unmapIPv4(host))) {
+      plan.slave.request({ type: "abort", xfer: plan.xfer }).catch(() => {});
+      throw new FtpError(425, `Slave ${plan.slave.name} has no IPv4 address for PASV; use EPSV`);
+    }
+    s.data = plan;
+    log.debug("{who}: PASV via slave {slave} at {host}:{port}", {
+      who: s.who,
+      slave: plan.slave.name,
+      host,
+      port,
+    });
+    await s.reply(227, formatPasvReply(unmapIPv4(host), port));
+    return;
+  }
+  const announce = unmapIPv4(s.services.config.ftp.public_address || s.localHost);
+  if (!isIPv4(announce)) throw new FtpError(425, "No IPv4 address to announce; use EPSV");
+  const channel = masterPassive(s);
+  s.data = { kind: "master", channel };
+  await s.reply(227, formatPasvReply(announce, channel.port));
+}
+
+/** EPSV [ALL|1|2] */
+export async function epsv(s: Session, arg: string): Promise<void> {
+  const a = parseEpsvArg(arg.trim());
+  if (a.kind === "all") {
+    s.epsvAll = true;
+    await s.reply(200, "EPSV ALL accepted");
+    return;
+  }
+  requirePretOrRelay(s, "EPSV");
+  s.clearData();
+  if (s.pret && s.pret.kind !== "list") {
+    const { plan, host, port } = await slavePassive(s, s.pret);
+    // EPSV carries no address: the client will connect to the control connection's host.
+    if (!sameHost(host, s.localHost)) {
+      plan.slave.request({ type: "abort", xfer: plan.xfer }).catch(() => {});
+      throw new FtpError(
+        425,
+        `EPSV cannot point at slave ${plan.slave.name} (${host}); use PASV (the PRET stays valid)`,
+      );
+    }
+    s.data = plan;
+    await s.reply(229, formatEpsvReply(port));
+    return;
+  }
+  const channel = masterPassive(s);
+  s.data = { kind: "master", channel };
+  await s.reply(229, formatEpsvReply(channel.port));
+}
+
+function checkActiveTarget(s: Session, host: string, port: number): void {
+  // Security: never let PORT/EPRT aim at a privileged port (FTP bounce attack).
+  if (port < 1024) throw new FtpError(501, `Refusing a data connection to privileged port ${port}`);
+  if (s.epsvAll) throw new FtpError(503, "EPSV ALL was sent; PORT/EPRT are not allowed");
+  void host;
+}
+
+/** PORT h1,h2,h3,h4,p1,p2 */
+export async function port(s: Session, arg: string): Promise<void> {
+  const t = parsePortArg(arg.trim());
+  checkActiveTarget(s, t.host, t.port);
+  s.clearData();
+  s.pret = null;
+  s.data = { kind: "active", host: t.host, port: t.port };
+  await s.reply(200, `PORT ok: data connection to ${t.host}:${t.port}`);
+}
+
+/** EPRT |af|addr|port| */
+export async function eprt(s: Session, arg: string): Promise<void> {
+  const t = parseEprtArg(arg.trim());
+  checkActiveTarget(s, t.host, t.port);
+  s.clearData();
+  s.pret = null;
+  s.data = { kind: "active", host: t.host, port: t.port };
+  await s.reply(200, `EPRT ok: data connection to ${t.host}:${t.port}`);
+}
+
+/** ABOR: interrupts a running transfer (which answers 426) or drops a prepared one. */
+export async function abor(s: Session): Promise<void> {
+  const t = s.transfer;
+  s.pret = null;
+  s.rest = 0;
+  if (t) {
+    t.abort();
+    await t.done.catch(() => {});
+    await s.reply(226, "Abort successful");
+    return;
+  }
+  s.clearData();
+  await s.reply(225, "No transfer to abort");
+}

@@ -1,0 +1,135 @@
+/**
+ * Filelist commands: MKD RMD DELE RNFR RNTO SIZE MDTM MLST XCRC.
+ * The filelist changes first; slaves are then told, best effort (a slave that is offline
+ * gets the change when it remerges: see ARCHITECTURE.md).
+ */
+import { getLogger } from "@logtape/logtape";
+import type { Entry, FileEntry } from "../filelist/types.ts";
+import type { SlaveHandle } from "../slaves/slave_handle.ts";
+import { formatMdtm } from "./codecs.ts";
+import { FtpError } from "./errors.ts";
+import { formatMlstLine } from "./listing.ts";
+import { quotePath } from "./replies.ts";
+import type { Session } from "./session.ts";
+
+const log = getLogger(["drftpd", "master", "ftp"]);
+
+async function must(s: Session, path: string): Promise<Entry> {
+  const e = await s.services.filelist.get(path);
+  if (!e) throw new FtpError(550, `No such file or directory: ${path}`);
+  return e;
+}
+
+async function mustFile(s: Session, path: string): Promise<FileEntry> {
+  const e = await must(s, path);
+  if (e.kind !== "file") throw new FtpError(550, `Not a plain file: ${path}`);
+  return e;
+}
+
+/** Runs `fn` on each connected slave in `names` (all connected slaves when null), logging failures. */
+async function onSlaves(
+  s: Session,
+  names: readonly string[] | null,
+  what: string,
+  fn: (slave: SlaveHandle) => Promise<unknown>,
+): Promise<void> {
+  const targets = s.services.slaves.connected().filter((x) =>
+    names === null || names.includes(x.name)
+  );
+  await Promise.all(targets.map(async (slave) => {
+    try {
+      await fn(slave);
+    } catch (e) {
+      log.warn("{what} on slave {slave} failed: {error}", {
+        what,
+        slave: slave.name,
+        error: e instanceof Error ? e.message : String(e),
+      });
+    }
+  }));
+}
+
+/** MKD */
+export async function mkd(s: Session, _arg: string, path: string | null): Promise<void> {
+  const u = s.user!;
+  await s.services.filelist.mkdir(path!, u.name, u.primaryGroup);
+  await s.reply(257, `${quotePath(path!)} created`);
+}
+
+/** RMD */
+export async function rmd(s: Session, _arg: string, path: string | null): Promise<void> {
+  if (path === "/") throw new FtpError(550, "Cannot remove the root directory");
+  await s.services.filelist.rmdir(path!);
+  await onSlaves(s, null, `RMD ${path}`, (x) => x.request({ type: "rmdir", path: path! }));
+  await s.reply(250, `Directory ${path} removed`);
+}
+
+/** DELE */
+export async function dele(s: Session, _arg: string, path: string | null): Promise<void> {
+  await mustFile(s, path!);
+  const gone = await s.services.filelist.deleteFile(path!);
+  await onSlaves(s, gone.slaves, `DELE ${path}`, (x) => x.request({ type: "delete", path: path! }));
+  log.info("{who} deleted {path}", { who: s.who, path });
+  await s.reply(250, `File ${path} deleted`);
+}
+
+/** RNFR */
+export async function rnfr(s: Session, _arg: string, path: string | null): Promise<void> {
+  await must(s, path!);
+  s.renameFrom = path;
+  await s.reply(350, `${path} exists; send RNTO`);
+}
+
+/** RNTO */
+export async function rnto(s: Session, _arg: string, path: string | null): Promise<void> {
+  const from = s.renameFrom;
+  s.renameFrom = null;
+  if (from === null) throw new FtpError(503, "Send RNFR first");
+  const to = path!;
+  if (to === from) throw new FtpError(553, "Source and target are the same");
+  if (to.startsWith(from + "/")) throw new FtpError(553, "Cannot move a directory into itself");
+  const e = await must(s, from);
+  await s.services.filelist.rename(from, to);
+  const holders = e.kind === "file" ? e.slaves : null;
+  await onSlaves(
+    s,
+    holders,
+    `RNTO ${from} -> ${to}`,
+    (x) => x.request({ type: "rename", from, to }),
+  );
+  await s.reply(250, `Renamed ${from} to ${to}`);
+}
+
+/** SIZE */
+export async function size(s: Session, _arg: string, path: string | null): Promise<void> {
+  const f = await mustFile(s, path!);
+  await s.reply(213, String(f.size));
+}
+
+/** MDTM */
+export async function mdtm(s: Session, _arg: string, path: string | null): Promise<void> {
+  const e = await must(s, path!);
+  await s.reply(213, formatMdtm(e.mtime));
+}
+
+/** MLST */
+export async function mlst(s: Session, _arg: string, path: string | null): Promise<void> {
+  const e = await must(s, path!);
+  await s.reply(250, [`Listing ${path}`, formatMlstLine(e, path!), "End"]);
+}
+
+/** XCRC: from the filelist, or computed by a holder and remembered. */
+export async function xcrc(s: Session, _arg: string, path: string | null): Promise<void> {
+  const f = await mustFile(s, path!);
+  let crc = f.crc32;
+  if (crc === null) {
+    const slave = s.services.slaves.pickForDownload(f.slaves);
+    if (!slave) throw new FtpError(450, `No online slave holds ${path}`);
+    const r = await slave.request({ type: "checksum", path: path! });
+    crc = Number(r.crc32);
+    if (Number(r.size) === f.size) {
+      await s.services.filelist.putFile(path!, { ...f, crc32: crc });
+    }
+  }
+  await s.reply(250, crc.toString(16).toUpperCase().padStart(8, "0"));
+}

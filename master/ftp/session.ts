@@ -1,0 +1,177 @@
+/**
+ * One FTP control connection: its state, its reply writer and its read loop.
+ * What each command does lives in the command table (`commands.ts`); the checks in `dispatcher.ts`.
+ */
+import { getLogger } from "@logtape/logtape";
+import type { MasterConfig } from "../../shared/config_types.ts";
+import { normalize } from "../../shared/paths.ts";
+import type { User, UserStore } from "../auth/users.ts";
+import type { Filelist } from "../filelist/types.ts";
+import type { SlaveRegistry } from "../slaves/registry.ts";
+import type { SlaveHandle } from "../slaves/slave_handle.ts";
+import type { DataChannel } from "./data_channel.ts";
+import { ControlLineReader, LineTooLongError } from "./line_reader.ts";
+import { formatReply } from "./replies.ts";
+
+const log = getLogger(["drftpd", "master", "ftp"]);
+
+/** Everything a session needs from the master, passed in. */
+export interface MasterServices {
+  config: MasterConfig;
+  filelist: Filelist;
+  users: UserStore;
+  slaves: SlaveRegistry;
+  signal: AbortSignal;
+}
+
+/** What a PRET announced. */
+export interface Pret {
+  /** The verb, upper-cased (RETR, STOR, APPE, STOU, LIST, NLST, MLSD, STAT). */
+  verb: string;
+  /** "download", "upload" or "list". */
+  kind: "download" | "upload" | "list";
+  /** Normalised path ("" arguments resolve to the cwd). */
+  path: string;
+}
+
+/** How the next data connection will be made. */
+export type DataPlan =
+  /** A slave listens (PRET + PASV/EPSV): the transfer must use that slave. */
+  | { kind: "slave"; slave: SlaveHandle; xfer: string; pret: Pret }
+  /** The master listens (listings, or relay for clients without PRET). */
+  | { kind: "master"; channel: DataChannel & { port: number } }
+  /** The client listens (PORT/EPRT). */
+  | { kind: "active"; host: string; port: number };
+
+/** A transfer in progress on this session. */
+export interface RunningTransfer {
+  done: Promise<void>;
+  abort(): void;
+}
+
+/** One FTP control connection. */
+export class Session {
+  readonly services: MasterServices;
+  readonly id: number;
+  /** The client's IP address. */
+  readonly remoteHost: string;
+  /** Our address on the control connection. */
+  readonly localHost: string;
+  user: User | null = null;
+  pendingUser: string | null = null;
+  cwd = "/";
+  type: "A" | "I" = "A";
+  rest = 0;
+  renameFrom: string | null = null;
+  pret: Pret | null = null;
+  data: DataPlan | null = null;
+  epsvAll = false;
+  transfer: RunningTransfer | null = null;
+  /** Set by QUIT: the loop ends after the current reply. */
+  quitting = false;
+
+  #conn: Deno.Conn;
+  #writing: Promise<void> = Promise.resolve();
+  #encoder = new TextEncoder();
+  #closed = false;
+
+  /** Wraps an accepted control connection. */
+  constructor(conn: Deno.Conn, services: MasterServices, id: number) {
+    this.#conn = conn;
+    this.services = services;
+    this.id = id;
+    this.remoteHost = (conn.remoteAddr as Deno.NetAddr).hostname;
+    this.localHost = (conn.localAddr as Deno.NetAddr).hostname;
+  }
+
+  /** Sends one reply; writes are serialised so replies never interleave. */
+  reply(code: number, text: string | readonly string[]): Promise<void> {
+    const bytes = this.#encoder.encode(formatReply(code, text));
+    const next = this.#writing.then(async () => {
+      if (this.#closed) return;
+      let off = 0;
+      while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
+    });
+    this.#writing = next.catch(() => {});
+    return next;
+  }
+
+  /** Resolves a client path argument against the cwd (throws PathError). */
+  resolve(arg: string): string {
+    return normalize(this.cwd, arg);
+  }
+
+  /** Who to log: the user name or the client address. */
+  get who(): string {
+    return this.user?.name ?? `#${this.id}@${this.remoteHost}`;
+  }
+
+  /** Drops any prepared data connection (a slave's passive port is released too). */
+  clearData(): void {
+    const plan = this.data;
+    this.data = null;
+    if (!plan) return;
+    if (plan.kind === "master") plan.channel.close();
+    if (plan.kind === "slave") {
+      plan.slave.request({ type: "abort", xfer: plan.xfer }).catch(() => {});
+    }
+  }
+
+  /** Runs the command loop until the client quits, the connection drops or the master stops. */
+  async run(dispatch: (s: Session, line: string) => Promise<void>): Promise<void> {
+    const cfg = this.services.config.ftp;
+    const reader = new ControlLineReader(this.#conn, { maxLineBytes: 4096 });
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(idle);
+      const secs = this.user ? cfg.idle_timeout : cfg.login_timeout;
+      idle = setTimeout(() => {
+        if (this.transfer) return arm();
+        log.info("Closing idle session {who}", { who: this.who });
+        this.reply(421, `Idle for ${secs} seconds; closing control connection`)
+          .finally(() => this.close());
+      }, secs * 1000);
+    };
+    const onAbort = () => {
+      this.reply(421, "Server shutting down").finally(() => this.close());
+    };
+    this.services.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      await this.reply(220, cfg.banner);
+      arm();
+      while (!this.quitting) {
+        let line: string | null;
+        try {
+          line = await reader.readLine();
+        } catch (e) {
+          if (e instanceof LineTooLongError) {
+            await this.reply(500, "Command line too long; closing control connection");
+          }
+          break;
+        }
+        if (line === null) break;
+        arm();
+        await dispatch(this, line);
+      }
+    } finally {
+      clearTimeout(idle);
+      this.services.signal.removeEventListener("abort", onAbort);
+      this.transfer?.abort();
+      await this.transfer?.done.catch(() => {});
+      this.clearData();
+      await this.#writing;
+      this.close();
+    }
+  }
+
+  /** Closes the control connection; safe to call more than once. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+  }
+}

@@ -1,0 +1,372 @@
+/**
+ * Data transfers: RETR/STOR/APPE through a slave (the slave moves the bytes; the master relays
+ * only for clients that did not send PRET), and LIST/NLST/MLSD served by the master.
+ */
+import { getLogger } from "@logtape/logtape";
+import { baseName, parentOf } from "../../shared/paths.ts";
+import type { DataEndpoint, TransferResult } from "../../shared/protocol.ts";
+import type { Entry, FileEntry } from "../filelist/types.ts";
+import { SlaveError, SlaveGoneError, type SlaveHandle } from "../slaves/slave_handle.ts";
+import type { TransferControl } from "./commands.ts";
+import { ActiveChannel, type DataChannel } from "./data_channel.ts";
+import { FtpError } from "./errors.ts";
+import { formatListing, formatMlsxFacts, formatNlst, parseListArgs } from "./listing.ts";
+import type { DataPlan, Session } from "./session.ts";
+
+const log = getLogger(["drftpd", "master", "transfer"]);
+
+/** RETR */
+export async function retr(s: Session, _a: string, path: string | null, c: TransferControl) {
+  await fileTransfer(s, "download", path!, false, c);
+}
+
+/** STOR */
+export async function stor(s: Session, _a: string, path: string | null, c: TransferControl) {
+  await fileTransfer(s, "upload", path!, false, c);
+}
+
+/** APPE */
+export async function appe(s: Session, _a: string, path: string | null, c: TransferControl) {
+  await fileTransfer(s, "upload", path!, true, c);
+}
+
+/** Takes the prepared data connection (and the PRET) for one transfer command. */
+function takePlan(s: Session): DataPlan {
+  const plan = s.data;
+  s.data = null;
+  s.pret = null;
+  if (!plan) {
+    throw new FtpError(
+      425,
+      "No data connection prepared: send PRET then PASV, or EPSV, PASV, PORT or EPRT first",
+    );
+  }
+  return plan;
+}
+
+async function fileTransfer(
+  s: Session,
+  kind: "download" | "upload",
+  path: string,
+  append: boolean,
+  ctrl: TransferControl,
+): Promise<void> {
+  const offset = s.rest;
+  s.rest = 0;
+  const plan = takePlan(s);
+  let releasePlan = true;
+  try {
+    const { filelist, slaves } = s.services;
+    const entry = await filelist.get(path);
+    if (kind === "download") {
+      if (!entry) throw new FtpError(550, `No such file: ${path}`);
+      if (entry.kind !== "file") throw new FtpError(550, `Not a plain file: ${path}`);
+    } else {
+      if (entry?.kind === "dir") throw new FtpError(550, `${path} is a directory`);
+      const parent = await filelist.get(parentOf(path));
+      if (!parent || parent.kind !== "dir") {
+        throw new FtpError(550, `Directory ${parentOf(path)} does not exist`);
+      }
+    }
+    const file = entry?.kind === "file" ? entry : null;
+    const resuming = append || offset > 0;
+
+    let slave: SlaveHandle;
+    if (plan.kind === "slave") {
+      if (plan.pret.kind !== kind) {
+        throw new FtpError(503, `PRET announced ${plan.pret.verb}, not a ${kind}`);
+      }
+      slave = plan.slave;
+      if (slave.state === "gone") throw new FtpError(426, `Slave ${slave.name} went offline`);
+      if (kind === "download" && !file!.slaves.includes(slave.name)) {
+        throw new FtpError(503, `PRET named another file: ${slave.name} does not hold ${path}`);
+      }
+      if (kind === "upload" && resuming && file && !file.slaves.includes(slave.name)) {
+        throw new FtpError(503, `Resume of ${path} must go to a slave holding it`);
+      }
+    } else {
+      slave = pickSlave(s, kind, path, file, resuming);
+    }
+
+    const xfer = plan.kind === "slave" ? plan.xfer : crypto.randomUUID();
+    const mode = s.type === "A" ? "ASCII" : "BINARY";
+    const sizeNote = file && kind === "download" ? ` (${file.size} bytes)` : "";
+    slave.activeTransfers++;
+    slave.lastPicked = performance.now();
+    let aborted = false;
+    const abortSlave = () => {
+      aborted = true;
+      slave.request({ type: "abort", xfer }).catch(() => {});
+    };
+    ctrl.onAbort(abortSlave);
+    try {
+      const req = {
+        type: "transfer" as const,
+        xfer,
+        dir: kind === "download" ? "send" as const : "receive" as const,
+        path,
+        offset,
+        append,
+        ascii: s.type === "A",
+      };
+      let result: TransferResult;
+      if (plan.kind === "master") {
+        releasePlan = false;
+        await s.reply(
+          150,
+          `Opening ${mode} mode data connection for ${path}${sizeNote} (relayed via master from ${slave.name})`,
+        );
+        result = await relay(s, slave, plan.channel, req, ctrl, () => (aborted = true));
+      } else {
+        const endpoint: DataEndpoint = plan.kind === "slave"
+          ? { kind: "passive" }
+          : { kind: "active", host: plan.host, port: plan.port };
+        await s.reply(
+          150,
+          `Opening ${mode} mode data connection for ${path}${sizeNote} via ${slave.name}`,
+        );
+        result = await slave.request({
+          ...req,
+          endpoint,
+          peer: plan.kind === "active" ? plan.host : null,
+        }) as unknown as TransferResult;
+      }
+      if (kind === "upload") await recordUpload(s, path, slave, file, result, resuming);
+      log.info("{dir} {user} {path} {bytes} bytes {ms} ms via {slave}", {
+        dir: kind === "download" ? "RETR" : append ? "APPE" : "STOR",
+        user: s.who,
+        path,
+        bytes: result.bytes,
+        ms: result.ms,
+        slave: slave.name,
+      });
+      await s.reply(
+        226,
+        `Transfer complete: ${result.bytes} bytes in ${result.ms} ms via ${slave.name}`,
+      );
+    } catch (e) {
+      if (kind === "upload" && e instanceof SlaveError && e.partial) {
+        await recordPartial(s, path, slave, file, e.partial).catch((err) =>
+          log.error("Could not record partial upload {path}: {err}", { path, err: String(err) })
+        );
+      }
+      log.warn("{dir} {user} {path} failed via {slave}: {error}", {
+        dir: kind === "download" ? "RETR" : "STOR",
+        user: s.who,
+        path,
+        slave: slave.name,
+        error: e instanceof Error ? e.message : String(e),
+      });
+      if (aborted) throw new FtpError(426, "Transfer aborted");
+      if (e instanceof SlaveGoneError) {
+        throw new FtpError(426, `Slave ${slave.name} went offline during the transfer`);
+      }
+      if (e instanceof SlaveError && (e.code === "io" || e.code === "data_connection")) {
+        throw new FtpError(426, `Transfer failed: ${e.message}`);
+      }
+      throw e;
+    } finally {
+      slave.activeTransfers--;
+    }
+  } finally {
+    if (releasePlan) releaseUnused(plan);
+  }
+}
+
+function releaseUnused(plan: DataPlan): void {
+  if (plan.kind === "master") plan.channel.close();
+}
+
+function pickSlave(
+  s: Session,
+  kind: "download" | "upload",
+  path: string,
+  file: FileEntry | null,
+  resuming: boolean,
+): SlaveHandle {
+  const reg = s.services.slaves;
+  if (kind === "download" || (file && file.slaves.length > 0)) {
+    const holders = file?.slaves ?? [];
+    const holder = reg.pickForDownload(holders);
+    if (holder) return holder;
+    if (kind === "download" || resuming) {
+      throw new FtpError(
+        450,
+        holders.length === 0
+          ? `${path} is not available: no slave holds it`
+          : `${path} is not available: ${holders.join(", ")} offline`,
+      );
+    }
+  }
+  const slave = reg.pickForUpload();
+  if (!slave) throw new FtpError(450, "No slave is online with free space for uploads");
+  return slave;
+}
+
+/** Relays the client's data connection (accepted by the master) to the slave's. */
+async function relay(
+  s: Session,
+  slave: SlaveHandle,
+  channel: DataChannel,
+  req: {
+    type: "transfer";
+    xfer: string;
+    dir: "send" | "receive";
+    path: string;
+    offset: number;
+    append: boolean;
+    ascii: boolean;
+  },
+  ctrl: TransferControl,
+  markAborted: () => void,
+): Promise<TransferResult> {
+  let slaveConn: Deno.Conn | null = null;
+  ctrl.onAbort(() => {
+    markAborted();
+    slave.request({ type: "abort", xfer: req.xfer }).catch(() => {});
+    channel.close();
+    try {
+      slaveConn?.close();
+    } catch {
+      // closed
+    }
+  });
+  try {
+    const r = await slave.request({ type: "listen", xfer: req.xfer, peer: slave.localAddress });
+    const result = slave.request({
+      ...req,
+      endpoint: { kind: "passive" },
+      peer: slave.localAddress,
+    });
+    result.catch(() => {});
+    const client = await channel.connect();
+    slaveConn = await Deno.connect({ hostname: String(r.host), port: Number(r.port) });
+    const pipe = req.dir === "send"
+      ? slaveConn.readable.pipeTo(client.writable)
+      : client.readable.pipeTo(slaveConn.writable);
+    const [res] = await Promise.all([result, pipe]);
+    return res as unknown as TransferResult;
+  } finally {
+    channel.close();
+    try {
+      slaveConn?.close();
+    } catch {
+      // closed by the pipe
+    }
+    void s;
+  }
+}
+
+async function recordUpload(
+  s: Session,
+  path: string,
+  slave: SlaveHandle,
+  before: FileEntry | null,
+  r: TransferResult,
+  resuming: boolean,
+): Promise<void> {
+  const u = s.user!;
+  const stale = (before?.slaves ?? []).filter((n) => n !== slave.name);
+  await s.services.filelist.putFile(path, {
+    size: r.size,
+    mtime: r.mtime,
+    owner: before?.owner ?? u.name,
+    group: before?.group ?? u.primaryGroup,
+    crc32: r.crcWhole && !resuming ? r.crc32 : null,
+    slaves: [slave.name],
+    xferMs: r.ms,
+  });
+  // Other holders now have an old version: remove it where we can.
+  for (const name of stale) {
+    s.services.slaves.get(name)?.request({ type: "delete", path }).catch(() => {});
+  }
+}
+
+async function recordPartial(
+  s: Session,
+  path: string,
+  slave: SlaveHandle,
+  before: FileEntry | null,
+  partial: { size: number; mtime: number; bytes: number },
+): Promise<void> {
+  const u = s.user!;
+  if (partial.size === 0 && !before) {
+    await slave.request({ type: "delete", path }).catch(() => {});
+    return;
+  }
+  await s.services.filelist.putFile(path, {
+    size: partial.size,
+    mtime: partial.mtime,
+    owner: before?.owner ?? u.name,
+    group: before?.group ?? u.primaryGroup,
+    crc32: null,
+    slaves: [slave.name],
+    xferMs: 0,
+  });
+}
+
+/** LIST */
+export async function list(s: Session, arg: string, _p: string | null, c: TransferControl) {
+  await listing(s, "LIST", parseListArgs(arg).path, c);
+}
+
+/** NLST */
+export async function nlst(s: Session, arg: string, _p: string | null, c: TransferControl) {
+  await listing(s, "NLST", parseListArgs(arg).path, c);
+}
+
+/** MLSD */
+export async function mlsd(s: Session, arg: string, _p: string | null, c: TransferControl) {
+  await listing(s, "MLSD", arg.trim(), c);
+}
+
+async function listing(s: Session, verb: string, arg: string, ctrl: TransferControl) {
+  const plan = takePlan(s);
+  let channel: DataChannel | null = null;
+  try {
+    if (plan.kind === "slave") {
+      throw new FtpError(503, `PRET announced ${plan.pret.verb}; send PRET ${verb} for a listing`);
+    }
+    const path = s.resolve(arg);
+    const fl = s.services.filelist;
+    const e = await fl.get(path);
+    if (!e) throw new FtpError(550, `No such file or directory: ${path}`);
+    let entries: Entry[];
+    if (e.kind === "dir") entries = await fl.list(path);
+    else if (verb === "MLSD") throw new FtpError(501, `Not a directory: ${path}`);
+    else entries = [e.name === "" ? { ...e, name: baseName(path) } : e];
+    const now = Date.now();
+    const text = verb === "LIST"
+      ? formatListing(entries, now)
+      : verb === "NLST"
+      ? formatNlst(entries)
+      : entries.map((x) => formatMlsxFacts(x) + "\r\n").join("");
+    channel = plan.kind === "master" ? plan.channel : new ActiveChannel(plan.host, plan.port);
+    const ch = channel;
+    ctrl.onAbort(() => ch.close());
+    await s.reply(150, `Opening ASCII mode data connection for ${verb} ${path}`);
+    let conn: Deno.Conn;
+    try {
+      conn = await ch.connect();
+    } catch (err) {
+      throw new FtpError(
+        425,
+        `Cannot open data connection: ${err instanceof Error ? err.message : err}`,
+      );
+    }
+    try {
+      const bytes = new TextEncoder().encode(text);
+      let off = 0;
+      while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+    } catch (err) {
+      throw new FtpError(426, `Listing interrupted: ${err instanceof Error ? err.message : err}`);
+    }
+    ch.close();
+    await s.reply(226, `${verb} complete: ${entries.length} entries`);
+  } finally {
+    channel?.close();
+    if (plan.kind === "slave") {
+      plan.slave.request({ type: "abort", xfer: plan.xfer }).catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * The master's side of the slave link: accepts slaves, checks their proof of the shared secret,
+ * runs the remerge, the heartbeat, and routes replies and events to the slave's handle.
+ */
+import { getLogger } from "@logtape/logtape";
+import { FrameConn, masterProof, newNonce, proofsEqual, slaveProof } from "../../shared/link.ts";
+import {
+  type AuthMsg,
+  HEARTBEAT_MS,
+  parseFromSlave,
+  PEER_TIMEOUT_MS,
+  PROTOCOL_VERSION,
+} from "../../shared/protocol.ts";
+import type { Filelist, Remerge } from "../filelist/types.ts";
+import type { SlaveRegistry } from "./registry.ts";
+import { SlaveHandle } from "./slave_handle.ts";
+
+const log = getLogger(["drftpd", "master", "link"]);
+
+/** How long a connecting slave has to complete the handshake. */
+const HANDSHAKE_MS = 10_000;
+
+/** What the link server needs. */
+export interface LinkServerOptions {
+  secret: string;
+  registry: SlaveRegistry;
+  filelist: Filelist;
+  signal: AbortSignal;
+}
+
+/** Accepts slave links on `listener` until `signal` aborts. */
+export async function serveSlaveLinks(
+  listener: Deno.Listener,
+  options: LinkServerOptions,
+): Promise<void> {
+  const onAbort = () => listener.close();
+  options.signal.addEventListener("abort", onAbort, { once: true });
+  const running = new Set<Promise<void>>();
+  try {
+    for await (const conn of listener) {
+      const p = handleLink(conn, options).catch((e) =>
+        log.error("Slave link error: {error}", { error: String(e) })
+      );
+      running.add(p);
+      p.finally(() => running.delete(p));
+    }
+  } catch (e) {
+    if (!options.signal.aborted) throw e;
+  } finally {
+    options.signal.removeEventListener("abort", onAbort);
+    await Promise.allSettled(running);
+  }
+}
+
+function addrOf(a: Deno.Addr): string {
+  return a.transport === "tcp" || a.transport === "udp" ? a.hostname : String(a.transport);
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function handleLink(conn: Deno.Conn, options: LinkServerOptions): Promise<void> {
+  const remote = addrOf(conn.remoteAddr);
+  const local = addrOf(conn.localAddr);
+  using link = new FrameConn(conn);
+  const onAbort = () => link.close();
+  options.signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const auth = await withTimeout(
+      handshake(link, remote, options.secret),
+      HANDSHAKE_MS,
+      "Handshake",
+    );
+    if (!auth) return;
+    const slave = new SlaveHandle(auth.name, link, remote, local);
+    if (!(await options.registry.attach(slave))) {
+      log.warn("Refused slave {name} from {remote}: a slave of that name is already online", {
+        name: auth.name,
+        remote,
+      });
+      await link.write({
+        type: "refused",
+        reason: `A slave named "${auth.name}" is already online`,
+      })
+        .catch(() => {});
+      return;
+    }
+    await link.write({ type: "welcome", mac: masterProof(options.secret, auth.nonce, auth.name) });
+    log.info("Slave {name} connected from {remote}; remerge starting", { name: auth.name, remote });
+    try {
+      await runSlave(slave, link, options);
+    } finally {
+      slave.close();
+      await options.registry.detach(slave);
+      log.warn("Slave {name} disconnected", { name: slave.name });
+    }
+  } finally {
+    options.signal.removeEventListener("abort", onAbort);
+  }
+}
+
+async function handshake(link: FrameConn, remote: string, secret: string): Promise<AuthMsg | null> {
+  const nonce = newNonce();
+  await link.write({ type: "hello", v: PROTOCOL_VERSION, nonce });
+  const first = await link.read();
+  if (first === null) return null;
+  const msg = parseFromSlave(first);
+  if (msg.type !== "auth") {
+    log.warn("Slave at {remote} sent {type} instead of auth; dropped", { remote, type: msg.type });
+    return null;
+  }
+  if (msg.v !== PROTOCOL_VERSION) {
+    log.warn("Refused slave {name} from {remote}: protocol version {v}, expected {want}", {
+      name: msg.name,
+      remote,
+      v: msg.v,
+      want: PROTOCOL_VERSION,
+    });
+    await link.write({
+      type: "refused",
+      reason: `Protocol version ${msg.v} is not supported (master speaks ${PROTOCOL_VERSION})`,
+    });
+    return null;
+  }
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(msg.name)) {
+    await link.write({ type: "refused", reason: `Invalid slave name "${msg.name.slice(0, 64)}"` });
+    return null;
+  }
+  if (!proofsEqual(msg.mac, slaveProof(secret, nonce, msg.name))) {
+    log.error("Refused slave {name} from {remote}: wrong shared secret", {
+      name: msg.name,
+      remote,
+    });
+    await link.write({ type: "refused", reason: "Wrong shared secret" });
+    return null;
+  }
+  return msg;
+}
+
+async function runSlave(slave: SlaveHandle, link: FrameConn, options: LinkServerOptions) {
+  const heartbeat = setInterval(() => {
+    if (Date.now() - slave.lastHeard > PEER_TIMEOUT_MS) {
+      log.error("Slave {name} silent for {ms} ms; declaring it gone", {
+        name: slave.name,
+        ms: Date.now() - slave.lastHeard,
+      });
+      slave.close();
+      return;
+    }
+    slave.send({ type: "ping", t: Date.now() }).catch(() => slave.close());
+  }, HEARTBEAT_MS);
+  let remerge: Remerge | null = await options.filelist.beginRemerge(slave.name);
+  const started = performance.now();
+  let seen = 0;
+  let nextLog = 10_000;
+  try {
+    for (;;) {
+      const raw = await link.read();
+      if (raw === null) return;
+      slave.lastHeard = Date.now();
+      const msg = parseFromSlave(raw);
+      switch (msg.type) {
+        case "reply":
+          slave.resolveReply(msg.id, msg.data);
+          break;
+        case "error":
+          slave.rejectReply(msg);
+          break;
+        case "ping":
+          break;
+        case "disk":
+          slave.disk = { free: msg.free, total: msg.total };
+          break;
+        case "progress":
+          slave.progress(msg);
+          break;
+        case "remerge":
+          if (!remerge) throw new Error("remerge batch after remerge_done");
+          // Awaiting here applies back-pressure: the slave's batches wait in TCP buffers.
+          await remerge.add(msg.entries);
+          seen += msg.entries.length;
+          if (seen >= nextLog) {
+            log.info("Remerge of {name}: {seen} files so far", { name: slave.name, seen });
+            nextLog += 10_000;
+          }
+          break;
+        case "remerge_done": {
+          if (!remerge) throw new Error("second remerge_done");
+          const stats = await remerge.finish();
+          remerge = null;
+          slave.state = "online";
+          log.info(
+            "Slave {name} online: remerge of {files} files in {ms} ms (added {added}, removed {removed}, dropped {dropped}, resized {resized}, conflicts {conflicts})",
+            {
+              name: slave.name,
+              files: msg.files,
+              ms: Math.round(performance.now() - started),
+              ...stats,
+            },
+          );
+          break;
+        }
+        case "auth":
+          throw new Error("auth after handshake");
+      }
+    }
+  } catch (e) {
+    if (slave.state !== "gone") {
+      log.error("Dropping slave {name}: {error}", { name: slave.name, error: String(e) });
+    }
+  } finally {
+    clearInterval(heartbeat);
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The slave registry: which slaves are known (persisted in KV), which are connected, and
+ * picking one for a transfer.
+ */
+import { getLogger } from "@logtape/logtape";
+import { pickForDownload, pickForUpload } from "./selection.ts";
+import type { SlaveHandle } from "./slave_handle.ts";
+
+const log = getLogger(["drftpd", "master", "slaves"]);
+
+/** What SITE SLAVES shows for one slave. */
+export interface SlaveStatus {
+  name: string;
+  state: "online" | "remerging" | "offline";
+  address: string;
+  free: number;
+  total: number;
+  activeTransfers: number;
+  lastSeen: number;
+}
+
+interface KnownSlave {
+  lastSeen: number;
+  address: string;
+}
+
+/** Connected and known slaves. */
+export class SlaveRegistry {
+  #kv: Deno.Kv;
+  #connected = new Map<string, SlaveHandle>();
+
+  /** Uses `kv` to remember slaves across restarts. */
+  constructor(kv: Deno.Kv) {
+    this.#kv = kv;
+  }
+
+  /** The connected slave called `name`, if any. */
+  get(name: string): SlaveHandle | undefined {
+    return this.#connected.get(name);
+  }
+
+  /** All connected slaves (remerging or online). */
+  connected(): SlaveHandle[] {
+    return [...this.#connected.values()];
+  }
+
+  /** Adds a freshly authenticated slave. Returns false when one of that name is already connected. */
+  async attach(slave: SlaveHandle): Promise<boolean> {
+    if (this.#connected.has(slave.name)) return false;
+    this.#connected.set(slave.name, slave);
+    await this.#kv.set(
+      ["slave", slave.name],
+      {
+        lastSeen: Date.now(),
+        address: slave.address,
+      } satisfies KnownSlave,
+    );
+    return true;
+  }
+
+  /** Removes a slave whose link is gone. */
+  async detach(slave: SlaveHandle): Promise<void> {
+    if (this.#connected.get(slave.name) !== slave) return;
+    this.#connected.delete(slave.name);
+    await this.#kv.set(
+      ["slave", slave.name],
+      {
+        lastSeen: Date.now(),
+        address: slave.address,
+      } satisfies KnownSlave,
+    ).catch((e) =>
+      log.warn("Could not record slave {name}: {e}", {
+        name: slave.name,
+        e: String(e),
+      })
+    );
+  }
+
+  /** The slave for a new upload, or null. */
+  pickForUpload(): SlaveHandle | null {
+    return pick(pickForUpload(this.connected().map(candidate))?.handle ?? null);
+  }
+
+  /** The least busy available holder of a file, or null. */
+  pickForDownload(holders: readonly string[]): SlaveHandle | null {
+    return pick(pickForDownload(this.connected().map(candidate), holders)?.handle ?? null);
+  }
+
+  /** Status of every known slave, connected or not, sorted by name. */
+  async status(): Promise<SlaveStatus[]> {
+    const out = new Map<string, SlaveStatus>();
+    for await (const e of this.#kv.list<KnownSlave>({ prefix: ["slave"] })) {
+      const name = String(e.key[1]);
+      out.set(name, {
+        name,
+        state: "offline",
+        address: e.value.address,
+        free: 0,
+        total: 0,
+        activeTransfers: 0,
+        lastSeen: e.value.lastSeen,
+      });
+    }
+    for (const s of this.#connected.values()) {
+      out.set(s.name, {
+        name: s.name,
+        state: s.state === "online" ? "online" : "remerging",
+        address: s.address,
+        free: s.disk.free,
+        total: s.disk.total,
+        activeTransfers: s.activeTransfers,
+        lastSeen: s.lastHeard,
+      });
+    }
+    return [...out.values()].sort((a, b) => a.name < b.name ? -1 : 1);
+  }
+}
+
+function candidate(handle: SlaveHandle) {
+  return {
+    name: handle.name,
+    available: handle.available,
+    activeTransfers: handle.activeTransfers,
+    freeBytes: handle.disk.free,
+    lastPicked: handle.lastPicked,
+    handle,
+  };
+}
+
+function pick(s: SlaveHandle | null): SlaveHandle | null {
+  if (s) s.lastPicked = performance.now();
+  return s;
+}

@@ -1,0 +1,472 @@
+/**
+ * Loading and validation of master.toml and slave.toml.
+ *
+ * Every key, its default and its parser live in one table per file ({@link MASTER_SCHEMA},
+ * {@link SLAVE_SCHEMA}); defaults are written as TOML values and go through the same
+ * validation as the file, so a default can never be out of shape. Unknown sections and keys,
+ * wrong types and bad values throw {@link ConfigError}, whose message names the file, the key
+ * and the value.
+ *
+ * @module
+ */
+import { parse as parseToml, TomlError } from "smol-toml";
+import { isAbsolute, resolve } from "node:path";
+import type { HostPort, MasterConfig, PortRange, SlaveConfig } from "./config_types.ts";
+
+export type { HostPort, MasterConfig, PortRange, SlaveConfig } from "./config_types.ts";
+
+/** The log levels a config file may name, lowest first. */
+export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
+
+/** One of {@link LOG_LEVELS}. */
+export type LogLevelName = typeof LOG_LEVELS[number];
+
+/** The secret both config files default to; the master and slave warn when it is in use. */
+export const DEFAULT_SECRET = "change-me";
+
+/**
+ * A config file (or built-in config) that cannot be used. The message reads like
+ * `master.toml: ftp.passive_ports = "50100-50000": range start is after its end`.
+ */
+export class ConfigError extends Error {
+  /** The file it came from, as given to the parser; null for built-in config. */
+  readonly file: string | null;
+  /** The dotted key ("ftp.listen"), the section ("ftp"), or null for file-level problems. */
+  readonly key: string | null;
+  /** The offending value, when there is one. */
+  readonly value: unknown;
+
+  /** Creates the error; `detail` is what follows the file, key and value in the message. */
+  constructor(file: string | null, key: string | null, value: unknown, detail: string) {
+    const where = file ?? "built-in config";
+    const what = key === null
+      ? ""
+      : value === undefined
+      ? `${key}: `
+      : `${key} = ${formatValue(value)}: `;
+    super(`${where}: ${what}${detail}`);
+    this.name = "ConfigError";
+    this.file = file;
+    this.key = key;
+    this.value = value;
+  }
+}
+
+/** Thrown by field readers; turned into a ConfigError by the caller that knows file and key. */
+class Invalid extends Error {
+  constructor(detail: string) {
+    super(detail);
+    this.name = "Invalid";
+  }
+}
+
+/** How one key is read: its default (a raw TOML value) and a reader that validates it. */
+interface Field<T> {
+  default: unknown;
+  read(value: unknown, baseDir: string): T;
+}
+
+type SectionSchema<S> = { [K in keyof S]: Field<S[K]> };
+type Schema<C> = { [K in keyof C]: SectionSchema<C[K]> };
+
+type MasterSections = Omit<MasterConfig, "file">;
+type SlaveSections = Omit<SlaveConfig, "file">;
+
+// ---------------------------------------------------------------------------------------------
+// Value readers
+
+function str(opts: { nonEmpty?: boolean; printable?: boolean } = {}): (v: unknown) => string {
+  return (v) => {
+    if (typeof v !== "string") throw new Invalid(`expected a string, got ${typeName(v)}`);
+    if (opts.nonEmpty && v.length === 0) throw new Invalid("must not be empty");
+    // deno-lint-ignore no-control-regex
+    if (opts.printable && /[\x00-\x1f\x7f]/.test(v)) {
+      throw new Invalid("must not contain control characters");
+    }
+    return v;
+  };
+}
+
+function int(min: number, max: number): (v: unknown) => number {
+  return (v) => {
+    if (typeof v !== "number" || !Number.isInteger(v)) {
+      throw new Invalid(`expected an integer, got ${typeName(v)}`);
+    }
+    if (v < min || v > max) throw new Invalid(`must be between ${min} and ${max}`);
+    return v;
+  };
+}
+
+function oneOf<T extends string>(choices: readonly T[]): (v: unknown) => T {
+  return (v) => {
+    if (typeof v !== "string") throw new Invalid(`expected a string, got ${typeName(v)}`);
+    if (!(choices as readonly string[]).includes(v)) {
+      throw new Invalid(`must be one of ${choices.map((c) => `"${c}"`).join(", ")}`);
+    }
+    return v as T;
+  };
+}
+
+function path(v: unknown, baseDir: string): string {
+  const s = str({ nonEmpty: true, printable: true })(v);
+  return isAbsolute(s) ? resolve(s) : resolve(baseDir, s);
+}
+
+function hostPort(allowPortZero: boolean): (v: unknown) => HostPort {
+  return (v) => {
+    const result = hostPortDetail(str()(v), allowPortZero);
+    if (typeof result === "string") throw new Invalid(result);
+    return result;
+  };
+}
+
+function portRange(v: unknown): PortRange {
+  const result = portRangeDetail(str()(v));
+  if (typeof result === "string") throw new Invalid(result);
+  return result;
+}
+
+function ipAddress(allowEmpty: boolean): (v: unknown) => string {
+  return (v) => {
+    const s = str()(v);
+    if (s === "" && allowEmpty) return s;
+    if (!isIpAddress(s)) throw new Invalid("not an IPv4 or IPv6 address");
+    return s;
+  };
+}
+
+function slaveName(v: unknown): string {
+  const s = str()(v);
+  if (!SLAVE_NAME.test(s)) {
+    throw new Invalid("must be 1-64 characters from A-Z, a-z, 0-9, '_', '.', '-'");
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schemas
+
+const SLAVE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+const LOG_SECTION: SectionSchema<MasterConfig["log"]> = {
+  level: { default: "info", read: oneOf(LOG_LEVELS) },
+};
+
+/** Every master.toml section and key with its default, as written in TOML. */
+export const MASTER_SCHEMA: Schema<MasterSections> = {
+  master: {
+    data_dir: { default: "data/master", read: path },
+  },
+  ftp: {
+    listen: { default: "0.0.0.0:2121", read: hostPort(true) },
+    passive_ports: { default: "50000-50099", read: portRange },
+    public_address: { default: "", read: ipAddress(true) },
+    pasv_without_pret: { default: "relay", read: oneOf(["relay", "reject"] as const) },
+    idle_timeout: { default: 900, read: int(1, 86_400 * 7) },
+    login_timeout: { default: 60, read: int(1, 3600) },
+    max_connections: { default: 2000, read: int(1, 1_000_000) },
+    banner: { default: "drftpd ready", read: str({ printable: true }) },
+  },
+  slaves: {
+    listen: { default: "0.0.0.0:1099", read: hostPort(true) },
+    secret: { default: DEFAULT_SECRET, read: str({ nonEmpty: true }) },
+  },
+  log: LOG_SECTION,
+};
+
+/** Every slave.toml section and key with its default, as written in TOML. */
+export const SLAVE_SCHEMA: Schema<SlaveSections> = {
+  slave: {
+    name: { default: "slave1", read: slaveName },
+    master: { default: "127.0.0.1:1099", read: hostPort(false) },
+    secret: { default: DEFAULT_SECRET, read: str({ nonEmpty: true }) },
+    root: { default: "data/slave1", read: path },
+    listen_address: { default: "0.0.0.0", read: ipAddress(false) },
+    public_address: { default: "", read: ipAddress(true) },
+    passive_ports: { default: "50100-50199", read: portRange },
+  },
+  log: LOG_SECTION,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+
+/**
+ * Validates an already-parsed master.toml document (a plain object of sections), fills in
+ * defaults and resolves relative paths against `baseDir`. Throws {@link ConfigError}.
+ */
+export function validateMasterConfig(
+  doc: Record<string, unknown>,
+  file: string | null,
+  baseDir: string,
+): MasterConfig {
+  return { file, ...validate(MASTER_SCHEMA, doc, file, baseDir) };
+}
+
+/**
+ * Validates an already-parsed slave.toml document, fills in defaults and resolves relative
+ * paths against `baseDir`. Throws {@link ConfigError}.
+ */
+export function validateSlaveConfig(
+  doc: Record<string, unknown>,
+  file: string | null,
+  baseDir: string,
+): SlaveConfig {
+  return { file, ...validate(SLAVE_SCHEMA, doc, file, baseDir) };
+}
+
+/**
+ * Parses and validates master.toml text. `file` names the source in errors and becomes
+ * `config.file`; relative paths resolve against `baseDir`. Throws {@link ConfigError}.
+ */
+export function parseMasterConfig(
+  text: string,
+  file: string | null,
+  baseDir: string,
+): MasterConfig {
+  return validateMasterConfig(parseDocument(text, file), file, baseDir);
+}
+
+/**
+ * Parses and validates slave.toml text. `file` names the source in errors and becomes
+ * `config.file`; relative paths resolve against `baseDir`. Throws {@link ConfigError}.
+ */
+export function parseSlaveConfig(text: string, file: string | null, baseDir: string): SlaveConfig {
+  return validateSlaveConfig(parseDocument(text, file), file, baseDir);
+}
+
+/**
+ * Reads and validates master.toml at `path` (relative paths inside resolve against its
+ * folder), or returns the defaults (resolved against the cwd) when `path` is null.
+ */
+export async function loadMasterConfig(path: string | null): Promise<MasterConfig> {
+  if (path === null) return parseMasterConfig("", null, Deno.cwd());
+  const file = resolve(path);
+  return parseMasterConfig(await readConfigFile(file), file, resolve(file, ".."));
+}
+
+/**
+ * Reads and validates slave.toml at `path` (relative paths inside resolve against its
+ * folder), or returns the defaults (resolved against the cwd) when `path` is null.
+ */
+export async function loadSlaveConfig(path: string | null): Promise<SlaveConfig> {
+  if (path === null) return parseSlaveConfig("", null, Deno.cwd());
+  const file = resolve(path);
+  return parseSlaveConfig(await readConfigFile(file), file, resolve(file, ".."));
+}
+
+/**
+ * Parses "host:port", "[v6addr]:port" into a {@link HostPort}. The host is an IPv4 address, a
+ * bracketed IPv6 address or a DNS name. Port 0 ("any free port") is accepted only with
+ * `allowPortZero`. Throws TypeError naming the text.
+ */
+export function parseHostPort(text: string, options: { allowPortZero?: boolean } = {}): HostPort {
+  const result = hostPortDetail(text, options.allowPortZero ?? false);
+  if (typeof result === "string") throw new TypeError(`Invalid address "${text}": ${result}`);
+  return result;
+}
+
+/** Parses an inclusive port range "50000-50099" (1-65535). Throws TypeError naming the text. */
+export function parsePortRange(text: string): PortRange {
+  const result = portRangeDetail(text);
+  if (typeof result === "string") throw new TypeError(`Invalid port range "${text}": ${result}`);
+  return result;
+}
+
+/** Whether `text` is a literal IPv4 (dotted quad) or IPv6 address (without brackets or zone). */
+export function isIpAddress(text: string): boolean {
+  return isIPv4(text) || isIPv6(text);
+}
+
+/** Formats a {@link HostPort} back to "host:port", bracketing IPv6 hosts. */
+export function formatHostPort(hp: HostPort): string {
+  return hp.host.includes(":") ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internals
+
+async function readConfigFile(file: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(file);
+  } catch (e) {
+    const reason = e instanceof Deno.errors.NotFound
+      ? "file not found"
+      : e instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : e instanceof Error
+      ? e.message
+      : String(e);
+    throw new ConfigError(file, null, undefined, `cannot read config file: ${reason}`);
+  }
+}
+
+function parseDocument(text: string, file: string | null): Record<string, unknown> {
+  try {
+    return parseToml(text);
+  } catch (e) {
+    if (e instanceof TomlError) {
+      const first = (e.message.split("\n")[0] ?? "").replace(/^Invalid TOML document: /, "");
+      throw new ConfigError(
+        file,
+        null,
+        undefined,
+        `invalid TOML at line ${e.line}, column ${e.column}: ${first}`,
+      );
+    }
+    throw e;
+  }
+}
+
+function validate<C>(
+  schema: Schema<C>,
+  doc: Record<string, unknown>,
+  file: string | null,
+  baseDir: string,
+): C {
+  const sections = Object.keys(schema);
+  for (const [name, value] of Object.entries(doc)) {
+    if (!sections.includes(name)) {
+      throw new ConfigError(file, name, undefined, unknownDetail("section", name, sections));
+    }
+    if (!isTable(value)) {
+      throw new ConfigError(file, name, value, `expected a [${name}] table`);
+    }
+  }
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const name of sections) {
+    const sectionSchema = schema[name as keyof C] as Record<string, Field<unknown>>;
+    const table = (doc[name] ?? {}) as Record<string, unknown>;
+    const keys = Object.keys(sectionSchema);
+    for (const key of Object.keys(table)) {
+      if (!keys.includes(key)) {
+        throw new ConfigError(file, `${name}.${key}`, undefined, unknownDetail("key", key, keys));
+      }
+    }
+    const section: Record<string, unknown> = {};
+    for (const key of keys) {
+      const field = sectionSchema[key]!;
+      const raw = key in table ? table[key] : field.default;
+      try {
+        section[key] = field.read(raw, baseDir);
+      } catch (e) {
+        if (e instanceof Invalid) throw new ConfigError(file, `${name}.${key}`, raw, e.message);
+        throw e;
+      }
+    }
+    out[name] = section;
+  }
+  return out as C;
+}
+
+function unknownDetail(kind: "section" | "key", name: string, known: string[]): string {
+  const close = known.find((k) => editDistance(k, name) <= 2);
+  const hint = close === undefined ? `known: ${known.join(", ")}` : `did you mean "${close}"?`;
+  return `unknown ${kind} (${hint})`;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+function hostPortDetail(text: string, allowPortZero: boolean): HostPort | string {
+  let host: string;
+  let portText: string;
+  if (text.startsWith("[")) {
+    const m = /^\[([^\]]*)\]:([^:]*)$/.exec(text);
+    if (!m) return `expected "[ipv6]:port"`;
+    host = m[1]!;
+    portText = m[2]!;
+    if (!isIPv6(host)) return `"${host}" is not an IPv6 address`;
+  } else {
+    const colon = text.lastIndexOf(":");
+    if (colon < 0) return `expected "host:port"`;
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+    if (host.includes(":")) return `IPv6 addresses must be bracketed, as in "[::1]:21"`;
+    if (host === "") return "host is missing";
+    if (/^[0-9.]+$/.test(host)) {
+      if (!isIPv4(host)) return `"${host}" is not an IPv4 address`;
+    } else if (!isHostName(host)) {
+      return `"${host}" is not a valid host name`;
+    }
+  }
+  const port = parsePort(portText);
+  if (port === null) return `port "${portText}" is not a number`;
+  const min = allowPortZero ? 0 : 1;
+  if (port < min || port > 65535) return `port ${port} is out of range ${min}-65535`;
+  return { host, port };
+}
+
+function portRangeDetail(text: string): PortRange | string {
+  const m = /^\s*([^-\s]+)\s*-\s*([^-\s]+)\s*$/.exec(text);
+  if (!m) return `expected "from-to", as in "50000-50099"`;
+  const from = parsePort(m[1]!);
+  const to = parsePort(m[2]!);
+  if (from === null) return `port "${m[1]}" is not a number`;
+  if (to === null) return `port "${m[2]}" is not a number`;
+  for (const p of [from, to]) {
+    if (p < 1 || p > 65535) return `port ${p} is out of range 1-65535`;
+  }
+  if (from > to) return "range start is after its end";
+  return { from, to };
+}
+
+function parsePort(text: string): number | null {
+  return /^[0-9]{1,5}$/.test(text) ? Number(text) : null;
+}
+
+function isIPv4(text: string): boolean {
+  const parts = text.split(".");
+  return parts.length === 4 &&
+    parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255);
+}
+
+function isIPv6(text: string): boolean {
+  if (!/^[0-9A-Fa-f:.]+$/.test(text) || !text.includes(":")) return false;
+  try {
+    new URL(`http://[${text}]/`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isHostName(text: string): boolean {
+  return text.length <= 253 &&
+    text.split(".").every((l) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l));
+}
+
+function isTable(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+function typeName(v: unknown): string {
+  if (Array.isArray(v)) return "an array";
+  if (v instanceof Date) return "a date";
+  if (typeof v === "number") return Number.isInteger(v) ? "an integer" : "a float";
+  if (typeof v === "object" && v !== null) return "a table";
+  if (typeof v === "boolean") return "a boolean";
+  if (typeof v === "string") return "a string";
+  return typeof v;
+}
+
+function formatValue(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  if (v instanceof Date) return v.toISOString();
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}

@@ -1,0 +1,390 @@
+import assert from "node:assert/strict";
+import {
+  ConfigError,
+  formatHostPort,
+  isIpAddress,
+  loadMasterConfig,
+  loadSlaveConfig,
+  parseHostPort,
+  parseMasterConfig,
+  parsePortRange,
+  parseSlaveConfig,
+  validateMasterConfig,
+} from "./config.ts";
+import type { MasterConfig, SlaveConfig } from "./config_types.ts";
+
+const assertEquals = (actual: unknown, expected: unknown, message?: string) =>
+  assert.deepStrictEqual(actual, expected, message);
+
+function assertThrows<E extends Error>(fn: () => unknown, cls: new (...args: never[]) => E): E {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof cls, `expected ${cls.name}, got ${e}`);
+    return e;
+  }
+  throw new assert.AssertionError({ message: `expected ${cls.name} to be thrown` });
+}
+
+const BASE = "/srv/drftpd";
+
+Deno.test("parseMasterConfig() fills every default", () => {
+  const expected: MasterConfig = {
+    file: null,
+    master: { data_dir: "/srv/drftpd/data/master" },
+    ftp: {
+      listen: { host: "0.0.0.0", port: 2121 },
+      passive_ports: { from: 50000, to: 50099 },
+      public_address: "",
+      pasv_without_pret: "relay",
+      idle_timeout: 900,
+      login_timeout: 60,
+      max_connections: 2000,
+      banner: "drftpd ready",
+    },
+    slaves: { listen: { host: "0.0.0.0", port: 1099 }, secret: "change-me" },
+    log: { level: "info" },
+  };
+  assertEquals(parseMasterConfig("", null, BASE), expected);
+});
+
+Deno.test("parseSlaveConfig() fills every default", () => {
+  const expected: SlaveConfig = {
+    file: null,
+    slave: {
+      name: "slave1",
+      master: { host: "127.0.0.1", port: 1099 },
+      secret: "change-me",
+      root: "/srv/drftpd/data/slave1",
+      listen_address: "0.0.0.0",
+      public_address: "",
+      passive_ports: { from: 50100, to: 50199 },
+    },
+    log: { level: "info" },
+  };
+  assertEquals(parseSlaveConfig("", null, BASE), expected);
+});
+
+Deno.test("parseMasterConfig() reads every key", () => {
+  const text = `
+[master]
+data_dir = "/var/lib/drftpd"
+[ftp]
+listen = "[::1]:21"
+passive_ports = "40000-40010"
+public_address = "203.0.113.7"
+pasv_without_pret = "reject"
+idle_timeout = 60
+login_timeout = 10
+max_connections = 5
+banner = "hello"
+[slaves]
+listen = "10.0.0.1:0"
+secret = "s3cret"
+[log]
+level = "debug"
+`;
+  const c = parseMasterConfig(text, "/etc/drftpd/master.toml", "/etc/drftpd");
+  assertEquals(c.file, "/etc/drftpd/master.toml");
+  assertEquals(c.master.data_dir, "/var/lib/drftpd");
+  assertEquals(c.ftp, {
+    listen: { host: "::1", port: 21 },
+    passive_ports: { from: 40000, to: 40010 },
+    public_address: "203.0.113.7",
+    pasv_without_pret: "reject",
+    idle_timeout: 60,
+    login_timeout: 10,
+    max_connections: 5,
+    banner: "hello",
+  });
+  assertEquals(c.slaves, { listen: { host: "10.0.0.1", port: 0 }, secret: "s3cret" });
+  assertEquals(c.log.level, "debug");
+});
+
+Deno.test("relative paths resolve against the base folder", () => {
+  const cases: { text: string; base: string; want: string }[] = [
+    { text: `data_dir = "state"`, base: "/etc/drftpd", want: "/etc/drftpd/state" },
+    { text: `data_dir = "./a/../b"`, base: "/etc/drftpd", want: "/etc/drftpd/b" },
+    { text: `data_dir = "../var"`, base: "/etc/drftpd", want: "/etc/var" },
+    { text: `data_dir = "/abs/dir/"`, base: "/etc/drftpd", want: "/abs/dir" },
+    { text: ``, base: "/x", want: "/x/data/master" },
+  ];
+  for (const { text, base, want } of cases) {
+    assertEquals(parseMasterConfig(`[master]\n${text}`, null, base).master.data_dir, want, text);
+  }
+  assertEquals(parseSlaveConfig(`[slave]\nroot = "files"`, null, "/s").slave.root, "/s/files");
+});
+
+const F = "master.toml";
+
+/** [toml text, expected key, expected message]. */
+const MASTER_ERRORS: [string, string | null, string][] = [
+  [`[fpt]`, "fpt", `master.toml: fpt: unknown section (did you mean "ftp"?)`],
+  [`[zzzzzz]`, "zzzzzz", `master.toml: zzzzzz: unknown section (known: master, ftp, slaves, log)`],
+  [`ftp = 3`, "ftp", `master.toml: ftp = 3: expected a [ftp] table`],
+  [
+    `[ftp]\nlisen = "x"`,
+    "ftp.lisen",
+    `master.toml: ftp.lisen: unknown key (did you mean "listen"?)`,
+  ],
+  [
+    `[ftp]\nlisten = 21`,
+    "ftp.listen",
+    `master.toml: ftp.listen = 21: expected a string, got an integer`,
+  ],
+  [
+    `[ftp]\nidle_timeout = "900"`,
+    "ftp.idle_timeout",
+    `master.toml: ftp.idle_timeout = "900": expected an integer, got a string`,
+  ],
+  [
+    `[ftp]\nidle_timeout = 1.5`,
+    "ftp.idle_timeout",
+    `master.toml: ftp.idle_timeout = 1.5: expected an integer, got a float`,
+  ],
+  [
+    `[ftp]\nmax_connections = 0`,
+    "ftp.max_connections",
+    `master.toml: ftp.max_connections = 0: must be between 1 and 1000000`,
+  ],
+  [
+    `[ftp]\nbanner = true`,
+    "ftp.banner",
+    `master.toml: ftp.banner = true: expected a string, got a boolean`,
+  ],
+  [
+    `[ftp]\nbanner = "a\\r\\n230 hi"`,
+    "ftp.banner",
+    `master.toml: ftp.banner = "a\\r\\n230 hi": must not contain control characters`,
+  ],
+  [
+    `[ftp]\npassive_ports = "50100-50000"`,
+    "ftp.passive_ports",
+    `master.toml: ftp.passive_ports = "50100-50000": range start is after its end`,
+  ],
+  [
+    `[ftp]\npassive_ports = "0-10"`,
+    "ftp.passive_ports",
+    `master.toml: ftp.passive_ports = "0-10": port 0 is out of range 1-65535`,
+  ],
+  [
+    `[ftp]\npassive_ports = "50000"`,
+    "ftp.passive_ports",
+    `master.toml: ftp.passive_ports = "50000": expected "from-to", as in "50000-50099"`,
+  ],
+  [
+    `[ftp]\nlisten = "0.0.0.0:70000"`,
+    "ftp.listen",
+    `master.toml: ftp.listen = "0.0.0.0:70000": port 70000 is out of range 0-65535`,
+  ],
+  [
+    `[ftp]\nlisten = "0.0.0.0"`,
+    "ftp.listen",
+    `master.toml: ftp.listen = "0.0.0.0": expected "host:port"`,
+  ],
+  [
+    `[ftp]\nlisten = "::1:21"`,
+    "ftp.listen",
+    `master.toml: ftp.listen = "::1:21": IPv6 addresses must be bracketed, as in "[::1]:21"`,
+  ],
+  [
+    `[ftp]\nlisten = "1.2.3.256:21"`,
+    "ftp.listen",
+    `master.toml: ftp.listen = "1.2.3.256:21": "1.2.3.256" is not an IPv4 address`,
+  ],
+  [
+    `[ftp]\nlisten = "[::g]:21"`,
+    "ftp.listen",
+    `master.toml: ftp.listen = "[::g]:21": "::g" is not an IPv6 address`,
+  ],
+  [
+    `[ftp]\nlisten = "host:ftp"`,
+    "ftp.listen",
+    `master.toml: ftp.listen = "host:ftp": port "ftp" is not a number`,
+  ],
+  [
+    `[ftp]\npublic_address = "example.com"`,
+    "ftp.public_address",
+    `master.toml: ftp.public_address = "example.com": not an IPv4 or IPv6 address`,
+  ],
+  [
+    `[ftp]\npasv_without_pret = "proxy"`,
+    "ftp.pasv_without_pret",
+    `master.toml: ftp.pasv_without_pret = "proxy": must be one of "relay", "reject"`,
+  ],
+  [
+    `[slaves]\nsecret = ""`,
+    "slaves.secret",
+    `master.toml: slaves.secret = "": must not be empty`,
+  ],
+  [
+    `[master]\ndata_dir = ""`,
+    "master.data_dir",
+    `master.toml: master.data_dir = "": must not be empty`,
+  ],
+  [
+    `[log]\nlevel = "trace"`,
+    "log.level",
+    `master.toml: log.level = "trace": must be one of "debug", "info", "warning", "error"`,
+  ],
+  [`[ftp]\nlisten = `, null, `master.toml: invalid TOML at line 2, column 10: invalid value`],
+];
+
+Deno.test("parseMasterConfig() rejects bad input with a message naming file, key and value", () => {
+  for (const [text, key, message] of MASTER_ERRORS) {
+    const e = assertThrows(() => parseMasterConfig(text, F, BASE), ConfigError);
+    assertEquals(e.message, message, text);
+    assertEquals(e.file, F, text);
+    assertEquals(e.key, key, text);
+  }
+});
+
+const SLAVE_ERRORS: [string, string, string][] = [
+  [`[master]`, "master", `slave.toml: master: unknown section (known: slave, log)`],
+  [
+    `[slave]\nname = "bad name"`,
+    "slave.name",
+    `slave.toml: slave.name = "bad name": must be 1-64 characters from A-Z, a-z, 0-9, '_', '.', '-'`,
+  ],
+  [
+    `[slave]\nname = "${"x".repeat(65)}"`,
+    "slave.name",
+    `slave.toml: slave.name = "${
+      "x".repeat(65)
+    }": must be 1-64 characters from A-Z, a-z, 0-9, '_', '.', '-'`,
+  ],
+  [
+    `[slave]\nmaster = "127.0.0.1:0"`,
+    "slave.master",
+    `slave.toml: slave.master = "127.0.0.1:0": port 0 is out of range 1-65535`,
+  ],
+  [
+    `[slave]\nmaster = "-bad-:1099"`,
+    "slave.master",
+    `slave.toml: slave.master = "-bad-:1099": "-bad-" is not a valid host name`,
+  ],
+  [
+    `[slave]\nlisten_address = ""`,
+    "slave.listen_address",
+    `slave.toml: slave.listen_address = "": not an IPv4 or IPv6 address`,
+  ],
+  [
+    `[slave]\nlisten_address = "010.0.0.1"`,
+    "slave.listen_address",
+    `slave.toml: slave.listen_address = "010.0.0.1": not an IPv4 or IPv6 address`,
+  ],
+  [
+    `[slave]\npublic_address = "1.2.3"`,
+    "slave.public_address",
+    `slave.toml: slave.public_address = "1.2.3": not an IPv4 or IPv6 address`,
+  ],
+  [
+    `[slave]\npassive_ports = "60000-59999"`,
+    "slave.passive_ports",
+    `slave.toml: slave.passive_ports = "60000-59999": range start is after its end`,
+  ],
+  [`[slave]\nport = 1`, "slave.port", `slave.toml: slave.port: unknown key (did you mean "root"?)`],
+];
+
+Deno.test("parseSlaveConfig() rejects bad input with a message naming file, key and value", () => {
+  for (const [text, key, message] of SLAVE_ERRORS) {
+    const e = assertThrows(() => parseSlaveConfig(text, "slave.toml", BASE), ConfigError);
+    assertEquals(e.message, message, text);
+    assertEquals(e.key, key, text);
+  }
+});
+
+Deno.test("parseSlaveConfig() accepts valid names and addresses", () => {
+  const c = parseSlaveConfig(
+    `[slave]\nname = "a_b.c-9"\nmaster = "master.example.org:1099"\nlisten_address = "::"\n` +
+      `public_address = "2001:db8::1"`,
+    null,
+    BASE,
+  );
+  assertEquals(c.slave.name, "a_b.c-9");
+  assertEquals(c.slave.master, { host: "master.example.org", port: 1099 });
+  assertEquals(c.slave.listen_address, "::");
+  assertEquals(c.slave.public_address, "2001:db8::1");
+});
+
+Deno.test("validateMasterConfig() validates programmatic overrides", () => {
+  const c = validateMasterConfig({ ftp: { listen: "127.0.0.1:0" } }, null, "/b");
+  assertEquals(c.ftp.listen, { host: "127.0.0.1", port: 0 });
+  const e = assertThrows(
+    () => validateMasterConfig({ ftp: { listen: "127.0.0.1:x" } }, null, "/b"),
+    ConfigError,
+  );
+  assertEquals(e.message, `built-in config: ftp.listen = "127.0.0.1:x": port "x" is not a number`);
+});
+
+Deno.test("parseHostPort() and parsePortRange() work standalone", () => {
+  const good: [string, string, number][] = [
+    ["127.0.0.1:21", "127.0.0.1", 21],
+    ["[::]:2121", "::", 2121],
+    ["[::ffff:10.0.0.1]:1", "::ffff:10.0.0.1", 1],
+    ["localhost:65535", "localhost", 65535],
+  ];
+  for (const [text, host, port] of good) {
+    const hp = parseHostPort(text);
+    assertEquals(hp, { host, port });
+    assertEquals(formatHostPort(hp), text);
+  }
+  assertEquals(parseHostPort("0.0.0.0:0", { allowPortZero: true }).port, 0);
+  const e = assertThrows(() => parseHostPort("0.0.0.0:0"), TypeError);
+  assertEquals(e.message, `Invalid address "0.0.0.0:0": port 0 is out of range 1-65535`);
+  assertEquals(parsePortRange("1-1"), { from: 1, to: 1 });
+  assertEquals(parsePortRange("50000 - 50099"), { from: 50000, to: 50099 });
+  const r = assertThrows(() => parsePortRange("9-8"), TypeError);
+  assertEquals(r.message, `Invalid port range "9-8": range start is after its end`);
+});
+
+Deno.test("isIpAddress() accepts only literal addresses", () => {
+  const cases: [string, boolean][] = [
+    ["0.0.0.0", true],
+    ["255.255.255.255", true],
+    ["256.0.0.1", false],
+    ["1.2.3", false],
+    ["01.2.3.4", false],
+    ["::", true],
+    ["::1", true],
+    ["fe80::1:2", true],
+    ["1::2::3", false],
+    ["example.com", false],
+    ["", false],
+    ["[::1]", false],
+  ];
+  for (const [text, want] of cases) assertEquals(isIpAddress(text), want, text);
+});
+
+Deno.test("loadMasterConfig() resolves paths against the file's folder", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/master.toml`;
+    await Deno.writeTextFile(file, `[master]\ndata_dir = "state"\n`);
+    const c = await loadMasterConfig(file);
+    assertEquals(c.file, file);
+    assertEquals(c.master.data_dir, `${dir}/state`);
+    const d = await loadMasterConfig(null);
+    assertEquals(d.file, null);
+    assertEquals(d.master.data_dir, `${Deno.cwd()}/data/master`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loadSlaveConfig() reports a missing file and TOML errors naming the file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    let err: unknown = null;
+    await loadSlaveConfig(`${dir}/nope.toml`).catch((e) => err = e);
+    assert(err instanceof ConfigError);
+    assertEquals(err.message, `${dir}/nope.toml: cannot read config file: file not found`);
+    await Deno.writeTextFile(`${dir}/slave.toml`, `[slave]\nname = "x"\nname = "y"\n`);
+    err = null;
+    await loadSlaveConfig(`${dir}/slave.toml`).catch((e) => err = e);
+    assert(err instanceof ConfigError);
+    assert(err.message.startsWith(`${dir}/slave.toml: invalid TOML at line 3`), err.message);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,2 @@
+/** The drftpd version printed by `drftpd --version`. */
+export const VERSION = "0.1.0";

@@ -1,0 +1,271 @@
+import assert from "node:assert/strict";
+import { crc32 } from "node:zlib";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
+import type { SlaveConfig } from "../shared/config_types.ts";
+import { FrameConn, masterProof, newNonce, proofsEqual, slaveProof } from "../shared/link.ts";
+import {
+  type AuthMsg,
+  type FromSlave,
+  MAX_REMERGE_BATCH,
+  parseFromSlave,
+  PROTOCOL_VERSION,
+} from "../shared/protocol.ts";
+import { runSlave } from "./mod.ts";
+
+const SECRET = "s3cret";
+const NAME = "slave1";
+
+/** Captures the slave's log records for the duration of a test. */
+async function captureLogs(): Promise<{ records: LogRecord[] } & AsyncDisposable> {
+  const records: LogRecord[] = [];
+  await configure({
+    reset: true,
+    sinks: { capture: (r: LogRecord) => records.push(r) },
+    loggers: [
+      { category: ["drftpd", "slave"], sinks: ["capture"], lowestLevel: "debug" },
+      { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
+    ],
+  });
+  return { records, [Symbol.asyncDispose]: () => reset() };
+}
+
+/** The record's message as the default text formatter shows it (string values quoted). */
+function text(r: LogRecord): string {
+  return r.message.map((part, i) =>
+    i % 2 === 1 && typeof part === "string" ? JSON.stringify(part) : String(part)
+  ).join("");
+}
+
+/** A temp storage root removed on dispose. */
+async function tempRoot(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "drftpd_slave_" });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
+
+function slaveConfig(root: string, port: number): SlaveConfig {
+  return {
+    file: null,
+    slave: {
+      name: NAME,
+      master: { host: "127.0.0.1", port },
+      secret: SECRET,
+      root,
+      listen_address: "127.0.0.1",
+      public_address: "",
+      passive_ports: { from: 0, to: 0 },
+    },
+    log: { level: "debug" },
+  };
+}
+
+/** The master's end of one link, checking every frame the slave sends against the protocol. */
+class MasterEnd implements Disposable {
+  link: FrameConn;
+  constructor(conn: Deno.Conn) {
+    this.link = new FrameConn(conn);
+  }
+
+  /** The next frame, validated; null at the end of the link. */
+  async read(): Promise<FromSlave | null> {
+    const raw = await this.link.read();
+    return raw === null ? null : parseFromSlave(raw);
+  }
+
+  /** The next frame that is not a ping, disk or progress event. */
+  async next(): Promise<FromSlave> {
+    for (;;) {
+      const msg = await this.read();
+      assert.ok(msg !== null, "link closed unexpectedly");
+      if (msg.type !== "ping" && msg.type !== "disk" && msg.type !== "progress") return msg;
+    }
+  }
+
+  /** Sends hello and returns the slave's auth. */
+  async hello(): Promise<AuthMsg & { masterNonce: string }> {
+    const masterNonce = newNonce();
+    await this.link.write({ type: "hello", v: PROTOCOL_VERSION, nonce: masterNonce });
+    const auth = await this.read();
+    assert.equal(auth?.type, "auth");
+    return { ...(auth as AuthMsg), masterNonce };
+  }
+
+  /** Runs the full handshake with the right secret. */
+  async welcome(): Promise<void> {
+    const auth = await this.hello();
+    assert.equal(auth.name, NAME);
+    assert.equal(auth.v, PROTOCOL_VERSION);
+    assert.ok(proofsEqual(auth.mac, slaveProof(SECRET, auth.masterNonce, NAME)));
+    await this.link.write({ type: "welcome", mac: masterProof(SECRET, auth.nonce, NAME) });
+  }
+
+  [Symbol.dispose](): void {
+    this.link.close();
+  }
+}
+
+/** A fake master listening on a free loopback port, and a slave run against it. */
+function setup(root: string) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const stop = new AbortController();
+  const running = runSlave(slaveConfig(root, listener.addr.port), stop.signal);
+  return {
+    accept: async () => new MasterEnd(await listener.accept()),
+    [Symbol.asyncDispose]: async () => {
+      stop.abort();
+      await running;
+      listener.close();
+    },
+  };
+}
+
+Deno.test("runSlave logs a refusal at error level and dials again", async () => {
+  await using logs = await captureLogs();
+  await using root = await tempRoot();
+  await using fake = setup(root.path);
+  {
+    using first = await fake.accept();
+    const auth = await first.hello();
+    assert.ok(!proofsEqual(auth.mac, slaveProof("another secret", auth.masterNonce, NAME)));
+    await first.link.write({ type: "refused", reason: "wrong secret" });
+  }
+  using _second = await fake.accept(); // the slave retried after its backoff
+  const refusal = logs.records.find((r) => r.level === "error" && /refused/.test(text(r)));
+  assert.ok(refusal, "refusal logged at error level");
+  assert.match(text(refusal), /wrong secret/);
+});
+
+Deno.test("runSlave does not trust a master that cannot prove the secret", async () => {
+  await using logs = await captureLogs();
+  await using root = await tempRoot();
+  await using fake = setup(root.path);
+  {
+    using first = await fake.accept();
+    const auth = await first.hello();
+    await first.link.write({ type: "welcome", mac: masterProof("guess", auth.nonce, NAME) });
+    assert.equal(await first.read(), null, "the slave hangs up");
+  }
+  using _second = await fake.accept();
+  assert.ok(
+    logs.records.some((r) =>
+      r.level === "error" && /failed to prove the shared secret/.test(text(r))
+    ),
+  );
+});
+
+Deno.test("runSlave reports disk and inventory, then serves requests concurrently", async () => {
+  await using logs = await captureLogs();
+  await using root = await tempRoot();
+  const expected = new Set<string>();
+  const count = MAX_REMERGE_BATCH * 2 + 17;
+  for (let d = 0; d < 5; d++) await Deno.mkdir(`${root.path}/dir${d}/sub`, { recursive: true });
+  for (let i = 0; i < count; i++) {
+    const path = `/dir${i % 5}/${i % 2 ? "sub/" : ""}f${i}.bin`;
+    await Deno.writeTextFile(root.path + path, "x".repeat(i % 13));
+    expected.add(path);
+  }
+  const payload = new TextEncoder().encode("checksum me");
+  await Deno.writeFile(`${root.path}/known.bin`, payload);
+  expected.add("/known.bin");
+
+  await using fake = setup(root.path);
+  using master = await fake.accept();
+  await master.welcome();
+
+  const disk = await master.read();
+  assert.equal(disk?.type, "disk");
+  if (disk?.type === "disk") assert.ok(disk.total > 0 && disk.free <= disk.total);
+
+  const seen = new Set<string>();
+  let batches = 0;
+  for (;;) {
+    const msg = await master.next();
+    if (msg.type === "remerge_done") {
+      assert.equal(msg.files, expected.size);
+      break;
+    }
+    assert.equal(msg.type, "remerge");
+    if (msg.type !== "remerge") break;
+    assert.ok(msg.entries.length <= MAX_REMERGE_BATCH);
+    batches++;
+    for (const e of msg.entries) seen.add(e.path);
+  }
+  assert.equal(batches, 3);
+  assert.deepEqual([...seen].sort(), [...expected].sort());
+  assert.ok(
+    logs.records.some((r) => /Connected to master 127\.0\.0\.1:\d+ as "slave1"/.test(text(r))),
+  );
+
+  // A passive upload that waits for its client must not block other requests.
+  await master.link.write({ type: "listen", id: 1, xfer: "up1", peer: "127.0.0.1" });
+  const listened = await master.next();
+  assert.ok(listened.type === "reply" && listened.id === 1);
+  const { port, host } = listened.data;
+  assert.equal(host, "127.0.0.1");
+  assert.ok(typeof port === "number");
+  await master.link.write({
+    type: "transfer",
+    id: 2,
+    xfer: "up1",
+    dir: "receive",
+    path: "/new/upload.bin",
+    offset: 0,
+    append: false,
+    ascii: false,
+    endpoint: { kind: "passive" },
+    peer: "127.0.0.1",
+  });
+
+  await master.link.write({ type: "delete", id: 3, path: "/missing.bin" });
+  const missing = await master.next();
+  assert.equal(missing.type, "error");
+  if (missing.type === "error") {
+    assert.equal(missing.id, 3);
+    assert.equal(missing.code, "not_found");
+  }
+
+  await master.link.write({ type: "checksum", id: 4, path: "/known.bin" });
+  assert.deepEqual(await master.next(), {
+    type: "reply",
+    id: 4,
+    data: { crc32: crc32(payload), size: payload.length },
+  });
+
+  const upload = new TextEncoder().encode("uploaded bytes");
+  {
+    using client = await Deno.connect({ hostname: "127.0.0.1", port });
+    await client.write(upload);
+  }
+  const done = await master.next();
+  assert.equal(done.type, "reply");
+  if (done.type === "reply") {
+    assert.equal(done.id, 2);
+    assert.equal(done.data.crc32, crc32(upload));
+    assert.equal(done.data.size, upload.length);
+    assert.equal(done.data.crcWhole, true);
+  }
+  assert.deepEqual(await Deno.readFile(`${root.path}/new/upload.bin`), upload);
+
+  // A fresh disk report follows the finished upload.
+  for (;;) {
+    const msg = await master.read();
+    assert.ok(msg !== null);
+    if (msg.type === "disk") break;
+  }
+});
+
+Deno.test("runSlave drops the link on an invalid frame and reconnects", async () => {
+  await using logs = await captureLogs();
+  await using root = await tempRoot();
+  await using fake = setup(root.path);
+  {
+    using first = await fake.accept();
+    await first.welcome();
+    await first.link.write({ type: "delete", id: 1, path: "/x", extra: true });
+    for (let msg = await first.read(); msg !== null; msg = await first.read()) {
+      assert.notEqual(msg.type, "error", "no answer to an invalid frame");
+    }
+  }
+  using second = await fake.accept();
+  await second.welcome();
+  assert.ok(logs.records.some((r) => r.level === "error" && /unknown field/.test(text(r))));
+});

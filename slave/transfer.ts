@@ -1,0 +1,535 @@
+/**
+ * Data connections of the slave: single-use passive listeners (`listen`), active connects, and the
+ * byte pumps of `transfer` (send = file → socket, receive = socket → file) with CRC32 on the fly.
+ *
+ * @module
+ */
+import { crc32 } from "node:zlib";
+import { getLogger } from "@logtape/logtape";
+import type { PortRange, SlaveConfig } from "../shared/config_types.ts";
+import type { TransferReq, TransferResult } from "../shared/protocol.ts";
+import { type PartialInfo, SlaveError, toSlaveError } from "./_errors.ts";
+import { IO_BUFFER_SIZE, openRegularFile, type Storage } from "./storage.ts";
+
+/** Tunables of a TransferManager; the defaults are the production values. */
+export interface TransferOptions {
+  /** How long a passive listener waits for its data connection, ms. Default 60 000. */
+  acceptTimeoutMs?: number;
+  /** How long an active connect may take, ms. Default 30 000. */
+  connectTimeoutMs?: number;
+  /** Least time between two progress reports of one transfer, ms. Default 1 000. */
+  progressIntervalMs?: number;
+  /** Called with the bytes moved so far by a running transfer (throttled). */
+  onProgress?: (xfer: string, bytes: number) => void;
+}
+
+/** Where data sockets bind and what address the slave announces for them. */
+export interface DataNetwork {
+  /** Address passive listeners bind to ("0.0.0.0" = all). */
+  listenAddress: string;
+  /** Address announced to the master in the `listen` reply. */
+  publicHost: string;
+  /** Ports passive listeners may use. */
+  passivePorts: PortRange;
+}
+
+/** A passive listener waiting for (or holding) its one data connection. */
+interface PassiveSlot {
+  listener: Deno.TcpListener;
+  /** The accepted connection, until a transfer takes it over. */
+  conn: Deno.TcpConn | null;
+  accepted: PromiseWithResolvers<Deno.TcpConn>;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** Why the slot ended early, given to a transfer that waits for it. */
+  failure: SlaveError | null;
+  /** Whether a transfer took this slot (it then owns `conn`). */
+  claimed: boolean;
+}
+
+const DEFAULT_ACCEPT_TIMEOUT_MS = 60_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+const DEFAULT_PROGRESS_INTERVAL_MS = 1_000;
+const WILDCARD_ADDRESSES: ReadonlySet<string> = new Set(["0.0.0.0", "::", "[::]", ""]);
+
+/**
+ * The address to announce for passive data connections: `public_address` if set, else a concrete
+ * `listen_address`, else `linkLocalHost` (the local address of the link socket to the master).
+ */
+export function announcedHost(slave: SlaveConfig["slave"], linkLocalHost: string): string {
+  if (slave.public_address !== "") return slave.public_address;
+  if (!WILDCARD_ADDRESSES.has(slave.listen_address)) return slave.listen_address;
+  return linkLocalHost;
+}
+
+/**
+ * Owns every data connection of one link session. `close()` (on disconnect) aborts the running
+ * transfers and closes the passive listeners.
+ */
+export class TransferManager {
+  #storage: Storage;
+  #net: DataNetwork;
+  #acceptTimeoutMs: number;
+  #connectTimeoutMs: number;
+  #progressIntervalMs: number;
+  #onProgress: (xfer: string, bytes: number) => void;
+  #passive = new Map<string, PassiveSlot>();
+  #running = new Map<string, AbortController>();
+  #closed = false;
+  #log = getLogger(["drftpd", "slave"]);
+
+  /** Creates a manager storing files in `storage` and opening data sockets as `net` says. */
+  constructor(storage: Storage, net: DataNetwork, options: TransferOptions = {}) {
+    this.#storage = storage;
+    this.#net = net;
+    this.#acceptTimeoutMs = options.acceptTimeoutMs ?? DEFAULT_ACCEPT_TIMEOUT_MS;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.#progressIntervalMs = options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
+    this.#onProgress = options.onProgress ?? (() => {});
+  }
+
+  /** Number of passive listeners still open or holding an unclaimed connection. */
+  get pendingListeners(): number {
+    return this.#passive.size;
+  }
+
+  /**
+   * Opens a single-use passive listener for transfer `xfer` on a free port of the passive range.
+   * Only `peer` may connect (null = anyone); others are closed at once. "no_port" if none is free.
+   */
+  listen(xfer: string, peer: string | null): { port: number; host: string } {
+    if (this.#closed) throw new SlaveError("data_connection", "The link to the master is closed");
+    if (this.#passive.has(xfer) || this.#running.has(xfer)) {
+      throw new SlaveError("bad_request", `Transfer id already in use: "${xfer}"`);
+    }
+    const listener = this.#bind();
+    const slot: PassiveSlot = {
+      listener,
+      conn: null,
+      accepted: Promise.withResolvers<Deno.TcpConn>(),
+      timer: undefined,
+      failure: null,
+      claimed: false,
+    };
+    slot.accepted.promise.catch(() => {}); // a transfer may never come to read the failure
+    slot.timer = setTimeout(() => this.#expire(xfer, slot), this.#acceptTimeoutMs);
+    this.#passive.set(xfer, slot);
+    void this.#acceptLoop(xfer, slot, peer);
+    return { port: listener.addr.port, host: this.#net.publicHost };
+  }
+
+  /** Runs transfer `req` to its end. Throws SlaveError (with `partial` for a failed receive). */
+  async transfer(req: TransferReq): Promise<TransferResult> {
+    if (this.#closed) throw new SlaveError("data_connection", "The link to the master is closed");
+    if (this.#running.has(req.xfer)) {
+      throw new SlaveError("bad_request", `Transfer already running: "${req.xfer}"`);
+    }
+    let slot: PassiveSlot | null = null;
+    if (req.endpoint.kind === "passive") {
+      slot = this.#passive.get(req.xfer) ?? null;
+      if (slot === null) {
+        throw new SlaveError("data_connection", `No passive listener for transfer "${req.xfer}"`);
+      }
+      this.#passive.delete(req.xfer);
+      slot.claimed = true;
+    }
+    const ctl = new AbortController();
+    this.#running.set(req.xfer, ctl);
+    const onAbort = () => {
+      if (slot !== null) this.#discard(req.xfer, slot, abortedError(req.xfer));
+    };
+    ctl.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      return req.dir === "send"
+        ? await this.#send(req, slot, ctl.signal)
+        : await this.#receive(req, slot, ctl.signal);
+    } finally {
+      ctl.signal.removeEventListener("abort", onAbort);
+      if (slot !== null) {
+        this.#discard(req.xfer, slot, abortedError(req.xfer));
+        if (slot.conn !== null) closeQuietly(slot.conn); // in case the transfer failed before using it
+      }
+      if (this.#running.get(req.xfer) === ctl) this.#running.delete(req.xfer);
+    }
+  }
+
+  /** Aborts transfer `xfer`: closes its listener or data socket; the transfer fails with "aborted". */
+  abort(xfer: string): void {
+    this.#running.get(xfer)?.abort();
+    const slot = this.#passive.get(xfer);
+    if (slot !== undefined) this.#discard(xfer, slot, abortedError(xfer));
+  }
+
+  /** Aborts every transfer and closes every listener. Safe to call more than once. */
+  close(): void {
+    this.#closed = true;
+    for (const ctl of this.#running.values()) ctl.abort();
+    for (const [xfer, slot] of [...this.#passive]) {
+      this.#discard(xfer, slot, new SlaveError("aborted", "The link to the master closed"));
+    }
+  }
+
+  /** Same as close(), for `using`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  // ------------------------------------------------------------------ passive listeners
+
+  #bind(): Deno.TcpListener {
+    const { from, to } = this.#net.passivePorts;
+    const ports = shuffledRange(from, to);
+    let last: unknown = null;
+    for (const port of ports) {
+      try {
+        return Deno.listen({ hostname: this.#net.listenAddress, port, transport: "tcp" });
+      } catch (e) {
+        last = e;
+      }
+    }
+    const why = last instanceof Error ? `: ${last.message}` : "";
+    throw new SlaveError("no_port", `No free passive port in ${from}-${to}${why}`);
+  }
+
+  async #acceptLoop(xfer: string, slot: PassiveSlot, peer: string | null): Promise<void> {
+    for (;;) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await slot.listener.accept();
+      } catch {
+        slot.accepted.reject(
+          slot.failure ?? new SlaveError("data_connection", `Listener for "${xfer}" closed`),
+        );
+        return;
+      }
+      const from = conn.remoteAddr.hostname;
+      if (slot.failure !== null) {
+        closeQuietly(conn);
+        slot.accepted.reject(slot.failure);
+        return;
+      }
+      if (peer !== null && !sameHost(from, peer)) {
+        // Security: only the client the master named may open this data connection.
+        this.#log.warn("Refused data connection for {xfer} from {from}: expected {peer}", {
+          xfer,
+          from,
+          peer,
+        });
+        closeQuietly(conn);
+        continue;
+      }
+      slot.conn = conn;
+      closeQuietly(slot.listener);
+      if (slot.claimed) clearTimeout(slot.timer);
+      slot.accepted.resolve(conn);
+      return;
+    }
+  }
+
+  /** The accept timeout fired: fail a waiting transfer, or drop an unclaimed slot. */
+  #expire(xfer: string, slot: PassiveSlot): void {
+    if (slot.claimed && slot.conn !== null) return; // handed over in time
+    const secs = Math.round(this.#acceptTimeoutMs / 1000);
+    this.#log.warn("No data connection for {xfer} within {secs} s", { xfer, secs });
+    this.#discard(
+      xfer,
+      slot,
+      new SlaveError("timeout", `No data connection for "${xfer}" within ${secs} s`),
+    );
+  }
+
+  /** Ends a slot: clears its timer, closes its listener (and its connection unless claimed). */
+  #discard(xfer: string, slot: PassiveSlot, failure: SlaveError): void {
+    clearTimeout(slot.timer);
+    if (this.#passive.get(xfer) === slot) this.#passive.delete(xfer);
+    slot.failure ??= failure;
+    closeQuietly(slot.listener);
+    if (!slot.claimed && slot.conn !== null) {
+      closeQuietly(slot.conn);
+      slot.conn = null;
+    }
+    slot.accepted.reject(slot.failure);
+  }
+
+  // ------------------------------------------------------------------ data connections
+
+  /** The data connection of a transfer: the accepted passive socket or an active connect. */
+  async #dataConn(req: TransferReq, slot: PassiveSlot | null, signal: AbortSignal) {
+    if (signal.aborted) throw abortedError(req.xfer);
+    if (slot !== null) return await slot.accepted.promise;
+    if (req.endpoint.kind !== "active") throw new SlaveError("bad_request", "Missing endpoint");
+    const { host, port } = req.endpoint;
+    try {
+      return await Deno.connect({
+        hostname: host,
+        port,
+        transport: "tcp",
+        signal: AbortSignal.any([signal, AbortSignal.timeout(this.#connectTimeoutMs)]),
+      });
+    } catch (e) {
+      if (signal.aborted) throw abortedError(req.xfer);
+      const why = e instanceof Error ? e.message : String(e);
+      throw new SlaveError("data_connection", `Cannot connect to ${host}:${port}: ${why}`);
+    }
+  }
+
+  async #send(
+    req: TransferReq,
+    slot: PassiveSlot | null,
+    signal: AbortSignal,
+  ): Promise<TransferResult> {
+    const real = await this.#storage.resolve(req.path);
+    const opened = await openRegularFile(real, req.path);
+    using file = opened.file;
+    if (req.offset > opened.size) {
+      throw new SlaveError(
+        "bad_request",
+        `Offset ${req.offset} is beyond the end of "${req.path}" (${opened.size} bytes)`,
+      );
+    }
+    const mtime = (await file.stat()).mtime?.getTime() ?? 0;
+    await file.seek(req.offset, Deno.SeekMode.Start);
+    const conn = await this.#dataConn(req, slot, signal);
+    using _conn = guardConn(signal, conn);
+    const started = performance.now();
+    const { bytes, crc } = await pump(
+      (buf) => readSome(file, buf, false),
+      (chunk) => writeAll(conn, chunk),
+      {
+        readError: (e) => signal.aborted ? abortedError(req.xfer) : toSlaveError(e, "io", req.path),
+        writeError: (e) => signal.aborted ? abortedError(req.xfer) : dataError(e),
+        progress: this.#progress(req.xfer),
+      },
+    );
+    return {
+      bytes,
+      size: opened.size,
+      crc32: crc,
+      crcWhole: req.offset === 0 && bytes === opened.size,
+      ms: Math.round(performance.now() - started),
+      mtime,
+    };
+  }
+
+  async #receive(
+    req: TransferReq,
+    slot: PassiveSlot | null,
+    signal: AbortSignal,
+  ): Promise<TransferResult> {
+    const real = await this.#storage.resolve(req.path);
+    const before = await statOrNull(real, req.path);
+    if (before !== null && !before.isFile) {
+      throw new SlaveError("not_a_file", `Not a file: "${req.path}"`);
+    }
+    if (!req.append && req.offset > (before?.size ?? 0)) {
+      throw new SlaveError(
+        "bad_request",
+        `Offset ${req.offset} is beyond the end of "${req.path}" (${before?.size ?? 0} bytes)`,
+      );
+    }
+    const conn = await this.#dataConn(req, slot, signal);
+    using _conn = guardConn(signal, conn);
+    const target = await this.#storage.prepareUpload(req.path);
+    let file: Deno.FsFile;
+    let start: number;
+    try {
+      if (req.append) {
+        file = await Deno.open(target, { write: true, create: true, append: true });
+        start = (await file.stat()).size;
+      } else if (req.offset > 0) {
+        file = await Deno.open(target, { write: true, create: true });
+        await file.truncate(req.offset);
+        await file.seek(req.offset, Deno.SeekMode.Start);
+        start = req.offset;
+      } else {
+        file = await Deno.open(target, { write: true, create: true, truncate: true });
+        start = 0;
+      }
+    } catch (e) {
+      throw toSlaveError(e, "io", req.path);
+    }
+    const report = this.#progress(req.xfer);
+    const started = performance.now();
+    let moved = 0;
+    try {
+      const { bytes, crc } = await pump(
+        // Fill whole buffers from the socket so the disk sees few, large writes.
+        (buf) => readSome(conn, buf, true),
+        (chunk) => writeAll(file, chunk),
+        {
+          readError: (e) => signal.aborted ? abortedError(req.xfer) : dataError(e),
+          writeError: (e) => toSlaveError(e, "io", req.path),
+          progress: (n) => {
+            moved = n;
+            report(n);
+          },
+        },
+      );
+      if (signal.aborted) throw abortedError(req.xfer);
+      const info = await file.stat();
+      return {
+        bytes,
+        size: info.size,
+        crc32: crc,
+        crcWhole: start === 0,
+        ms: Math.round(performance.now() - started),
+        mtime: info.mtime?.getTime() ?? 0,
+      };
+    } catch (e) {
+      const err = toSlaveError(e, "io", req.path);
+      err.partial = await partialInfo(file, moved);
+      throw err;
+    } finally {
+      file.close();
+    }
+  }
+
+  /** A throttled progress reporter for one transfer. */
+  #progress(xfer: string): (bytes: number) => void {
+    let last = performance.now();
+    return (bytes) => {
+      const now = performance.now();
+      if (now - last < this.#progressIntervalMs) return;
+      last = now;
+      this.#onProgress(xfer, bytes);
+    };
+  }
+}
+
+/** What a failed receive left on disk, or undefined if even that cannot be read. */
+async function partialInfo(file: Deno.FsFile, bytes: number): Promise<PartialInfo | undefined> {
+  try {
+    const info = await file.stat();
+    return { size: info.size, mtime: info.mtime?.getTime() ?? 0, bytes };
+  } catch {
+    return undefined;
+  }
+}
+
+async function statOrNull(real: string, vpath: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.stat(real);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw toSlaveError(e, "io", vpath);
+  }
+}
+
+/** How `pump` classifies failures and reports progress. */
+interface PumpHooks {
+  readError: (e: unknown) => SlaveError;
+  writeError: (e: unknown) => SlaveError;
+  /** Called with the total after each chunk is written. */
+  progress: (bytes: number) => void;
+}
+
+/**
+ * Copies chunks from `read` to `write` until `read` returns null, with two buffers so the next
+ * read runs while the previous chunk is written. Returns the bytes moved and their CRC32.
+ */
+async function pump(
+  read: (buf: Uint8Array) => Promise<Uint8Array | null>,
+  write: (chunk: Uint8Array) => Promise<void>,
+  hooks: PumpHooks,
+): Promise<{ bytes: number; crc: number }> {
+  const bufs = [new Uint8Array(IO_BUFFER_SIZE), new Uint8Array(IO_BUFFER_SIZE)] as const;
+  let turn = 0;
+  const readNext = () => {
+    const p = read(bufs[turn]!).catch((e) => Promise.reject(hooks.readError(e)));
+    p.catch(() => {}); // settles after the caller gave up when a write failed first
+    turn ^= 1;
+    return p;
+  };
+  let crc = 0;
+  let bytes = 0;
+  let reading = readNext();
+  for (;;) {
+    const chunk = await reading;
+    if (chunk === null) return { bytes, crc };
+    reading = readNext(); // into the other buffer
+    try {
+      await write(chunk);
+    } catch (e) {
+      throw hooks.writeError(e);
+    }
+    crc = crc32(chunk, crc);
+    bytes += chunk.length;
+    hooks.progress(bytes);
+  }
+}
+
+/**
+ * Reads into `buf`: one read, or (with `fill`) reads until it is full or the stream ends.
+ * Returns the filled part, or null at the end of the stream.
+ */
+async function readSome(
+  r: { read(p: Uint8Array): Promise<number | null> },
+  buf: Uint8Array,
+  fill: boolean,
+): Promise<Uint8Array | null> {
+  let filled = 0;
+  while (filled < buf.length) {
+    const n = await r.read(buf.subarray(filled));
+    if (n === null) break;
+    filled += n;
+    if (!fill) break;
+  }
+  return filled === 0 ? null : buf.subarray(0, filled);
+}
+
+async function writeAll(w: { write(p: Uint8Array): Promise<number> }, p: Uint8Array) {
+  let off = 0;
+  while (off < p.length) off += await w.write(p.subarray(off));
+}
+
+/** Closes `conn` when `signal` aborts (or already has) and when disposed. */
+function guardConn(signal: AbortSignal, conn: { close(): void }): Disposable {
+  const close = () => closeQuietly(conn);
+  if (signal.aborted) close();
+  else signal.addEventListener("abort", close, { once: true });
+  return {
+    [Symbol.dispose]: () => {
+      signal.removeEventListener("abort", close);
+      close();
+    },
+  };
+}
+
+function closeQuietly(c: { close(): void }): void {
+  try {
+    c.close();
+  } catch {
+    // already closed
+  }
+}
+
+function abortedError(xfer: string): SlaveError {
+  return new SlaveError("aborted", `Transfer "${xfer}" aborted`);
+}
+
+function dataError(e: unknown): SlaveError {
+  const why = e instanceof Error ? e.message : String(e);
+  return new SlaveError("data_connection", `Data connection failed: ${why}`, { cause: e });
+}
+
+/** Whether two textual IP addresses name the same host (IPv4-mapped IPv6 and case ignored). */
+export function sameHost(a: string, b: string): boolean {
+  return canonicalHost(a) === canonicalHost(b);
+}
+
+function canonicalHost(h: string): string {
+  let s = h.toLowerCase();
+  if (s.startsWith("[") && s.endsWith("]")) s = s.slice(1, -1);
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(s);
+  return mapped ? mapped[1]! : s;
+}
+
+/** The ports from..to (inclusive) in random order. */
+function shuffledRange(from: number, to: number): number[] {
+  const ports: number[] = [];
+  for (let p = from; p <= to; p++) ports.push(p);
+  for (let i = ports.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [ports[i], ports[j]] = [ports[j]!, ports[i]!];
+  }
+  return ports;
+}

@@ -1,0 +1,379 @@
+import assert from "node:assert/strict";
+import { crc32 } from "node:zlib";
+import type { TransferReq } from "../shared/protocol.ts";
+import { SlaveError } from "./_errors.ts";
+import { Storage } from "./storage.ts";
+import { announcedHost, sameHost, TransferManager, type TransferOptions } from "./transfer.ts";
+
+/** A temp folder (symlink-free path) removed on dispose. */
+async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.realPath(await Deno.makeTempDir({ prefix: "drftpd_transfer_" }));
+  return {
+    path,
+    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
+  };
+}
+
+/** A manager on loopback whose passive "range" is port 0 (the OS picks a free port). */
+function manager(root: string, options: TransferOptions = {}): TransferManager {
+  return new TransferManager(new Storage(root), {
+    listenAddress: "127.0.0.1",
+    publicHost: "127.0.0.1",
+    passivePorts: { from: 0, to: 0 },
+  }, options);
+}
+
+function request(fields: Partial<TransferReq> & Pick<TransferReq, "xfer" | "dir" | "path">) {
+  return {
+    type: "transfer",
+    id: 1,
+    offset: 0,
+    append: false,
+    ascii: false,
+    endpoint: { kind: "passive" },
+    peer: "127.0.0.1",
+    ...fields,
+  } as TransferReq;
+}
+
+function pattern(size: number, seed = 1): Uint8Array {
+  const data = new Uint8Array(size);
+  let x = seed;
+  for (let i = 0; i < size; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    data[i] = x >>> 24;
+  }
+  return data;
+}
+
+async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  const buf = new Uint8Array(64 * 1024);
+  for (;;) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    parts.push(buf.slice(0, n));
+  }
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await conn.write(data.subarray(off));
+}
+
+function hasCode(code: string) {
+  return (e: unknown) => {
+    assert.ok(e instanceof SlaveError, `expected SlaveError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    return true;
+  };
+}
+
+Deno.test("announcedHost prefers public_address, then a concrete listen_address, then the link", () => {
+  const base = {
+    name: "s",
+    master: { host: "127.0.0.1", port: 1099 },
+    secret: "x",
+    root: "/tmp",
+    passive_ports: { from: 1, to: 2 },
+  };
+  assert.equal(
+    announcedHost(
+      { ...base, listen_address: "0.0.0.0", public_address: "203.0.113.5" },
+      "10.0.0.1",
+    ),
+    "203.0.113.5",
+  );
+  assert.equal(
+    announcedHost({ ...base, listen_address: "192.0.2.7", public_address: "" }, "10.0.0.1"),
+    "192.0.2.7",
+  );
+  assert.equal(
+    announcedHost({ ...base, listen_address: "0.0.0.0", public_address: "" }, "10.0.0.1"),
+    "10.0.0.1",
+  );
+  assert.equal(announcedHost({ ...base, listen_address: "::", public_address: "" }, "::1"), "::1");
+});
+
+Deno.test("sameHost ignores IPv4-mapped IPv6 prefixes, brackets and case", () => {
+  assert.ok(sameHost("::ffff:127.0.0.1", "127.0.0.1"));
+  assert.ok(sameHost("[::1]", "::1"));
+  assert.ok(sameHost("FE80::1", "fe80::1"));
+  assert.ok(!sameHost("127.0.0.1", "127.0.0.9"));
+});
+
+Deno.test("passive send from an offset streams the rest of the file with its CRC32", async () => {
+  await using root = await tempDir();
+  const data = pattern(1_000_003);
+  await Deno.writeFile(`${root.path}/movie.bin`, data);
+  using m = manager(root.path);
+  const { port, host } = m.listen("x1", "127.0.0.1");
+  assert.equal(host, "127.0.0.1");
+  const offset = 12_345;
+  const result = m.transfer(request({ xfer: "x1", dir: "send", path: "/movie.bin", offset }));
+  using client = await Deno.connect({ hostname: "127.0.0.1", port });
+  const got = await readAll(client);
+  const expected = data.subarray(offset);
+  assert.deepEqual(got, expected);
+  const r = await result;
+  assert.equal(r.bytes, expected.length);
+  assert.equal(r.size, data.length);
+  assert.equal(r.crc32, crc32(expected));
+  assert.equal(r.crcWhole, false);
+  assert.equal(m.pendingListeners, 0);
+});
+
+Deno.test("active send of a whole file connects out and reports crcWhole", async () => {
+  await using root = await tempDir();
+  const data = pattern(300_000, 7);
+  await Deno.mkdir(`${root.path}/dir`);
+  await Deno.writeFile(`${root.path}/dir/a.bin`, data);
+  using m = manager(root.path);
+  using server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const result = m.transfer(request({
+    xfer: "x2",
+    dir: "send",
+    path: "/dir/a.bin",
+    endpoint: { kind: "active", host: "127.0.0.1", port: server.addr.port },
+  }));
+  using conn = await server.accept();
+  assert.deepEqual(await readAll(conn), data);
+  const r = await result;
+  assert.deepEqual([r.bytes, r.size, r.crc32, r.crcWhole], [
+    data.length,
+    data.length,
+    crc32(data),
+    true,
+  ]);
+});
+
+Deno.test("receive of a new file creates parents and returns the whole-file CRC32", async () => {
+  await using root = await tempDir();
+  using m = manager(root.path);
+  const data = pattern(777_777, 3);
+  const { port } = m.listen("r1", "127.0.0.1");
+  // The client connects and uploads before the master's transfer order arrives.
+  {
+    using client = await Deno.connect({ hostname: "127.0.0.1", port });
+    await writeAll(client, data);
+  }
+  const r = await m.transfer(request({ xfer: "r1", dir: "receive", path: "/new/dir/up.bin" }));
+  assert.deepEqual(await Deno.readFile(`${root.path}/new/dir/up.bin`), data);
+  assert.deepEqual([r.bytes, r.size, r.crc32, r.crcWhole], [
+    data.length,
+    data.length,
+    crc32(data),
+    true,
+  ]);
+  const st = await Deno.stat(`${root.path}/new/dir/up.bin`);
+  assert.equal(r.mtime, st.mtime?.getTime());
+});
+
+Deno.test("receive at an offset truncates there and writes after it", async () => {
+  await using root = await tempDir();
+  const old = pattern(1000, 5);
+  await Deno.writeFile(`${root.path}/resume.bin`, old);
+  using m = manager(root.path);
+  const tail = pattern(500, 9);
+  const { port } = m.listen("r2", "127.0.0.1");
+  const result = m.transfer(
+    request({ xfer: "r2", dir: "receive", path: "/resume.bin", offset: 600 }),
+  );
+  {
+    using client = await Deno.connect({ hostname: "127.0.0.1", port });
+    await writeAll(client, tail);
+  }
+  const r = await result;
+  const expected = new Uint8Array(1100);
+  expected.set(old.subarray(0, 600));
+  expected.set(tail, 600);
+  assert.deepEqual(await Deno.readFile(`${root.path}/resume.bin`), expected);
+  assert.deepEqual([r.bytes, r.size, r.crc32, r.crcWhole], [500, 1100, crc32(tail), false]);
+});
+
+Deno.test("receive with append writes at the end of the file", async () => {
+  await using root = await tempDir();
+  const old = pattern(100, 11);
+  await Deno.writeFile(`${root.path}/log.bin`, old);
+  using m = manager(root.path);
+  const more = pattern(50, 12);
+  using server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const result = m.transfer(request({
+    xfer: "r3",
+    dir: "receive",
+    path: "/log.bin",
+    append: true,
+    endpoint: { kind: "active", host: "127.0.0.1", port: server.addr.port },
+  }));
+  {
+    using conn = await server.accept();
+    await writeAll(conn, more);
+  }
+  const r = await result;
+  const expected = new Uint8Array(150);
+  expected.set(old);
+  expected.set(more, 100);
+  assert.deepEqual(await Deno.readFile(`${root.path}/log.bin`), expected);
+  assert.deepEqual([r.bytes, r.size, r.crc32, r.crcWhole], [50, 150, crc32(more), false]);
+});
+
+Deno.test("receive refuses an offset beyond the end and a target outside the root", async () => {
+  await using root = await tempDir();
+  await using outside = await tempDir();
+  await Deno.writeFile(`${root.path}/short.bin`, pattern(10));
+  await Deno.symlink(outside.path, `${root.path}/out`);
+  using m = manager(root.path);
+  m.listen("r4", null);
+  await assert.rejects(
+    m.transfer(request({ xfer: "r4", dir: "receive", path: "/short.bin", offset: 11 })),
+    hasCode("bad_request"),
+  );
+  m.listen("r5", null);
+  await assert.rejects(
+    m.transfer(request({ xfer: "r5", dir: "receive", path: "/out/evil.bin" })),
+    hasCode("outside_root"),
+  );
+  assert.equal(m.pendingListeners, 0, "failed transfers close their listeners");
+  assert.deepEqual([...Deno.readDirSync(outside.path)], []);
+});
+
+Deno.test("send reports a missing file, a folder, and a path through an outside symlink", async () => {
+  await using root = await tempDir();
+  await using outside = await tempDir();
+  await Deno.writeTextFile(`${outside.path}/secret`, "s");
+  await Deno.symlink(`${outside.path}/secret`, `${root.path}/secret`);
+  await Deno.mkdir(`${root.path}/folder`);
+  using m = manager(root.path);
+  for (
+    const [path, code] of [["/nope.bin", "not_found"], ["/folder", "not_a_file"], [
+      "/secret",
+      "outside_root",
+    ]]
+  ) {
+    m.listen("s", "127.0.0.1");
+    await assert.rejects(
+      m.transfer(request({ xfer: "s", dir: "send", path: path! })),
+      hasCode(code!),
+    );
+  }
+  assert.equal(m.pendingListeners, 0);
+});
+
+Deno.test("a passive listener closes connections from the wrong peer and times out", async () => {
+  await using root = await tempDir();
+  await Deno.writeFile(`${root.path}/f.bin`, pattern(10));
+  using m = manager(root.path, { acceptTimeoutMs: 300 });
+  const { port } = m.listen("p1", "127.0.0.9");
+  const result = m.transfer(
+    request({ xfer: "p1", dir: "send", path: "/f.bin", peer: "127.0.0.9" }),
+  );
+  using intruder = await Deno.connect({ hostname: "127.0.0.1", port });
+  // The slave closes the intruder's connection without sending anything.
+  const n = await intruder.read(new Uint8Array(16)).catch(() => null);
+  assert.equal(n, null);
+  await assert.rejects(result, hasCode("timeout"));
+  // The listener is gone after the timeout.
+  await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }));
+});
+
+Deno.test("an unclaimed listener expires and a later transfer fails", async () => {
+  await using root = await tempDir();
+  using m = manager(root.path, { acceptTimeoutMs: 50 });
+  const { port } = m.listen("late", null);
+  {
+    using early = await Deno.connect({ hostname: "127.0.0.1", port });
+    assert.equal(await early.read(new Uint8Array(1)).catch(() => null), null);
+  }
+  assert.equal(m.pendingListeners, 0);
+  await assert.rejects(
+    m.transfer(request({ xfer: "late", dir: "send", path: "/x" })),
+    hasCode("data_connection"),
+  );
+});
+
+Deno.test("abort ends a transfer waiting for its data connection", async () => {
+  await using root = await tempDir();
+  await Deno.writeFile(`${root.path}/f.bin`, pattern(10));
+  using m = manager(root.path);
+  const { port } = m.listen("a1", "127.0.0.1");
+  const result = m.transfer(request({ xfer: "a1", dir: "send", path: "/f.bin" }));
+  m.abort("a1");
+  await assert.rejects(result, hasCode("aborted"));
+  await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }));
+});
+
+Deno.test("abort of a running receive keeps the partial file and reports it", async () => {
+  await using root = await tempDir();
+  const { promise: started, resolve } = Promise.withResolvers<number>();
+  using m = manager(root.path, {
+    progressIntervalMs: 0,
+    onProgress: (_xfer, bytes) => resolve(bytes),
+  });
+  const { port } = m.listen("a2", "127.0.0.1");
+  const result = m.transfer(request({ xfer: "a2", dir: "receive", path: "/part.bin" }));
+  using client = await Deno.connect({ hostname: "127.0.0.1", port });
+  const chunk = pattern(300 * 1024);
+  await writeAll(client, chunk); // more than one buffer: the first is on disk after this
+  await started;
+  m.abort("a2");
+  await assert.rejects(result, (e: unknown) => {
+    hasCode("aborted")(e);
+    const partial = (e as SlaveError).partial;
+    assert.ok(partial !== undefined);
+    assert.ok(partial.bytes > 0 && partial.bytes <= chunk.length);
+    assert.equal(partial.size, partial.bytes);
+    return true;
+  });
+  const onDisk = await Deno.readFile(`${root.path}/part.bin`);
+  assert.deepEqual(onDisk, chunk.subarray(0, onDisk.length));
+});
+
+Deno.test("an active connect that fails is a data_connection error", async () => {
+  await using root = await tempDir();
+  await Deno.writeFile(`${root.path}/f.bin`, pattern(10));
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = closed.addr.port;
+  closed.close();
+  using m = manager(root.path);
+  await assert.rejects(
+    m.transfer(request({
+      xfer: "c1",
+      dir: "send",
+      path: "/f.bin",
+      endpoint: { kind: "active", host: "127.0.0.1", port },
+    })),
+    hasCode("data_connection"),
+  );
+});
+
+Deno.test("listen fails with no_port when the whole range is taken", async () => {
+  await using root = await tempDir();
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = taken.addr.port;
+  using m = new TransferManager(new Storage(root.path), {
+    listenAddress: "127.0.0.1",
+    publicHost: "192.0.2.1",
+    passivePorts: { from: port, to: port },
+  });
+  assert.throws(() => m.listen("n1", null), hasCode("no_port"));
+  assert.throws(() => m.listen("n1", null), hasCode("no_port"));
+});
+
+Deno.test("close aborts pending listeners and refuses new work", async () => {
+  await using root = await tempDir();
+  await Deno.writeFile(`${root.path}/f`, pattern(10));
+  const m = manager(root.path);
+  const { port } = m.listen("c", null);
+  const result = m.transfer(request({ xfer: "c", dir: "send", path: "/f" }));
+  m.close();
+  await assert.rejects(result, hasCode("aborted"));
+  await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }));
+  assert.throws(() => m.listen("d", null), hasCode("data_connection"));
+});
