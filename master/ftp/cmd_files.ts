@@ -5,7 +5,8 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Entry, FileEntry } from "../filelist/types.ts";
-import type { SlaveHandle } from "../slaves/slave_handle.ts";
+import type { QueuedOp } from "../slaves/op_queue.ts";
+import { SlaveError } from "../slaves/slave_handle.ts";
 import { formatMdtm } from "./codecs.ts";
 import { FtpError } from "./errors.ts";
 import { formatMlstLine } from "./listing.ts";
@@ -26,25 +27,34 @@ async function mustFile(s: Session, path: string): Promise<FileEntry> {
   return e;
 }
 
-/** Runs `fn` on each connected slave in `names` (all connected slaves when null), logging failures. */
-async function onSlaves(
+/**
+ * Applies a delete, rename or rmdir on the slaves in `names` (every known slave when null).
+ * A delete or rename a slave cannot take now (offline, or failing) is queued for it and replayed
+ * after its next remerge, so its old inventory never brings the file back.
+ */
+export async function applyOnSlaves(
   s: Session,
   names: readonly string[] | null,
-  what: string,
-  fn: (slave: SlaveHandle) => Promise<unknown>,
+  op: QueuedOp | { op: "rmdir"; path: string },
 ): Promise<void> {
-  const targets = s.services.slaves.connected().filter((x) =>
-    names === null || names.includes(x.name)
-  );
-  await Promise.all(targets.map(async (slave) => {
+  const reg = s.services.slaves;
+  const targets = names ?? await reg.known();
+  await Promise.all(targets.map(async (name) => {
+    const slave = reg.get(name);
     try {
-      await fn(slave);
+      if (!slave) throw new Error("offline");
+      if (op.op === "delete") await slave.request({ type: "delete", path: op.path });
+      else if (op.op === "rename") await slave.request({ type: "rename", from: op.from, to: op.to });
+      else await slave.request({ type: "rmdir", path: op.path });
     } catch (e) {
-      log.warn("{what} on slave {slave} failed: {error}", {
-        what,
-        slave: slave.name,
-        error: e instanceof Error ? e.message : String(e),
+      if (e instanceof SlaveError && (e.code === "not_found" || e.code === "not_a_file")) return;
+      if (op.op === "rmdir") return;
+      log.info("Queued {op} for slave {slave}: {why}", {
+        op: op.op,
+        slave: name,
+        why: e instanceof Error ? e.message : String(e),
       });
+      await reg.queue.add(name, op);
     }
   }));
 }
@@ -60,7 +70,7 @@ export async function mkd(s: Session, _arg: string, path: string | null): Promis
 export async function rmd(s: Session, _arg: string, path: string | null): Promise<void> {
   if (path === "/") throw new FtpError(550, "Cannot remove the root directory");
   await s.services.filelist.rmdir(path!);
-  await onSlaves(s, null, `RMD ${path}`, (x) => x.request({ type: "rmdir", path: path! }));
+  await applyOnSlaves(s, null, { op: "rmdir", path: path! });
   await s.reply(250, `Directory ${path} removed`);
 }
 
@@ -68,7 +78,7 @@ export async function rmd(s: Session, _arg: string, path: string | null): Promis
 export async function dele(s: Session, _arg: string, path: string | null): Promise<void> {
   await mustFile(s, path!);
   const gone = await s.services.filelist.deleteFile(path!);
-  await onSlaves(s, gone.slaves, `DELE ${path}`, (x) => x.request({ type: "delete", path: path! }));
+  await applyOnSlaves(s, gone.slaves, { op: "delete", path: path! });
   log.info("{who} deleted {path}", { who: s.who, path });
   await s.reply(250, `File ${path} deleted`);
 }
@@ -91,12 +101,7 @@ export async function rnto(s: Session, _arg: string, path: string | null): Promi
   const e = await must(s, from);
   await s.services.filelist.rename(from, to);
   const holders = e.kind === "file" ? e.slaves : null;
-  await onSlaves(
-    s,
-    holders,
-    `RNTO ${from} -> ${to}`,
-    (x) => x.request({ type: "rename", from, to }),
-  );
+  await applyOnSlaves(s, holders, { op: "rename", from, to });
   await s.reply(250, `Renamed ${from} to ${to}`);
 }
 

@@ -8,6 +8,7 @@ import type { DataEndpoint, TransferResult } from "../../shared/protocol.ts";
 import type { Entry, FileEntry } from "../filelist/types.ts";
 import { SlaveError, SlaveGoneError, type SlaveHandle } from "../slaves/slave_handle.ts";
 import type { TransferControl } from "./commands.ts";
+import { applyOnSlaves } from "./cmd_files.ts";
 import { ActiveChannel, type DataChannel } from "./data_channel.ts";
 import { FtpError } from "./errors.ts";
 import { formatListing, formatMlsxFacts, formatNlst, parseListArgs } from "./listing.ts";
@@ -277,9 +278,7 @@ async function recordUpload(
     xferMs: r.ms,
   });
   // Other holders now have an old version: remove it where we can.
-  for (const name of stale) {
-    s.services.slaves.get(name)?.request({ type: "delete", path }).catch(() => {});
-  }
+  if (stale.length > 0) await applyOnSlaves(s, stale, { op: "delete", path });
 }
 
 async function recordPartial(

@@ -12,8 +12,9 @@ import {
   PROTOCOL_VERSION,
 } from "../../shared/protocol.ts";
 import type { Filelist, Remerge } from "../filelist/types.ts";
+import { type QueuedOp, rewritePath } from "./op_queue.ts";
 import type { SlaveRegistry } from "./registry.ts";
-import { SlaveHandle } from "./slave_handle.ts";
+import { SlaveError, SlaveHandle } from "./slave_handle.ts";
 
 const log = getLogger(["drftpd", "master", "link"]);
 
@@ -161,6 +162,8 @@ async function runSlave(slave: SlaveHandle, link: FrameConn, options: LinkServer
     slave.send({ type: "ping", t: Date.now() }).catch(() => slave.close());
   }, HEARTBEAT_MS);
   let remerge: Remerge | null = await options.filelist.beginRemerge(slave.name);
+  const queued = await options.registry.queue.list(slave.name);
+  const ops = queued.map((q) => q.op);
   const started = performance.now();
   let seen = 0;
   let nextLog = 10_000;
@@ -188,7 +191,12 @@ async function runSlave(slave: SlaveHandle, link: FrameConn, options: LinkServer
         case "remerge":
           if (!remerge) throw new Error("remerge batch after remerge_done");
           // Awaiting here applies back-pressure: the slave's batches wait in TCP buffers.
-          await remerge.add(msg.entries);
+          await remerge.add(
+            ops.length === 0 ? msg.entries : msg.entries.flatMap((e) => {
+              const path = rewritePath(e.path, ops);
+              return path === null ? [] : [{ ...e, path }];
+            }),
+          );
           seen += msg.entries.length;
           if (seen >= nextLog) {
             log.info("Remerge of {name}: {seen} files so far", { name: slave.name, seen });
@@ -200,6 +208,12 @@ async function runSlave(slave: SlaveHandle, link: FrameConn, options: LinkServer
           const stats = await remerge.finish();
           remerge = null;
           slave.state = "online";
+          replayQueue(slave, queued, options).catch((e) =>
+            log.warn("Replaying missed operations on {name} failed: {error}", {
+              name: slave.name,
+              error: String(e),
+            })
+          );
           log.info(
             "Slave {name} online: remerge of {files} files in {ms} ms (added {added}, removed {removed}, dropped {dropped}, resized {resized}, conflicts {conflicts})",
             {
@@ -216,10 +230,30 @@ async function runSlave(slave: SlaveHandle, link: FrameConn, options: LinkServer
       }
     }
   } catch (e) {
-    if (slave.state !== "gone") {
+    if (slave.state !== "gone" && !options.signal.aborted) {
       log.error("Dropping slave {name}: {error}", { name: slave.name, error: String(e) });
     }
   } finally {
     clearInterval(heartbeat);
+  }
+}
+
+/** Applies the deletes and renames a slave missed while offline, oldest first. */
+async function replayQueue(
+  slave: SlaveHandle,
+  queued: readonly { key: Deno.KvKey; op: QueuedOp }[],
+  options: LinkServerOptions,
+): Promise<void> {
+  for (const { key, op } of queued) {
+    try {
+      if (op.op === "delete") await slave.request({ type: "delete", path: op.path });
+      else await slave.request({ type: "rename", from: op.from, to: op.to });
+    } catch (e) {
+      if (!(e instanceof SlaveError) || (e.code !== "not_found" && e.code !== "not_a_file")) throw e;
+    }
+    await options.registry.queue.done(key);
+  }
+  if (queued.length > 0) {
+    log.info("Replayed {n} missed operations on {name}", { n: queued.length, name: slave.name });
   }
 }

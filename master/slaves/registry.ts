@@ -3,6 +3,7 @@
  * picking one for a transfer.
  */
 import { getLogger } from "@logtape/logtape";
+import { OpQueue } from "./op_queue.ts";
 import { pickForDownload, pickForUpload } from "./selection.ts";
 import type { SlaveHandle } from "./slave_handle.ts";
 
@@ -28,10 +29,20 @@ interface KnownSlave {
 export class SlaveRegistry {
   #kv: Deno.Kv;
   #connected = new Map<string, SlaveHandle>();
+  /** Operations offline slaves missed. */
+  readonly queue: OpQueue;
 
   /** Uses `kv` to remember slaves across restarts. */
   constructor(kv: Deno.Kv) {
     this.#kv = kv;
+    this.queue = new OpQueue(kv);
+  }
+
+  /** Names of every slave ever seen (connected or not). */
+  async known(): Promise<string[]> {
+    const names = new Set(this.#connected.keys());
+    for await (const e of this.#kv.list({ prefix: ["slave"] })) names.add(String(e.key[1]));
+    return [...names];
   }
 
   /** The connected slave called `name`, if any. */
