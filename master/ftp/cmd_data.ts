@@ -64,6 +64,13 @@ export async function pret(s: Session, arg: string): Promise<void> {
 
 /** Picks the slave for a PRET'd file transfer. */
 async function slaveForPret(s: Session, p: Pret): Promise<SlaveHandle> {
+  // A client whose EPSV was refused asks again with PASV: keep the first choice.
+  if (p.chosen?.available) return p.chosen;
+  p.chosen = await pickForPret(s, p);
+  return p.chosen;
+}
+
+async function pickForPret(s: Session, p: Pret): Promise<SlaveHandle> {
   const { filelist, slaves } = s.services;
   const e = await filelist.get(p.path);
   if (p.kind === "download") {

@@ -32,6 +32,8 @@ export interface Pret {
   kind: "download" | "upload" | "list";
   /** Normalised path ("" arguments resolve to the cwd). */
   path: string;
+  /** The slave picked for it by a first PASV/EPSV, reused if the client asks again. */
+  chosen?: SlaveHandle;
 }
 
 /** How the next data connection will be made. */
