@@ -44,8 +44,9 @@ export async function applyOnSlaves(
     try {
       if (!slave) throw new Error("offline");
       if (op.op === "delete") await slave.request({ type: "delete", path: op.path });
-      else if (op.op === "rename") await slave.request({ type: "rename", from: op.from, to: op.to });
-      else await slave.request({ type: "rmdir", path: op.path });
+      else if (op.op === "rename") {
+        await slave.request({ type: "rename", from: op.from, to: op.to });
+      } else await slave.request({ type: "rmdir", path: op.path });
     } catch (e) {
       if (e instanceof SlaveError && (e.code === "not_found" || e.code === "not_a_file")) return;
       if (op.op === "rmdir") return;

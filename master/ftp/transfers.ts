@@ -57,7 +57,7 @@ async function fileTransfer(
   const plan = takePlan(s);
   let releasePlan = true;
   try {
-    const { filelist, slaves } = s.services;
+    const { filelist } = s.services;
     const entry = await filelist.get(path);
     if (kind === "download") {
       if (!entry) throw new FtpError(550, `No such file: ${path}`);

@@ -249,7 +249,9 @@ async function replayQueue(
       if (op.op === "delete") await slave.request({ type: "delete", path: op.path });
       else await slave.request({ type: "rename", from: op.from, to: op.to });
     } catch (e) {
-      if (!(e instanceof SlaveError) || (e.code !== "not_found" && e.code !== "not_a_file")) throw e;
+      if (!(e instanceof SlaveError) || (e.code !== "not_found" && e.code !== "not_a_file")) {
+        throw e;
+      }
     }
     await options.registry.queue.done(key);
   }

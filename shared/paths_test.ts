@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import {
+  baseName,
+  containedRealPath,
+  isNormalized,
+  isWithin,
+  joinPath,
+  normalize,
+  parentOf,
+  PathError,
+} from "./paths.ts";
+
+Deno.test("normalize resolves against the cwd and never climbs above /", () => {
+  const cases: [string, string, string][] = [
+    ["/", "", "/"],
+    ["/", ".", "/"],
+    ["/a", "b", "/a/b"],
+    ["/a", "/b", "/b"],
+    ["/a/b", "..", "/a"],
+    ["/a", "../../..", "/"],
+    ["/", "//x///y/", "/x/y"],
+    ["/a", "./b/./c/..", "/a/b"],
+    ["/", "../etc/passwd", "/etc/passwd"],
+    ["/", "name with spaces", "/name with spaces"],
+    ["/", "ünïcødé", "/ünïcødé"],
+  ];
+  for (const [cwd, arg, want] of cases) assert.equal(normalize(cwd, arg), want, `${cwd} + ${arg}`);
+});
+
+Deno.test("normalize refuses control characters and overlong input", () => {
+  assert.throws(() => normalize("/", "a\x00b"), PathError);
+  assert.throws(() => normalize("/", "a\r\nb"), /control character/);
+  assert.throws(() => normalize("/", "x".repeat(5000)), /too long/);
+  assert.throws(() => normalize("/", "y".repeat(300)), /Name too long/);
+});
+
+Deno.test("path helpers", () => {
+  assert.equal(parentOf("/"), "/");
+  assert.equal(parentOf("/a"), "/");
+  assert.equal(parentOf("/a/b"), "/a");
+  assert.equal(baseName("/a/b"), "b");
+  assert.equal(baseName("/"), "");
+  assert.equal(joinPath("/", "x"), "/x");
+  assert.equal(joinPath("/a", "x"), "/a/x");
+  assert.ok(isWithin("/a/b", "/a"));
+  assert.ok(isWithin("/a", "/a"));
+  assert.ok(!isWithin("/ab", "/a"));
+  assert.ok(isWithin("/anything", "/"));
+  assert.ok(isNormalized("/a/b"));
+  assert.ok(!isNormalized("/a/../b"));
+  assert.ok(!isNormalized("a"));
+  assert.ok(!isNormalized("/a/"));
+});
+
+Deno.test("containedRealPath maps under the root and refuses symlink escapes", async () => {
+  const root = await Deno.realPath(await Deno.makeTempDir());
+  const outside = await Deno.realPath(await Deno.makeTempDir());
+  try {
+    await Deno.mkdir(`${root}/d`);
+    await Deno.writeTextFile(`${outside}/secret`, "x");
+    await Deno.symlink(outside, `${root}/escape`);
+    await Deno.symlink(`${root}/d`, `${root}/inside`);
+    assert.equal(await containedRealPath(root, "/d/new.bin"), `${root}/d/new.bin`);
+    assert.equal(await containedRealPath(root, "/"), root);
+    assert.equal(await containedRealPath(root, "/inside/f"), `${root}/inside/f`);
+    await assert.rejects(() => containedRealPath(root, "/escape/secret"), PathError);
+    await assert.rejects(() => containedRealPath(root, "/escape/new/deeper"), PathError);
+    await assert.rejects(() => containedRealPath(root, "/../x"), PathError);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+    await Deno.remove(outside, { recursive: true });
+  }
+});
