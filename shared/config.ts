@@ -11,7 +11,7 @@
  */
 import { parse as parseToml, TomlError } from "smol-toml";
 import { isAbsolute, resolve } from "node:path";
-import type { HostPort, MasterConfig, PortRange, SlaveConfig } from "./config_types.ts";
+import type { FxpRule, HostPort, MasterConfig, PortRange, SlaveConfig } from "./config_types.ts";
 
 export type { HostPort, MasterConfig, PortRange, SlaveConfig } from "./config_types.ts";
 
@@ -143,6 +143,31 @@ function slaveName(v: unknown): string {
   return s;
 }
 
+function fxpRules(v: unknown): FxpRule[] {
+  if (!Array.isArray(v)) throw new Invalid(`expected an array of tables, got ${typeName(v)}`);
+  return v.map((rule, i) => {
+    if (!isTable(rule)) throw new Invalid(`rule ${i + 1}: expected a table, got ${typeName(rule)}`);
+    for (const k of Object.keys(rule)) {
+      if (k !== "path" && k !== "upload" && k !== "download") {
+        throw new Invalid(`rule ${i + 1}: unknown key "${k}" (expected path, upload, download)`);
+      }
+    }
+    if (typeof rule.path !== "string" || !rule.path.startsWith("/")) {
+      throw new Invalid(`rule ${i + 1}: path must be a string starting with "/"`);
+    }
+    for (const k of ["upload", "download"] as const) {
+      if (rule[k] !== undefined && typeof rule[k] !== "boolean") {
+        throw new Invalid(`rule ${i + 1}: ${k} must be true or false`);
+      }
+    }
+    return {
+      path: rule.path,
+      upload: rule.upload !== false,
+      download: rule.download !== false,
+    };
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Schemas
 
@@ -166,6 +191,8 @@ export const MASTER_SCHEMA: Schema<MasterSections> = {
     login_timeout: { default: 60, read: int(1, 3600) },
     max_connections: { default: 2000, read: int(1, 1_000_000) },
     banner: { default: "drftpd ready", read: str({ printable: true }) },
+    fxp: { default: "allow", read: oneOf(["allow", "deny"] as const) },
+    fxp_rules: { default: [], read: fxpRules },
   },
   slaves: {
     listen: { default: "0.0.0.0:1099", read: hostPort(true) },

@@ -15,6 +15,16 @@ export interface PortRange {
   to: number;
 }
 
+/** One `[[ftp.fxp_rules]]` entry: FXP allowed or not under a path glob, per direction. */
+export interface FxpRule {
+  /** Glob over virtual paths: `*` matches within one name, `**` across folders. */
+  path: string;
+  /** FXP uploads (a third party sends us the file) allowed under this path. Default true. */
+  upload: boolean;
+  /** FXP downloads (we send the file to a third party) allowed under this path. Default true. */
+  download: boolean;
+}
+
 /** Validated master.toml. */
 export interface MasterConfig {
   /** Absolute path of the file this came from, or null for built-in defaults. */
@@ -40,6 +50,10 @@ export interface MasterConfig {
     max_connections: number;
     /** Greeting text on 220. Default "drftpd ready". */
     banner: string;
+    /** Server-to-server transfers (data peer ≠ client): "allow" (default) or "deny". */
+    fxp: "allow" | "deny";
+    /** Per-path FXP rules; the first rule whose glob matches decides. Default none. */
+    fxp_rules: FxpRule[];
   };
   slaves: {
     /** Default 0.0.0.0:1099. */

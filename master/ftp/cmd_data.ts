@@ -17,6 +17,8 @@ import {
 } from "./codecs.ts";
 import { PassiveChannel, sameHost } from "./data_channel.ts";
 import { FtpError } from "./errors.ts";
+import { PasvProxy } from "./pasv_proxy.ts";
+import { fxpAllowed } from "../auth/permissions.ts";
 import type { DataPlan, Pret, Session } from "./session.ts";
 import type { SlaveHandle } from "../slaves/slave_handle.ts";
 
@@ -103,17 +105,34 @@ function unavailable(path: string, holders: readonly string[]): string {
 async function slavePassive(
   s: Session,
   p: Pret,
-): Promise<{ plan: DataPlan & { kind: "slave" }; host: string; port: number }> {
+): Promise<
+  { plan: DataPlan & { kind: "slave" }; host: string; port: number; peer: string | null }
+> {
   const slave = await slaveForPret(s, p);
   const xfer = crypto.randomUUID();
-  const r = await slave.request({ type: "listen", xfer, peer: null });
-  const plan = { kind: "slave" as const, slave, xfer, pret: p };
-  return { plan, host: String(r.host), port: Number(r.port) };
+  // Security: the slave's port accepts only the client unless FXP is allowed for this transfer.
+  const fxp = fxpAllowed(
+    s.services.config.ftp,
+    s.user!,
+    p.kind === "upload" ? "upload" : "download",
+    p.path,
+  );
+  const peer = fxp ? null : s.remoteHost;
+  const r = await slave.request({ type: "listen", xfer, peer });
+  const host = String(r.host);
+  const port = Number(r.port);
+  const plan: DataPlan & { kind: "slave" } = { kind: "slave", slave, xfer, pret: p };
+  return { plan, host, port, peer };
 }
 
 /** Opens a passive port on the master (listings, relay). */
 function masterPassive(s: Session): PassiveChannel {
-  return new PassiveChannel(s.localHost, s.services.config.ftp.passive_ports, null);
+  const fxp = fxpAllowed(s.services.config.ftp, s.user!, null, null);
+  return new PassiveChannel(
+    s.localHost,
+    s.services.config.ftp.passive_ports,
+    fxp ? null : s.remoteHost,
+  );
 }
 
 function requirePretOrRelay(s: Session, verb: string): void {
@@ -131,10 +150,24 @@ export async function pasv(s: Session): Promise<void> {
   requirePretOrRelay(s, "PASV");
   s.clearData();
   if (s.pret && s.pret.kind !== "list") {
-    const { plan, host, port } = await slavePassive(s, s.pret);
+    const { plan, host, port, peer } = await slavePassive(s, s.pret);
     if (!isIPv4(unmapIPv4(host))) {
       plan.slave.request({ type: "abort", xfer: plan.xfer }).catch(() => {});
       throw new FtpError(425, `Slave ${plan.slave.name} has no IPv4 address for PASV; use EPSV`);
+    }
+    if (!sameHost(host, s.localHost)) {
+      // For clients that ignore the 227 address and connect to the control host instead.
+      try {
+        plan.proxy = new PasvProxy(
+          s.localHost,
+          port,
+          { host, port },
+          peer,
+          `${s.who} ${s.pret.verb} ${s.pret.path}`,
+        );
+      } catch {
+        // that port is taken here: such clients will fail to connect, PRET-aware ones are fine
+      }
     }
     s.data = plan;
     log.debug("{who}: PASV via slave {slave} at {host}:{port}", {
@@ -186,7 +219,13 @@ function checkActiveTarget(s: Session, host: string, port: number): void {
   // Security: never let PORT/EPRT aim at a privileged port (FTP bounce attack).
   if (port < 1024) throw new FtpError(501, `Refusing a data connection to privileged port ${port}`);
   if (s.epsvAll) throw new FtpError(503, "EPSV ALL was sent; PORT/EPRT are not allowed");
-  void host;
+  // Security: a data connection to another host than the client's is FXP (or a bounce attack).
+  if (!sameHost(host, s.remoteHost) && !fxpAllowed(s.services.config.ftp, s.user!, null, null)) {
+    throw new FtpError(
+      504,
+      `FXP is not allowed: data connections go only to your own address ${s.remoteHost}, not ${host}`,
+    );
+  }
 }
 
 /** PORT h1,h2,h3,h4,p1,p2 */

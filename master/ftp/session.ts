@@ -10,6 +10,7 @@ import type { Filelist } from "../filelist/types.ts";
 import type { SlaveRegistry } from "../slaves/registry.ts";
 import type { SlaveHandle } from "../slaves/slave_handle.ts";
 import type { DataChannel } from "./data_channel.ts";
+import type { PasvProxy } from "./pasv_proxy.ts";
 import { ControlLineReader, LineTooLongError } from "./line_reader.ts";
 import { formatReply } from "./replies.ts";
 
@@ -39,7 +40,7 @@ export interface Pret {
 /** How the next data connection will be made. */
 export type DataPlan =
   /** A slave listens (PRET + PASV/EPSV): the transfer must use that slave. */
-  | { kind: "slave"; slave: SlaveHandle; xfer: string; pret: Pret }
+  | { kind: "slave"; slave: SlaveHandle; xfer: string; pret: Pret; proxy?: PasvProxy }
   /** The master listens (listings, or relay for clients without PRET). */
   | { kind: "master"; channel: DataChannel & { port: number } }
   /** The client listens (PORT/EPRT). */
@@ -115,6 +116,7 @@ export class Session {
     if (!plan) return;
     if (plan.kind === "master") plan.channel.close();
     if (plan.kind === "slave") {
+      plan.proxy?.close();
       plan.slave.request({ type: "abort", xfer: plan.xfer }).catch(() => {});
     }
   }

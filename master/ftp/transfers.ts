@@ -9,7 +9,8 @@ import type { Entry, FileEntry } from "../filelist/types.ts";
 import { SlaveError, SlaveGoneError, type SlaveHandle } from "../slaves/slave_handle.ts";
 import type { TransferControl } from "./commands.ts";
 import { applyOnSlaves } from "./cmd_files.ts";
-import { ActiveChannel, type DataChannel } from "./data_channel.ts";
+import { ActiveChannel, type DataChannel, sameHost } from "./data_channel.ts";
+import { fxpAllowed } from "../auth/permissions.ts";
 import { FtpError } from "./errors.ts";
 import { formatListing, formatMlsxFacts, formatNlst, parseListArgs } from "./listing.ts";
 import type { DataPlan, Session } from "./session.ts";
@@ -86,6 +87,12 @@ async function fileTransfer(
         throw new FtpError(503, `Resume of ${path} must go to a slave holding it`);
       }
     } else {
+      if (plan.kind === "active" && !sameHost(plan.host, s.remoteHost)) {
+        // Security: FXP rules per path and direction (the global switch was checked at PORT).
+        if (!fxpAllowed(s.services.config.ftp, s.user!, kind, path)) {
+          throw new FtpError(550, `FXP ${kind} of ${path} is not allowed`);
+        }
+      }
       slave = pickSlave(s, kind, path, file, resuming);
     }
 
@@ -132,6 +139,11 @@ async function fileTransfer(
           peer: plan.kind === "active" ? plan.host : null,
         }) as unknown as TransferResult;
       }
+      if (plan.kind === "slave" && plan.proxy) {
+        // A client that ignored the 227 address is piped through the master: let it finish.
+        plan.proxy.stopListening();
+        await plan.proxy.done;
+      }
       if (kind === "upload") await recordUpload(s, path, slave, file, result, resuming);
       log.info("{dir} {user} {path} {bytes} bytes {ms} ms via {slave}", {
         dir: kind === "download" ? "RETR" : append ? "APPE" : "STOR",
@@ -176,6 +188,7 @@ async function fileTransfer(
 
 function releaseUnused(plan: DataPlan): void {
   if (plan.kind === "master") plan.channel.close();
+  if (plan.kind === "slave") plan.proxy?.close();
 }
 
 function pickSlave(

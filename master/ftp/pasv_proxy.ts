@@ -1,0 +1,119 @@
+/**
+ * For clients that ignore the address in a 227 reply (curl ≥ 7.74 by default, Python's ftplib,
+ * basic-ftp, lftp for 127/8 addresses other than 127.0.0.1): after PASV names a slave, the master
+ * also listens on the same port at the control connection's address. A client that connects
+ * there instead of to the slave is piped through to the slave's port; the slave's transfer
+ * itself is unchanged. This costs the master the transfer's bytes, and is logged with the count.
+ */
+import { getLogger } from "@logtape/logtape";
+import { sameHost } from "./data_channel.ts";
+
+const log = getLogger(["drftpd", "master", "data"]);
+
+/** A one-connection TCP pipe from the master's port to a slave's passive port. */
+export class PasvProxy implements Disposable {
+  #listener: Deno.TcpListener;
+  #conns: Deno.Conn[] = [];
+  #closed = false;
+  #bytes = 0;
+  #done: Promise<void>;
+
+  /** Listens at `hostname:port` (throws if the port is taken) and pipes the first accepted peer. */
+  constructor(
+    hostname: string,
+    port: number,
+    target: { host: string; port: number },
+    peer: string | null,
+    label: string,
+  ) {
+    this.#listener = Deno.listen({ hostname, port });
+    this.#done = this.#run(target, peer, label);
+  }
+
+  /** Bytes piped so far (both directions). */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  async #run(target: { host: string; port: number }, peer: string | null, label: string) {
+    let client: Deno.Conn;
+    for (;;) {
+      try {
+        client = await this.#listener.accept();
+      } catch {
+        return; // closed: the client went to the slave directly, or nobody came
+      }
+      const from = (client.remoteAddr as Deno.NetAddr).hostname;
+      if (peer === null || sameHost(from, peer)) break;
+      log.warn("Refused data connection from {from}: expected {peer}", { from, peer });
+      client.close();
+    }
+    this.#closeListener();
+    this.#conns.push(client);
+    try {
+      const slave = await Deno.connect({ hostname: target.host, port: target.port });
+      this.#conns.push(slave);
+      const count = new TransformStream<Uint8Array, Uint8Array>({
+        transform: (chunk, ctrl) => {
+          this.#bytes += chunk.byteLength;
+          ctrl.enqueue(chunk);
+        },
+      });
+      const count2 = new TransformStream<Uint8Array, Uint8Array>({
+        transform: (chunk, ctrl) => {
+          this.#bytes += chunk.byteLength;
+          ctrl.enqueue(chunk);
+        },
+      });
+      await Promise.allSettled([
+        client.readable.pipeThrough(count).pipeTo(slave.writable),
+        slave.readable.pipeThrough(count2).pipeTo(client.writable),
+      ]);
+      log.info("{label}: the client ignored the PASV address; master relayed {bytes} bytes", {
+        label,
+        bytes: this.#bytes,
+      });
+    } catch (e) {
+      log.warn("{label}: relay to the slave failed: {error}", { label, error: String(e) });
+    } finally {
+      this.close();
+    }
+  }
+
+  #closeListener(): void {
+    try {
+      this.#listener.close();
+    } catch {
+      // closed
+    }
+  }
+
+  /** Stops listening; a pipe in progress continues until its transfer ends. */
+  stopListening(): void {
+    this.#closeListener();
+  }
+
+  /** Resolves when the proxy has finished (or never got a client). */
+  get done(): Promise<void> {
+    return this.#done;
+  }
+
+  /** Closes everything. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeListener();
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch {
+        // closed
+      }
+    }
+  }
+
+  /** Same as close(). */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
