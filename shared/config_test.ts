@@ -41,6 +41,8 @@ Deno.test("parseMasterConfig() fills every default", () => {
       login_timeout: 60,
       max_connections: 2000,
       banner: "drftpd ready",
+      fxp: "allow",
+      fxp_rules: [],
     },
     slaves: { listen: { host: "0.0.0.0", port: 1099 }, secret: "change-me" },
     log: { level: "info" },
@@ -78,6 +80,10 @@ idle_timeout = 60
 login_timeout = 10
 max_connections = 5
 banner = "hello"
+fxp = "deny"
+[[ftp.fxp_rules]]
+path = "/incoming/**"
+upload = false
 [slaves]
 listen = "10.0.0.1:0"
 secret = "s3cret"
@@ -96,6 +102,8 @@ level = "debug"
     login_timeout: 10,
     max_connections: 5,
     banner: "hello",
+    fxp: "deny",
+    fxp_rules: [{ path: "/incoming/**", upload: false, download: true }],
   });
   assertEquals(c.slaves, { listen: { host: "10.0.0.1", port: 0 }, secret: "s3cret" });
   assertEquals(c.log.level, "debug");
@@ -146,6 +154,16 @@ const MASTER_ERRORS: [string, string | null, string][] = [
     `[ftp]\nmax_connections = 0`,
     "ftp.max_connections",
     `master.toml: ftp.max_connections = 0: must be between 1 and 1000000`,
+  ],
+  [
+    `[ftp]\nfxp = "maybe"`,
+    "ftp.fxp",
+    `master.toml: ftp.fxp = "maybe": must be one of "allow", "deny"`,
+  ],
+  [
+    `[[ftp.fxp_rules]]\npath = "incoming"`,
+    "ftp.fxp_rules",
+    `master.toml: ftp.fxp_rules = [{"path":"incoming"}]: rule 1: path must be a string starting with "/"`,
   ],
   [
     `[ftp]\nbanner = true`,

@@ -125,6 +125,39 @@ Deno.test("curl: PRET passive and active transfers go to the slaves", async (t) 
     assert.ok(await sameFile(src, out), "PORT-mode downloaded bytes differ");
   });
 
+  await t.step("8 parallel uploads then 8 parallel downloads", async () => {
+    const idx = [...Array(8).keys()];
+    await Promise.all(
+      idx.map((i) => Deno.writeFile(`${tmp.path}/par-${i}.bin`, randomBytes(400_000 + i))),
+    );
+    const ups = await Promise.all(
+      idx.map((i) =>
+        curl([
+          ...CURL_PRET,
+          "--ftp-create-dirs",
+          "-T",
+          `${tmp.path}/par-${i}.bin`,
+          site.url(`/par/p${i}.bin`),
+        ])
+      ),
+    );
+    for (const [i, r] of ups.entries()) {
+      assert.ok(r.success, describeRun(`parallel upload ${i}`, r) + (await site.logs(4000)));
+    }
+    const downs = await Promise.all(
+      idx.map((i) =>
+        curl([...CURL_PRET, "-o", `${tmp.path}/par-${i}.out`, site.url(`/par/p${i}.bin`)])
+      ),
+    );
+    for (const [i, r] of downs.entries()) {
+      assert.ok(r.success, describeRun(`parallel download ${i}`, r) + (await site.logs(4000)));
+      assert.ok(
+        await sameFile(`${tmp.path}/par-${i}.bin`, `${tmp.path}/par-${i}.out`),
+        `p${i}.bin differs`,
+      );
+    }
+  });
+
   await t.step("20 uploads are spread over both slaves", async () => {
     const files: string[] = [];
     for (let i = 0; i < 20; i++) {

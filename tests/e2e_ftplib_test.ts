@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import {
   describeRun,
+  findByName,
   makeSite,
   parse227,
   randomBytes,
@@ -50,8 +51,11 @@ if cfg["mode"] == "relay":
     def down():
         with open(cfg["dst"], "wb") as f:
             ftp.retrbinary("RETR " + cfg["name"], f.write)
+    def nlst():
+        out["nlst"] = ftp.nlst()
     step("upload", up)
     step("download", down)
+    step("nlst", nlst)
 else:
     try:
         resp = ftp.sendcmd("PASV")
@@ -83,6 +87,7 @@ interface ScriptOut {
   steps: [string, string][];
   bare_pasv?: string;
   upload_227?: string[];
+  nlst?: string[];
 }
 
 async function runScript(
@@ -120,10 +125,15 @@ Deno.test("ftplib: PASV without PRET is relayed through the master", async () =>
   const { out, src, dst } = await runScript(site, tmp.path, "relay", "relayed.bin");
   assert.deepEqual(
     out.steps,
-    [["upload", "ok"], ["download", "ok"]],
+    [["upload", "ok"], ["download", "ok"], ["nlst", "ok"]],
     `${JSON.stringify(out)}\n${await site.logs(4000)}`,
   );
   assert.ok(await sameFile(src, dst), "relayed download differs from the upload");
+  assert.ok(
+    (out.nlst ?? []).some((n) => n.replace(/^.*\//, "") === "relayed.bin"),
+    `relayed NLST: ${JSON.stringify(out.nlst)}`,
+  );
+  assert.deepEqual(await findByName(site.masterDataDir, "relayed.bin"), []);
   // relayed: the data connections went to the master, not to the slave on 127.0.0.2
   assert.ok(out.replies_227.length >= 2, JSON.stringify(out));
   for (const reply of out.replies_227) {

@@ -48,10 +48,11 @@ Deno.test("lftp: mirror a nested tree up and back down with PRET", async () => {
     "set net:timeout 10",
     "set net:reconnect-interval-base 1",
     "set ftp:ssl-allow no",
+    'set ftp:proxy ""',
     "set ftp:passive-mode on",
     "set xfer:clobber on",
     "set cmd:fail-exit yes",
-    `debug -o ${tmp.path}/lftp.debug 9`,
+    `debug -t -o ${tmp.path}/lftp.debug 9`,
     `open -u ${site.user},${site.pass} -p ${site.ftpPort} ${site.host}`,
     `mirror -R --no-perms ${src} /tree`,
     `mirror --no-perms /tree ${dst}`,
@@ -79,9 +80,12 @@ Deno.test("lftp: mirror a nested tree up and back down with PRET", async () => {
     assert.equal(await sha256(b), await sha256(a), `${rel}: bytes differ`);
   }
 
-  // every file sits under exactly one slave root at its virtual path
+  // every file sits under exactly one slave root at its virtual path, and both slaves got some
+  const perSlave: Record<string, number> = { one: 0, two: 0 };
   for (const rel of up) {
     const holders = await slavesHolding(site, `tree/${rel}`);
     assert.equal(holders.length, 1, `tree/${rel} is held by ${holders.length} slaves`);
+    perSlave[holders[0]!]! += 1;
   }
+  assert.ok(perSlave.one! > 0 && perSlave.two! > 0, `not spread: ${JSON.stringify(perSlave)}`);
 });

@@ -47,7 +47,12 @@ Deno.test("master restart: filelist intact, slaves reconnect, downloads work", a
 
   // SIGTERM, start again; restartMaster waits for FTP and for both slaves to be online again,
   // which they must manage on their own (nobody restarts them)
-  await site.restartMaster({ signal: "SIGTERM", waitSlaves: false });
+  const exit = await site.restartMaster({ signal: "SIGTERM", waitSlaves: false });
+  assert.deepEqual(
+    [exit?.code, exit?.signal],
+    [0, null],
+    `the master should exit cleanly on SIGTERM\n${await site.log("master")}`,
+  );
   await site.waitSlaves(["s2", "s3"], "online", 45_000);
 
   assert.deepEqual(await listing("/keep/"), before.top, "top listing changed across restart");

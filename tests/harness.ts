@@ -25,6 +25,11 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Thrown inside a {@link poll} check to stop polling at once (e.g. a process exited). */
+export class PollAbortedError extends Error {
+  override name = "PollAbortedError";
+}
+
 /**
  * Calls `check` every `intervalMs` until it returns a value other than `undefined`, or throws
  * once `timeoutMs` has passed. `describe` is called for the failure message.
@@ -43,6 +48,7 @@ export async function poll<T>(
       const value = await check();
       if (value !== undefined) return value;
     } catch (error) {
+      if (error instanceof PollAbortedError) throw error;
       lastError = error;
     }
     if (Date.now() >= deadline) {
@@ -251,6 +257,13 @@ export function parse227(text: string): { host: string; port: number } {
   return { host: n.slice(0, 4).join("."), port: n[4]! * 256 + n[5]! };
 }
 
+/** Parses the port of "229 Entering Extended Passive Mode (|||port|)". */
+export function parse229(text: string): number {
+  const m = /\((.)\1\1(\d+)\1\)/.exec(text);
+  if (!m) throw new SyntaxError(`Cannot parse 229 reply: "${text}"`);
+  return Number(m[2]);
+}
+
 /**
  * A tiny raw FTP control connection for asserting exact reply codes. It reads multi-line
  * replies ("123-…" up to "123 …") correctly, and every read has a deadline.
@@ -269,8 +282,13 @@ export class FtpControl implements AsyncDisposable {
     this.timeoutMs = timeoutMs;
   }
 
-  /** Connects and reads the greeting. */
-  static async connect(host: string, port: number, timeoutMs = 20_000): Promise<FtpControl> {
+  /** Connects and reads the greeting; `timeoutMs` is the per-reply deadline (default 20 s). */
+  static async connect(
+    address: { host: string; port: number },
+    options: { timeoutMs?: number } = {},
+  ): Promise<FtpControl> {
+    const { host, port } = address;
+    const timeoutMs = options.timeoutMs ?? 20_000;
     const conn = await Deno.connect({ hostname: host, port });
     const ftp = new FtpControl(conn, timeoutMs);
     try {
@@ -284,13 +302,11 @@ export class FtpControl implements AsyncDisposable {
 
   /** Connects, checks the 220 greeting, logs in (USER/PASS → 230) and switches to TYPE I. */
   static async login(
-    host: string,
-    port: number,
-    user: string,
-    pass: string,
-    timeoutMs = 20_000,
+    address: { host: string; port: number },
+    options: { user: string; pass: string; timeoutMs?: number },
   ): Promise<FtpControl> {
-    const ftp = await FtpControl.connect(host, port, timeoutMs);
+    const { user, pass } = options;
+    const ftp = await FtpControl.connect(address, options);
     try {
       if (ftp.greeting.code !== 220) {
         throw new Error(`Expected 220 greeting, got ${ftp.greeting.lines.join(" | ")}`);
@@ -357,32 +373,81 @@ export class FtpControl implements AsyncDisposable {
     return { ...parse227(r.text), reply: r };
   }
 
+  /** EPSV; returns the 229 port or throws with the reply. */
+  async epsv(): Promise<{ port: number; reply: FtpReply }> {
+    const r = await this.send("EPSV");
+    if (r.code !== 229) throw new Error(`EPSV refused: ${r.lines.join(" | ")}`);
+    return { port: parse229(r.text), reply: r };
+  }
+
+  /**
+   * Runs one data command over an already announced passive endpoint: connects to it, sends
+   * `command`, expects 150/125, then sends `options.upload` (closing the data connection after it) or
+   * reads to EOF, and expects 226/250. Throws with the replies otherwise.
+   */
+  async transfer(
+    endpoint: { host: string; port: number },
+    command: string,
+    options: { upload?: Uint8Array } = {},
+  ): Promise<{ data: Uint8Array; reply: FtpReply }> {
+    const { upload } = options;
+    const data = await Deno.connect({ hostname: endpoint.host, port: endpoint.port });
+    try {
+      const r = await this.send(command);
+      if (r.code !== 150 && r.code !== 125) {
+        throw new Error(`${command} refused: ${r.lines.join(" | ")}`);
+      }
+      let bytes: Uint8Array = new Uint8Array(0);
+      if (upload === undefined) {
+        bytes = await withTimeout(readAll(data), {
+          ms: this.timeoutMs,
+          what: "data connection EOF",
+        });
+      } else {
+        let off = 0;
+        while (off < upload.length) off += await data.write(upload.subarray(off));
+      }
+      data.close();
+      const done = await this.read();
+      if (done.code !== 226 && done.code !== 250) {
+        throw new Error(`${command} did not complete: ${done.lines.join(" | ")}`);
+      }
+      return { data: bytes, reply: done };
+    } finally {
+      try {
+        data.close();
+      } catch {
+        // closed above
+      }
+    }
+  }
+
   /**
    * Downloads through PRET RETR + PASV (+ REST when `rest` is given) and returns the bytes.
    * Asserts the usual 150/125 … 226 sequence and throws with the replies otherwise.
    */
   async retrieve(path: string, rest?: number): Promise<{ data: Uint8Array; host: string }> {
-    const { host, port } = await this.pasv(`RETR ${path}`);
-    using data = await Deno.connect({ hostname: host, port });
+    const endpoint = await this.pasv(`RETR ${path}`);
     if (rest !== undefined) {
       const r = await this.send(`REST ${rest}`);
       if (r.code !== 350) throw new Error(`REST ${rest} refused: ${r.lines.join(" | ")}`);
     }
-    const r = await this.send(`RETR ${path}`);
-    if (r.code !== 150 && r.code !== 125) throw new Error(`RETR refused: ${r.lines.join(" | ")}`);
-    const bytes = await withTimeout(readAll(data), this.timeoutMs, "data connection EOF");
-    const done = await this.read();
-    if (done.code !== 226 && done.code !== 250) {
-      throw new Error(`RETR did not complete: ${done.lines.join(" | ")}`);
-    }
-    return { data: bytes, host };
+    const { data } = await this.transfer(endpoint, `RETR ${path}`);
+    return { data, host: endpoint.host };
+  }
+
+  /** Uploads through PRET STOR + PASV. */
+  async store(path: string, bytes: Uint8Array): Promise<{ host: string; port: number }> {
+    const endpoint = await this.pasv(`STOR ${path}`);
+    await this.transfer(endpoint, `STOR ${path}`, { upload: bytes });
+    return { host: endpoint.host, port: endpoint.port };
   }
 
   /** QUIT (best effort) and close. */
   async quit(): Promise<void> {
     if (this.#closed) return;
     try {
-      await withTimeout(this.send("QUIT"), 2000, "QUIT reply");
+      await withTimeout(this.send("QUIT"), { ms: 2000, what: "QUIT reply" });
     } catch {
       // the server may have gone already
     }
@@ -419,7 +484,7 @@ export class FtpControl implements AsyncDisposable {
       if (remaining <= 0) throw new Error(`No reply within ${this.timeoutMs} ms`);
       let n: number | null;
       try {
-        n = await withTimeout(this.#conn.read(chunk), remaining, "FTP reply");
+        n = await withTimeout(this.#conn.read(chunk), { ms: remaining, what: "FTP reply" });
       } catch (error) {
         // a timed-out read is still pending: closing the connection ends it
         this.close();
@@ -454,7 +519,11 @@ export async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
 }
 
 /** Rejects when `promise` has not settled within `ms`; always clears its timer. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+export async function withTimeout<T>(
+  promise: Promise<T>,
+  options: { ms: number; what: string },
+): Promise<T> {
+  const { ms, what } = options;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     return await Promise.race([
@@ -519,14 +588,21 @@ export interface Site extends AsyncDisposable {
   slaveRoot(name: string): string;
   slaveAddress(name: string): string;
   slavePassiveRange(name: string): { from: number; to: number };
+  /** Ports the master uses for data it serves itself (listings, relay). */
+  masterPassiveRange: { from: number; to: number };
   /** Kills a slave with `signal` (default SIGKILL) and awaits its exit. */
-  killSlave(name: string, signal?: Deno.Signal): Promise<void>;
+  killSlave(name: string, signal?: Deno.Signal): Promise<Deno.CommandStatus | null>;
   /** Starts a slave (again) and, unless `waitOnline` is false, waits until SITE SLAVES shows it online. */
   startSlave(name: string, options?: { waitOnline?: boolean }): Promise<void>;
-  /** SIGTERM to the master, await exit, start again, wait for FTP (and slaves, unless false). */
-  restartMaster(options?: { waitSlaves?: boolean; signal?: Deno.Signal }): Promise<void>;
+  /**
+   * SIGTERM to the master, await exit, start again, wait for FTP (and slaves, unless false).
+   * Returns how the old master exited (SIGKILL if it ignored the signal for 10 s).
+   */
+  restartMaster(
+    options?: { waitSlaves?: boolean; signal?: Deno.Signal },
+  ): Promise<Deno.CommandStatus | null>;
   /** Kills the master and awaits its exit. */
-  stopMaster(signal?: Deno.Signal): Promise<void>;
+  stopMaster(signal?: Deno.Signal): Promise<Deno.CommandStatus | null>;
   /** Logged-in control connection (TYPE I already sent). */
   control(): Promise<FtpControl>;
   /** SITE SLAVES parsed: every configured slave name mapped to online/offline/absent. */
@@ -682,9 +758,9 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
     return parts.join("\n");
   }
 
-  async function stop(name: string, signal: Deno.Signal): Promise<void> {
+  async function stop(name: string, signal: Deno.Signal): Promise<Deno.CommandStatus | null> {
     const proc = procs.get(name);
-    if (!proc) return;
+    if (!proc) return null;
     if (!proc.exited) {
       try {
         proc.child.kill(signal);
@@ -705,8 +781,9 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
       await Promise.race([proc.done, escalated]);
       clearTimeout(timer);
     }
-    await proc.done;
+    const status = await proc.done;
     procs.delete(name);
+    return status;
   }
 
   async function startMaster(): Promise<void> {
@@ -724,12 +801,12 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
   async function assertMasterAlive(): Promise<void> {
     const m = procs.get("master");
     if (!m || m.exited) {
-      throw new Error(`The master process exited\n${await logs(8000)}`);
+      throw new PollAbortedError(`The master process exited\n${await logs(8000)}`);
     }
   }
 
   async function control(): Promise<FtpControl> {
-    return await FtpControl.login(host, ftpPort, user, pass);
+    return await FtpControl.login({ host, port: ftpPort }, { user, pass });
   }
 
   async function slaveStates(): Promise<{ states: Record<string, SlaveState>; reply: FtpReply }> {
@@ -750,7 +827,7 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
   async function waitFtp(timeoutMs: number): Promise<void> {
     await poll(async () => {
       await assertMasterAlive();
-      const ftp = await FtpControl.connect(host, ftpPort, 5000);
+      const ftp = await FtpControl.connect({ host, port: ftpPort }, { timeoutMs: 5000 });
       ftp.close();
       if (ftp.greeting.code !== 220) throw new Error(`greeting ${ftp.greeting.lines.join(" | ")}`);
       return true;
@@ -768,6 +845,14 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
     let last = "";
     await poll(async () => {
       await assertMasterAlive();
+      if (state === "online") {
+        const dead = names.filter((n) => procs.get(n)?.exited !== false);
+        if (dead.length > 0) {
+          throw new PollAbortedError(
+            `Slave process ${dead.join(", ")} is not running\n${await logs(8000)}`,
+          );
+        }
+      }
       const { states, reply } = await slaveStates();
       last = reply.lines.join("\n");
       // "offline" is also satisfied by a slave the master no longer lists at all
@@ -793,6 +878,7 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
     masterDataDir,
     masterConfig,
     slaveNames: [...slaveInfo.keys()],
+    masterPassiveRange: masterPasv,
     url: (path: string) => {
       if (!path.startsWith("/")) throw new TypeError(`Path must start with "/": "${path}"`);
       return `ftp://${user}:${pass}@${host}:${ftpPort}${path}`;
@@ -818,7 +904,7 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
       if (opts.waitOnline !== false) await waitSlaves([name], "online");
     },
     restartMaster: async (opts = {}) => {
-      await stop("master", opts.signal ?? "SIGTERM");
+      const status = await stop("master", opts.signal ?? "SIGTERM");
       await startMaster();
       await waitFtp(STARTUP_TIMEOUT_MS);
       if (opts.waitSlaves !== false) {
@@ -827,6 +913,7 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
         );
         await waitSlaves(running, "online");
       }
+      return status;
     },
     stopMaster: (signal: Deno.Signal = "SIGTERM") => stop("master", signal),
     control,

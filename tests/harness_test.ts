@@ -10,6 +10,7 @@ import {
   freePortRange,
   FtpControl,
   parse227,
+  parse229,
   pasvHostsFromCurlTrace,
   run,
 } from "./harness.ts";
@@ -35,6 +36,8 @@ Deno.test("parse227 and curl traces", () => {
     port: 195 * 256 + 80,
   });
   assert.throws(() => parse227("nope"), SyntaxError);
+  assert.equal(parse229("Entering Extended Passive Mode (|||50123|)"), 50123);
+  assert.throws(() => parse229("Entering Extended Passive Mode"), SyntaxError);
   const trace = "> PASV\r\n< 227 Entering Passive Mode (127,0,0,3,1,2)\n< 226 ok\n";
   assert.deepEqual(pasvHostsFromCurlTrace(trace.replaceAll("\r", "")), [{
     host: "127.0.0.3",
@@ -76,7 +79,7 @@ Deno.test("FtpControl reads single and multi-line replies", async () => {
   })();
 
   {
-    await using ftp = await FtpControl.login("127.0.0.1", port, "u", "p");
+    await using ftp = await FtpControl.login({ host: "127.0.0.1", port }, { user: "u", pass: "p" });
     assert.equal(ftp.greeting.code, 220);
     assert.equal(ftp.greeting.lines.length, 3);
     const r = await ftp.send("SITE SLAVES");

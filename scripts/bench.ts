@@ -1,0 +1,864 @@
+/**
+ * `deno task bench [--quick] [--only single,control,lab,remerge] [--rounds N]`
+ *
+ * Measures drftpd against a vsftpd started by the bench on the same machine (same client, same
+ * files, rounds alternating A/B so background noise hits both), and prints a Markdown table that
+ * is also prepended to bench/RESULTS.md. Every figure is the median of its rounds.
+ *
+ * - single: 1 GiB RETR and STOR with curl through one slave (PRET) vs vsftpd; data-phase rate.
+ * - control: CWD/PWD/SIZE/MDTM commands/s over 8 raw sessions; 1,000 idle logged-in sessions then
+ *   NOOP latency p50/p99; LIST of a 10,000-entry folder.
+ * - lab (root only): master, N slaves and a client in network namespaces, each slave link shaped to
+ *   R Mbit/s; N parallel downloads with PRET vs relayed through the master (see scripts/lab.ts).
+ * - remerge: a slave root with 1,000,000 empty files: seconds until the slave is online, master
+ *   RSS, then an incremental remerge (slave restart) with 10 changes.
+ *
+ * `--quick` (or BENCH_QUICK=1) scales sizes down (64 MiB files, 100k files) for a run < 5 min.
+ * Needs vsftpd (`apt-get install vsftpd`) and root for the vsftpd comparison and the lab; the rest
+ * runs without them and reports "n/a".
+ *
+ * @module
+ */
+import { makeSite, type Site } from "../tests/harness.ts";
+import { Ftp } from "./_ftp.ts";
+import {
+  deadline,
+  exec,
+  findPids,
+  fmt,
+  killAll,
+  machineInfo,
+  median,
+  mibps,
+  percentile,
+  rssBytes,
+  sleep,
+  spawnTracked,
+} from "./_util.ts";
+import { findVsftpd, startVsftpd, type Vsftpd } from "./_vsftpd.ts";
+import { cleanupLab, ifaceBytes, inNs, isRoot, type LabPlan, labPlan, withLab } from "./lab.ts";
+
+// ------------------------------------------------------------------------------ options
+
+const args = Deno.args;
+function flagValue(name: string): string | undefined {
+  const eq = args.find((a) => a.startsWith(`--${name}=`));
+  if (eq) return eq.slice(name.length + 3);
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+const QUICK = args.includes("--quick") || Deno.env.get("BENCH_QUICK") === "1";
+const ONLY = new Set((flagValue("only") ?? "single,control,lab,remerge").split(","));
+const ROUNDS = Number(flagValue("rounds") ?? (QUICK ? 3 : 5));
+const MiB = 1024 * 1024;
+const FILE_BYTES = Number(flagValue("file-mib") ?? (QUICK ? 64 : 1024)) * MiB;
+const REMERGE_FILES = Number(flagValue("remerge-files") ?? (QUICK ? 100_000 : 1_000_000));
+const IDLE_SESSIONS = Number(flagValue("sessions") ?? 1000);
+const LIST_ENTRIES = 10_000;
+const CMD_SESSIONS = 8;
+const CMD_MS = QUICK ? 2000 : 4000;
+const LAB_RATE = Number(flagValue("rate") ?? 100);
+const LAB_NS = [1, 2, 4, 8];
+const LAB_BYTES = (QUICK ? 16 : 64) * MiB;
+const LAB_ROUNDS = QUICK ? 1 : 3;
+const OUT = flagValue("out") ?? new URL("../bench/RESULTS.md", import.meta.url).pathname;
+
+// ------------------------------------------------------------------------------ results
+
+interface Row {
+  section: string;
+  measure: string;
+  drftpd: string;
+  peer: string;
+  ratio: string;
+  target: string;
+  met: string;
+}
+const rows: Row[] = [];
+const notes: string[] = [];
+
+function row(r: Partial<Row> & { section: string; measure: string }): void {
+  const full: Row = { drftpd: "", peer: "", ratio: "", target: "", met: "", ...r };
+  rows.push(full);
+  console.error(
+    `  ${full.section} | ${full.measure} | ${full.drftpd} | ${full.peer} | ${full.ratio}`,
+  );
+}
+
+function met(ok: boolean | null): string {
+  return ok === null ? "n/a" : ok ? "yes" : "NO";
+}
+
+function log(msg: string): void {
+  console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+}
+
+// ------------------------------------------------------------------------------ fixtures
+
+/** Writes `bytes` of incompressible data (a 4 MiB random block, repeated with a varying head). */
+async function makeBigFile(path: string, bytes: number): Promise<void> {
+  const block = new Uint8Array(4 * MiB);
+  for (let o = 0; o < block.length; o += 65536) {
+    crypto.getRandomValues(block.subarray(o, o + 65536));
+  }
+  using f = await Deno.open(path, { write: true, create: true, truncate: true });
+  for (let done = 0, i = 0; done < bytes; i++) {
+    new DataView(block.buffer).setUint32(0, i);
+    const n = Math.min(block.length, bytes - done);
+    let off = 0;
+    while (off < n) off += await f.write(block.subarray(off, n));
+    done += n;
+  }
+}
+
+/** Creates `count` empty files named f00000… in `dir` (sync calls: the fastest way from Deno). */
+function makeEmptyFiles(dir: string, count: number, prefix = "f"): void {
+  Deno.mkdirSync(dir, { recursive: true });
+  const empty = new Uint8Array(0);
+  for (let i = 0; i < count; i++) {
+    Deno.writeFileSync(`${dir}/${prefix}${String(i).padStart(6, "0")}`, empty);
+  }
+}
+
+/** The same tree for both servers: big.bin (hard link), d/f.bin, list10k/ with 10,000 files. */
+async function fillTree(root: string, bigSrc: string): Promise<void> {
+  await Deno.mkdir(`${root}/d`, { recursive: true });
+  await Deno.link(bigSrc, `${root}/big.bin`);
+  await Deno.writeFile(`${root}/d/f.bin`, new Uint8Array(1024));
+  makeEmptyFiles(`${root}/list10k`, LIST_ENTRIES);
+}
+
+/** Temp dirs of running sites: on SIGINT every process whose command line names one is killed. */
+const siteDirs = new Set<string>();
+
+async function killSiteProcesses(): Promise<void> {
+  for (const dir of siteDirs) {
+    for (const pid of await findPids([dir])) {
+      try {
+        Deno.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+  }
+}
+
+/** A drftpd site with one slave whose root holds the tree (remerged when the slave connects). */
+async function drftpdSite(bigSrc: string): Promise<Site> {
+  const site = await makeSite({
+    slaves: [{ name: "s1", address: "127.0.0.1", start: false }],
+    logLevel: "warning",
+    passivePorts: 100,
+  });
+  siteDirs.add(site.dir);
+  try {
+    await fillTree(site.slaveRoot("s1"), bigSrc);
+    await site.startSlave("s1");
+  } catch (e) {
+    await site[Symbol.asyncDispose]();
+    throw e;
+  }
+  return site;
+}
+
+/** The two servers under comparison, seen the same way. */
+interface Target {
+  name: "drftpd" | "vsftpd";
+  host: string;
+  port: number;
+  user: string;
+  pass: string;
+  /** Folder holding big.bin, d/, list10k/ as clients see it. */
+  base: string;
+  /** Whether the client sends PRET (drftpd) or not (vsftpd does not know it). */
+  pret: boolean;
+  url(path: string): string;
+  pid(): Promise<number | null>;
+}
+
+function siteTarget(site: Site): Target {
+  return {
+    name: "drftpd",
+    host: site.host,
+    port: site.ftpPort,
+    user: site.user,
+    pass: site.pass,
+    base: "",
+    pret: true,
+    url: (p) => site.url(p),
+    pid: async () => (await findPids(["master", "--config", site.masterConfig]))[0] ?? null,
+  };
+}
+
+function vsftpdTarget(v: Vsftpd): Target {
+  return {
+    name: "vsftpd",
+    host: v.host,
+    port: v.port,
+    user: v.user,
+    pass: v.pass,
+    base: "/pub",
+    pret: false,
+    url: (p) => v.url(p),
+    pid: () => Promise.resolve(v.pid),
+  };
+}
+
+/** Runs `fn` for A and B in alternating order for `rounds` rounds; returns both value lists. */
+async function alternate<T>(
+  rounds: number,
+  a: Target,
+  b: Target | null,
+  fn: (t: Target, round: number) => Promise<T>,
+): Promise<{ a: T[]; b: T[] }> {
+  const out = { a: [] as T[], b: [] as T[] };
+  for (let r = 0; r < rounds; r++) {
+    const order = b === null ? [a] : r % 2 === 0 ? [a, b] : [b, a];
+    for (const t of order) {
+      const v = await fn(t, r);
+      (t === a ? out.a : out.b).push(v);
+    }
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------ single stream
+
+const CURL_COMMON = ["-sS", "--noproxy", "*", "--no-ftp-skip-pasv-ip"];
+
+/** One curl transfer; returns the data-phase rate (bytes / (time_total - time_pretransfer)). */
+async function curlTransfer(
+  t: Target,
+  kind: "retr" | "stor",
+  src: string,
+  upName: string,
+): Promise<number> {
+  await exec("sync", [], { timeoutMs: 120_000 });
+  const maxTime = Math.max(60, Math.ceil(FILE_BYTES / MiB / 5)); // ≥ 5 MiB/s or fail
+  const argv = [
+    ...CURL_COMMON,
+    ...(t.pret ? ["--ftp-pret"] : []),
+    "--max-time",
+    String(maxTime),
+    "-w",
+    "%{size_download} %{size_upload} %{time_pretransfer} %{time_total}",
+    ...(kind === "retr"
+      ? ["-o", "/dev/null", t.url(`${t.base}/big.bin`)]
+      : ["-T", src, t.url(`${t.base}/${upName}`)]),
+  ];
+  const r = await exec("curl", argv, { timeoutMs: (maxTime + 30) * 1000 });
+  const [down, up, pre, total] = r.stdout.trim().split(" ").map(Number) as number[];
+  const bytes = kind === "retr" ? down! : up!;
+  if (r.code !== 0 || bytes !== FILE_BYTES) {
+    throw new Error(`${t.name} ${kind}: curl exit ${r.code}, ${bytes} bytes: ${r.stderr.trim()}`);
+  }
+  if (kind === "stor") {
+    const ftp = await Ftp.login(t.host, t.port, t.user, t.pass);
+    try {
+      await ftp.expect(`DELE ${t.base}/${upName}`, 250);
+    } finally {
+      await ftp.quit();
+    }
+  }
+  return bytes / (total! - pre!);
+}
+
+async function benchSingle(dr: Target, vs: Target | null, src: string): Promise<void> {
+  const size = FILE_BYTES >= 1024 * MiB
+    ? `${FILE_BYTES / 1024 / MiB} GiB`
+    : `${FILE_BYTES / MiB} MiB`;
+  for (const kind of ["retr", "stor"] as const) {
+    log(`single stream ${kind.toUpperCase()} ${size} × ${ROUNDS} rounds`);
+    const res = await alternate(
+      ROUNDS,
+      dr,
+      vs,
+      (t, r) => curlTransfer(t, kind, src, `up-${r}.bin`),
+    );
+    const a = median(res.a);
+    const b = median(res.b);
+    const ratio = a / b;
+    row({
+      section: "single stream",
+      measure: `${kind.toUpperCase()} ${size}, curl, 1 slave`,
+      drftpd: mibps(a),
+      peer: vs ? mibps(b) : "n/a",
+      ratio: vs ? `${fmt(ratio)}x` : "n/a",
+      target: "≥ 1.0x",
+      met: met(vs ? ratio >= 1 : null),
+    });
+    notes.push(
+      `${kind.toUpperCase()} rounds MiB/s: drftpd ${res.a.map((x) => fmt(x / MiB, 0)).join(", ")}` +
+        (vs ? `; vsftpd ${res.b.map((x) => fmt(x / MiB, 0)).join(", ")}` : ""),
+    );
+  }
+}
+
+// ------------------------------------------------------------------------------ control channel
+
+async function loginMany(t: Target, n: number, concurrency = 32): Promise<Ftp[]> {
+  const out: Ftp[] = [];
+  let next = 0;
+  let failure: unknown = null;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < n && failure === null) {
+      next++;
+      try {
+        out.push(await Ftp.login(t.host, t.port, t.user, t.pass, 60_000));
+      } catch (e) {
+        failure = e;
+      }
+    }
+  }));
+  if (failure !== null) {
+    for (const f of out) f.close();
+    throw failure;
+  }
+  return out;
+}
+
+/** CWD/PWD/SIZE/MDTM in a loop over `CMD_SESSIONS` sessions for `CMD_MS`; commands per second. */
+async function commandRate(t: Target): Promise<number> {
+  const conns = await loginMany(t, CMD_SESSIONS);
+  const cmds = [`CWD ${t.base}/d`, "PWD", "SIZE f.bin", "MDTM f.bin"];
+  const want = [250, 257, 213, 213];
+  try {
+    const loop = async (c: Ftp) => {
+      for (let i = 0; i < cmds.length; i++) {
+        const r = await c.send(cmds[i]!);
+        if (r.code !== want[i]) throw new Error(`${t.name} ${cmds[i]}: ${r.lines.join(" | ")}`);
+      }
+    };
+    await Promise.all(conns.map(loop)); // warm-up
+    let count = 0;
+    const start = performance.now();
+    const stopAt = start + CMD_MS;
+    await Promise.all(conns.map(async (c) => {
+      while (performance.now() < stopAt) {
+        await loop(c);
+        count += cmds.length;
+      }
+    }));
+    return count / ((performance.now() - start) / 1000);
+  } finally {
+    await Promise.all(conns.map((c) => c.quit()));
+  }
+}
+
+/** PASV (with PRET for drftpd) + LIST of the 10k folder to the 226; ms. Checks the line count. */
+async function listTime(t: Target): Promise<number> {
+  const ftp = await Ftp.login(t.host, t.port, t.user, t.pass);
+  try {
+    const path = `${t.base}/list10k`;
+    const start = performance.now();
+    const ep = await ftp.pasv(t.pret ? `LIST ${path}` : undefined);
+    using conn = await Deno.connect({ hostname: ep.host, port: ep.port });
+    const r = await ftp.send(`LIST ${path}`);
+    if (r.code !== 150 && r.code !== 125) throw new Error(`${t.name} LIST: ${r.lines.join(" | ")}`);
+    const lines = await deadline(countLines(conn), 60_000, "LIST data");
+    const done = await ftp.read();
+    const ms = performance.now() - start;
+    if (done.code !== 226) throw new Error(`${t.name} LIST end: ${done.lines.join(" | ")}`);
+    if (lines < LIST_ENTRIES) throw new Error(`${t.name} LIST gave ${lines} lines`);
+    return ms;
+  } finally {
+    await ftp.quit();
+  }
+}
+
+async function countLines(conn: Deno.Conn): Promise<number> {
+  const buf = new Uint8Array(262144);
+  let lines = 0;
+  for (;;) {
+    const n = await conn.read(buf);
+    if (n === null) return lines;
+    for (let i = 0; i < n; i++) if (buf[i] === 10) lines++;
+  }
+}
+
+interface IdleResult {
+  loginS: number;
+  p50: number;
+  p99: number;
+  max: number;
+  rss: number;
+  rssBefore: number;
+}
+
+/** Opens `IDLE_SESSIONS` logged-in sessions, then one NOOP on each in turn: latency stats. */
+async function idleNoop(t: Target): Promise<IdleResult> {
+  const pid0 = await t.pid();
+  const rssBefore = pid0 === null ? NaN : await rssBytes(pid0);
+  const start = performance.now();
+  const conns = await loginMany(t, IDLE_SESSIONS);
+  const loginS = (performance.now() - start) / 1000;
+  try {
+    await sleep(500); // let the server settle after the login storm
+    const lat: number[] = [];
+    for (const c of conns) {
+      const t0 = performance.now();
+      const r = await c.send("NOOP");
+      lat.push(performance.now() - t0);
+      if (r.code !== 200) throw new Error(`${t.name} NOOP: ${r.lines.join(" | ")}`);
+    }
+    const pid = await t.pid();
+    return {
+      loginS,
+      p50: percentile(lat, 50),
+      p99: percentile(lat, 99),
+      max: Math.max(...lat),
+      rss: pid === null ? NaN : await rssBytes(pid),
+      rssBefore,
+    };
+  } finally {
+    // closing (not QUIT) keeps the teardown quick; both servers handle a reset
+    for (const c of conns) c.close();
+    await sleep(1000);
+  }
+}
+
+async function benchControl(dr: Target, vs: Target | null): Promise<void> {
+  log(`control: commands/s over ${CMD_SESSIONS} sessions × ${ROUNDS} rounds`);
+  const cmd = await alternate(ROUNDS, dr, vs, (t) => commandRate(t));
+  const ca = median(cmd.a);
+  const cb = median(cmd.b);
+  row({
+    section: "control",
+    measure: `CWD/PWD/SIZE/MDTM commands/s, ${CMD_SESSIONS} sessions`,
+    drftpd: fmt(ca, 0),
+    peer: vs ? fmt(cb, 0) : "n/a",
+    ratio: vs ? `${fmt(ca / cb)}x` : "n/a",
+    target: "≥ 1.0x",
+    met: met(vs ? ca / cb >= 1 : null),
+  });
+
+  log(`control: LIST of ${LIST_ENTRIES} entries × ${ROUNDS} rounds`);
+  const list = await alternate(ROUNDS, dr, vs, (t) => listTime(t));
+  const la = median(list.a);
+  const lb = median(list.b);
+  row({
+    section: "control",
+    measure: `LIST of a ${LIST_ENTRIES}-entry folder (PASV→226)`,
+    drftpd: `${fmt(la, 0)} ms`,
+    peer: vs ? `${fmt(lb, 0)} ms` : "n/a",
+    ratio: vs ? `${fmt(la / lb)}x time` : "n/a",
+    target: "≤ 1.0x time",
+    met: met(vs ? la / lb <= 1 : null),
+  });
+
+  log(`control: ${IDLE_SESSIONS} idle sessions, then NOOP latency`);
+  const idleA = await idleNoop(dr);
+  const idleB = vs
+    ? await idleNoop(vs).catch((e) => (notes.push(`vsftpd idle: ${e}`), null))
+    : null;
+  row({
+    section: "control",
+    measure: `NOOP p50 with ${IDLE_SESSIONS} idle sessions`,
+    drftpd: `${fmt(idleA.p50)} ms`,
+    peer: idleB ? `${fmt(idleB.p50)} ms` : "n/a",
+    ratio: idleB ? `${fmt(idleA.p50 / idleB.p50)}x time` : "n/a",
+  });
+  row({
+    section: "control",
+    measure: `NOOP p99 with ${IDLE_SESSIONS} idle sessions`,
+    drftpd: `${fmt(idleA.p99)} ms`,
+    peer: idleB ? `${fmt(idleB.p99)} ms` : "n/a",
+    ratio: idleB ? `${fmt(idleA.p99 / idleB.p99)}x time` : "n/a",
+    target: "< 20 ms",
+    met: met(idleA.p99 < 20),
+  });
+  row({
+    section: "control",
+    measure: `${IDLE_SESSIONS} logins (32 in parallel)`,
+    drftpd: `${fmt(idleA.loginS, 1)} s`,
+    peer: idleB ? `${fmt(idleB.loginS, 1)} s` : "n/a",
+    ratio: idleB ? `${fmt(idleA.loginS / idleB.loginS)}x time` : "n/a",
+  });
+  row({
+    section: "control",
+    measure: `master RSS with ${IDLE_SESSIONS} sessions`,
+    drftpd: `${fmt(idleA.rss / MiB, 0)} MiB (${fmt(idleA.rssBefore / MiB, 0)} MiB before)`,
+    peer: "",
+  });
+  notes.push(
+    `NOOP max: drftpd ${fmt(idleA.max)} ms${idleB ? `, vsftpd ${fmt(idleB.max)} ms` : ""}; ` +
+      `commands/s rounds: drftpd ${cmd.a.map((x) => fmt(x, 0)).join(", ")}` +
+      (vs ? `; vsftpd ${cmd.b.map((x) => fmt(x, 0)).join(", ")}` : ""),
+  );
+}
+
+// ------------------------------------------------------------------------------ remerge
+
+/** Polls SITE SLAVES on one admin session until `name` is online; returns ms from `since`. */
+async function waitOnline(ftp: Ftp, name: string, since: number, timeoutMs: number) {
+  const online = new RegExp(`(^|[\\s:-])${name} online\\b`);
+  const until = since + timeoutMs;
+  for (;;) {
+    const r = await ftp.send("SITE SLAVES");
+    if (r.lines.some((l) => online.test(l))) return performance.now() - since;
+    if (performance.now() > until) throw new Error(`${name} not online after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+async function benchRemerge(): Promise<void> {
+  const perDir = 1000;
+  const dirs = Math.ceil(REMERGE_FILES / perDir);
+  await using site = await makeSite({
+    slaves: [{ name: "s1", address: "127.0.0.1", start: false }],
+    logLevel: "warning",
+  });
+  siteDirs.add(site.dir);
+  const root = site.slaveRoot("s1");
+  log(`remerge: creating ${REMERGE_FILES} empty files in ${dirs} folders`);
+  let t0 = performance.now();
+  for (let d = 0; d < dirs; d++) {
+    const count = Math.min(perDir, REMERGE_FILES - d * perDir);
+    makeEmptyFiles(
+      `${root}/a${String(d % 32).padStart(2, "0")}/d${String(d).padStart(5, "0")}`,
+      count,
+    );
+  }
+  notes.push(`created ${REMERGE_FILES} files in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+  const admin = await Ftp.login(site.host, site.ftpPort, site.user, site.pass, 60_000);
+  try {
+    log("remerge: full");
+    t0 = performance.now();
+    await site.startSlave("s1", { waitOnline: false });
+    const fullMs = await waitOnline(admin, "s1", t0, 15 * 60_000);
+    const pid = (await findPids(["master", "--config", site.masterConfig]))[0];
+    await sleep(2000); // let KV settle and a GC happen before reading RSS
+    const rss = pid === undefined ? NaN : await rssBytes(pid);
+    const n = REMERGE_FILES >= 1e6 ? `${REMERGE_FILES / 1e6}M` : `${REMERGE_FILES / 1000}k`;
+    row({
+      section: "filelist",
+      measure: `full remerge of ${n} files (slave start → online)`,
+      drftpd: `${fmt(fullMs / 1000, 1)} s`,
+      target: "< 60 s",
+      met: met(fullMs < 60_000),
+    });
+    row({
+      section: "filelist",
+      measure: `master RSS after remerge of ${n} files`,
+      drftpd: `${fmt(rss / MiB, 0)} MiB`,
+      target: "< 1 GiB",
+      met: met(rss < 1024 * MiB),
+    });
+
+    log("remerge: incremental (restart with 10 changes)");
+    await site.killSlave("s1", "SIGTERM");
+    await site.waitSlaves(["s1"], "offline", 60_000);
+    // 10 changes: 5 files removed, 5 files added
+    for (let i = 0; i < 5; i++) {
+      await Deno.remove(`${root}/a00/d00000/f${String(i).padStart(6, "0")}`);
+      await Deno.writeFile(`${root}/a01/new-${i}.bin`, new Uint8Array(10));
+    }
+    t0 = performance.now();
+    await site.startSlave("s1", { waitOnline: false });
+    const incMs = await waitOnline(admin, "s1", t0, 10 * 60_000);
+    row({
+      section: "filelist",
+      measure: `incremental remerge of ${n} files, 10 changes`,
+      drftpd: `${fmt(incMs / 1000, 2)} s`,
+      target: "< 2 s",
+      met: met(incMs < 2000),
+    });
+    const r = await admin.send(`SIZE /a01/new-0.bin`);
+    if (r.code !== 213) notes.push(`after incremental remerge SIZE of a new file: ${r.lines[0]}`);
+  } finally {
+    await admin.quit();
+    log("remerge: cleaning up");
+  }
+}
+
+// ------------------------------------------------------------------------------ network lab
+
+interface LabSite {
+  url(path: string): string;
+  admin: string;
+  pass: string;
+}
+
+async function startLabSite(plan: LabPlan, dir: string, src: string): Promise<LabSite> {
+  const secret = crypto.randomUUID();
+  const pass = `pw-${crypto.randomUUID().slice(0, 8)}`;
+  const m = plan.master.address;
+  const masterConf = `${dir}/master.toml`;
+  await Deno.writeTextFile(
+    masterConf,
+    `[master]\ndata_dir = "master-data"\n[ftp]\nlisten = "${m}:2121"\n` +
+      `passive_ports = "50000-50099"\npublic_address = "${m}"\n` +
+      `[slaves]\nlisten = "${m}:1099"\nsecret = "${secret}"\n[log]\nlevel = "warning"\n`,
+  );
+  const repo = new URL("..", import.meta.url).pathname;
+  await exec(Deno.execPath(), [
+    "run",
+    "-A",
+    `${repo}main.ts`,
+    "user",
+    "add",
+    "admin",
+    "--password",
+    pass,
+    "--admin",
+    "--config",
+    masterConf,
+  ], { check: true, timeoutMs: 60_000 });
+  const deno = (ns: string, a: string[], name: string) => {
+    const logFile = Deno.openSync(`${dir}/${name}.log`, { write: true, create: true });
+    const argv = inNs(ns, [Deno.execPath(), "run", "-A", `${repo}main.ts`, ...a]);
+    const child = spawnTracked(argv[0]!, argv.slice(1), {
+      cwd: repo,
+      stdout: "null",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    });
+    void child.stderr.pipeTo(logFile.writable).catch(() => {});
+    return child;
+  };
+  deno(plan.master.ns, ["master", "--config", masterConf], "master");
+  for (const s of plan.slaves) {
+    const root = `${dir}/root-${s.name}`;
+    await Deno.mkdir(root, { recursive: true });
+    await Deno.link(src, `${root}/f-${s.name}.bin`);
+    const conf = `${dir}/${s.name}.toml`;
+    await Deno.writeTextFile(
+      conf,
+      `[slave]\nname = "${s.name}"\nmaster = "${m}:1099"\nsecret = "${secret}"\n` +
+        `root = "root-${s.name}"\nlisten_address = "${s.address}"\n` +
+        `passive_ports = "50100-50199"\n[log]\nlevel = "warning"\n`,
+    );
+    deno(s.ns, ["slave", "--config", conf], s.name);
+  }
+  const site: LabSite = {
+    url: (p) => `ftp://admin:${pass}@${m}:2121${p}`,
+    admin: "admin",
+    pass,
+  };
+  // wait (from the client namespace) until SITE SLAVES shows every slave online
+  const until = Date.now() + 60_000;
+  for (;;) {
+    const r = await exec(
+      "ip",
+      inNs(plan.client.ns, [
+        "curl",
+        "-sS",
+        "-v",
+        "--max-time",
+        "5",
+        "-Q",
+        "SITE SLAVES",
+        site.url("/"),
+      ])
+        .slice(1),
+      { timeoutMs: 10_000 },
+    );
+    const online = (r.stderr.match(/\bs\d+ online\b/g) ?? []).length;
+    if (online >= plan.slaves.length) return site;
+    if (Date.now() > until) {
+      throw new Error(
+        `lab slaves not online (${online}/${plan.slaves.length}): ${r.stderr.slice(-2000)}`,
+      );
+    }
+    await sleep(500);
+  }
+}
+
+interface LabResult {
+  fraction: number;
+  rate: number;
+  masterShare: number;
+}
+
+/** N parallel downloads (one per slave) from the client namespace; aggregate rate + master bytes. */
+async function labRound(
+  plan: LabPlan,
+  site: LabSite,
+  n: number,
+  pret: boolean,
+): Promise<LabResult> {
+  const before = await ifaceBytes(plan.master.ns);
+  const runs = plan.slaves.slice(0, n).map(async (s) => {
+    const spawned = performance.now();
+    const r = await exec(
+      "ip",
+      inNs(plan.client.ns, [
+        "curl",
+        ...CURL_COMMON,
+        ...(pret ? ["--ftp-pret"] : []),
+        "--max-time",
+        "300",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{size_download} %{time_pretransfer} %{time_total}",
+        site.url(`/f-${s.name}.bin`),
+      ]).slice(1),
+      { timeoutMs: 330_000 },
+    );
+    const [bytes, pre, total] = r.stdout.trim().split(" ").map(Number) as number[];
+    if (r.code !== 0 || bytes !== LAB_BYTES) {
+      throw new Error(`lab download from ${s.name}: exit ${r.code}, ${bytes} bytes ${r.stderr}`);
+    }
+    return { start: spawned + pre! * 1000, end: spawned + total! * 1000 };
+  });
+  const spans = await Promise.all(runs);
+  const after = await ifaceBytes(plan.master.ns);
+  const window = (Math.max(...spans.map((s) => s.end)) - Math.min(...spans.map((s) => s.start))) /
+    1000;
+  const payload = n * LAB_BYTES;
+  const rate = payload / window;
+  const capacity = (n * LAB_RATE * 1e6) / 8;
+  const masterBytes = after.rx - before.rx + after.tx - before.tx;
+  return { fraction: rate / capacity, rate, masterShare: masterBytes / payload };
+}
+
+async function benchLab(src: string): Promise<void> {
+  const plan = labPlan({ slaves: Math.max(...LAB_NS), rateMbit: LAB_RATE });
+  await withLab(plan, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "drftpd-lab-" });
+    try {
+      await Deno.chmod(dir, 0o755);
+      log(`lab: ${plan.slaves.length} slaves at ${LAB_RATE} Mbit/s`);
+      const site = await startLabSite(plan, dir, src);
+      for (const n of LAB_NS) {
+        const res: { pret: LabResult[]; relay: LabResult[] } = { pret: [], relay: [] };
+        for (let r = 0; r < LAB_ROUNDS; r++) {
+          const order = r % 2 === 0 ? [true, false] : [false, true];
+          for (const pret of order) {
+            log(`lab: N=${n} ${pret ? "PRET" : "relay"} round ${r + 1}`);
+            (pret ? res.pret : res.relay).push(await labRound(plan, site, n, pret));
+          }
+        }
+        const med = (xs: LabResult[], k: "fraction" | "masterShare") => median(xs.map((x) => x[k]));
+        const cap = `${n}×${LAB_RATE} Mbit/s`;
+        row({
+          section: "lab",
+          measure: `N=${n} parallel downloads: aggregate / (${cap}); PRET vs relay`,
+          drftpd: `${fmt(med(res.pret, "fraction"))} (${
+            mibps(median(res.pret.map((x) => x.rate)))
+          })`,
+          peer: `relay ${fmt(med(res.relay, "fraction"))} (${
+            mibps(median(res.relay.map((x) => x.rate)))
+          })`,
+        });
+        row({
+          section: "lab",
+          measure: `N=${n}: master interface bytes / payload; PRET vs relay`,
+          drftpd: fmt(med(res.pret, "masterShare"), 4),
+          peer: `relay ${fmt(med(res.relay, "masterShare"), 2)}`,
+        });
+      }
+    } finally {
+      await killAll();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  });
+}
+
+// ------------------------------------------------------------------------------ main
+
+function table(): string {
+  const head = ["Section", "Measure", "drftpd", "vsftpd / peer", "Ratio", "Target", "Met"];
+  const lines = [
+    `| ${head.join(" | ")} |`,
+    `| ${head.map(() => "---").join(" | ")} |`,
+    ...rows.map((r) =>
+      `| ${[r.section, r.measure, r.drftpd, r.peer, r.ratio, r.target, r.met].join(" | ")} |`
+    ),
+  ];
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  const info = await machineInfo();
+  const started = new Date();
+  const root = isRoot();
+  const hasVsftpd = (await findVsftpd()) !== null && root;
+  if (!hasVsftpd) notes.push("vsftpd comparison skipped (needs vsftpd installed and root)");
+  const work = await Deno.makeTempDir({ prefix: "drftpd-bench-" });
+  const src = `${work}/src.bin`;
+  try {
+    if (ONLY.has("single") || ONLY.has("control") || ONLY.has("lab")) {
+      log(`writing a ${FILE_BYTES / MiB} MiB source file`);
+      await makeBigFile(src, Math.max(FILE_BYTES, ONLY.has("lab") ? LAB_BYTES : 0));
+      if (ONLY.has("lab") && FILE_BYTES !== LAB_BYTES) {
+        await makeBigFile(`${work}/lab.bin`, LAB_BYTES);
+      }
+    }
+    if (ONLY.has("single") || ONLY.has("control")) {
+      log("starting drftpd (master + 1 slave) and vsftpd");
+      await using site = await drftpdSite(src);
+      let vs: Vsftpd | null = null;
+      try {
+        if (hasVsftpd) {
+          vs = await startVsftpd(`${work}/vsftpd`);
+          await fillTree(vs.pub, src);
+        }
+        const dr = siteTarget(site);
+        const vt = vs ? vsftpdTarget(vs) : null;
+        if (ONLY.has("single")) await benchSingle(dr, vt, src);
+        if (ONLY.has("control")) await benchControl(dr, vt);
+      } finally {
+        if (vs) await vs[Symbol.asyncDispose]();
+      }
+    }
+    if (ONLY.has("lab")) {
+      if (!root) notes.push("network lab skipped (needs root)");
+      else {
+        await benchLab(FILE_BYTES === LAB_BYTES ? src : `${work}/lab.bin`).catch((e) => {
+          notes.push(`network lab failed: ${e instanceof Error ? e.message : e}`);
+          log(`lab failed: ${e}`);
+        });
+      }
+    }
+    if (ONLY.has("remerge")) await benchRemerge();
+  } finally {
+    await killAll();
+    if (root) await cleanupLab().catch(() => {});
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+
+  const secs = (Date.now() - started.getTime()) / 1000;
+  const header = [
+    `## ${started.toISOString().slice(0, 16).replace("T", " ")} UTC — ${
+      QUICK ? "quick" : "full"
+    } run`,
+    "",
+    `Machine: ${info.cores} cores, kernel ${info.kernel}, Deno ${info.deno}. ` +
+    `Command: \`deno task bench ${args.join(" ")}\`. Rounds: ${ROUNDS} (alternating A/B), ` +
+    `median shown. Run took ${fmt(secs, 0)} s.`,
+    "",
+  ].join("\n");
+  const body = `${header}${table()}\n\n${notes.map((n) => `- ${n}`).join("\n")}\n`;
+  console.log(body);
+  await Deno.mkdir(new URL(".", `file://${OUT}`).pathname, { recursive: true });
+  let previous = "";
+  try {
+    previous = await Deno.readTextFile(OUT);
+  } catch {
+    // first run
+  }
+  const title = "# drftpd bench results\n\nNewest run first. See scripts/bench.ts for what each " +
+    "figure measures.\n\n";
+  await Deno.writeTextFile(OUT, `${title}${body}\n${previous.replace(title, "")}`);
+}
+
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(sig, () => {
+    log(`${sig}: killing children and removing the lab`);
+    killAll().then(killSiteProcesses).then(() => (isRoot() ? cleanupLab() : [])).finally(() =>
+      Deno.exit(130)
+    );
+  });
+}
+
+try {
+  await main();
+} catch (e) {
+  console.error(e);
+  await killAll();
+  if (isRoot()) await cleanupLab().catch(() => {});
+  Deno.exit(1);
+}
+Deno.exit(0);

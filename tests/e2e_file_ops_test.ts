@@ -1,0 +1,67 @@
+/**
+ * Namespace commands reach the slave's disk: MKD, RNFR/RNTO (file and directory), DELE and RMD
+ * change both the listing and the file under the slave root, with the standard reply codes.
+ */
+
+import assert from "node:assert/strict";
+import { exists, makeSite, randomBytes, sha256 } from "./harness.ts";
+
+Deno.test("MKD, RNFR/RNTO, DELE and RMD reach the slave's disk", async (t) => {
+  await using site = await makeSite({ slaves: [{ name: "s2", address: "127.0.0.2" }] });
+  await using ftp = await site.control();
+  const root = site.slaveRoot("s2");
+  const bytes = randomBytes(50_000);
+
+  const nlst = async (dir: string) => {
+    const pasv = await ftp.pasv(`NLST ${dir}`);
+    const { data } = await ftp.transfer(pasv, `NLST ${dir}`);
+    return new TextDecoder().decode(data).split(/\r?\n/).filter((l) => l !== "")
+      .map((l) => l.replace(/^.*\//, "")).sort();
+  };
+
+  await t.step("MKD and upload", async () => {
+    const mkd = await ftp.send("MKD /ops");
+    assert.equal(mkd.code, 257, mkd.lines.join(" | "));
+    assert.equal((await ftp.send("MKD /ops")).code, 550, "MKD of an existing dir");
+    assert.equal((await ftp.send("MKD /ops/inner")).code, 257);
+    await ftp.store("/ops/inner/f.bin", bytes);
+    assert.ok(await exists(`${root}/ops/inner/f.bin`));
+    assert.deepEqual(await nlst("/ops/inner"), ["f.bin"]);
+  });
+
+  await t.step("rename a file", async () => {
+    assert.equal((await ftp.send("RNFR /ops/inner/f.bin")).code, 350);
+    const rnto = await ftp.send("RNTO /ops/inner/g.bin");
+    assert.equal(rnto.code, 250, rnto.lines.join(" | "));
+    assert.deepEqual(await nlst("/ops/inner"), ["g.bin"]);
+    assert.ok(!(await exists(`${root}/ops/inner/f.bin`)), "old name still on the slave's disk");
+    const { data } = await ftp.retrieve("/ops/inner/g.bin");
+    assert.equal(await sha256(data), await sha256(bytes));
+    assert.equal((await ftp.send("RNFR /ops/inner/nope.bin")).code, 550);
+  });
+
+  await t.step("rename a directory", async () => {
+    assert.equal((await ftp.send("RNFR /ops/inner")).code, 350);
+    assert.equal((await ftp.send("RNTO /ops/moved")).code, 250);
+    assert.deepEqual(await nlst("/ops"), ["moved"]);
+    const { data } = await ftp.retrieve("/ops/moved/g.bin");
+    assert.equal(await sha256(data), await sha256(bytes));
+    assert.ok(await exists(`${root}/ops/moved/g.bin`), "moved file not on the slave's disk");
+  });
+
+  await t.step("DELE and RMD", async () => {
+    assert.equal((await ftp.send("RMD /ops/moved")).code, 550, "RMD of a non-empty dir");
+    const dele = await ftp.send("DELE /ops/moved/g.bin");
+    assert.equal(dele.code, 250, dele.lines.join(" | "));
+    assert.equal((await ftp.send("DELE /ops/moved/g.bin")).code, 550);
+    assert.equal((await ftp.send("SIZE /ops/moved/g.bin")).code, 550);
+    // the slave deletes asynchronously at most briefly: poll the disk
+    const deadline = Date.now() + 5000;
+    while (await exists(`${root}/ops/moved/g.bin`)) {
+      assert.ok(Date.now() < deadline, "deleted file still on the slave's disk");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal((await ftp.send("RMD /ops/moved")).code, 250);
+    assert.deepEqual(await nlst("/ops"), []);
+  });
+});
