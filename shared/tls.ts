@@ -64,6 +64,12 @@ export interface TlsByteConn extends ByteConn, Disposable, AsyncDisposable {
    */
   closeWrite(): Promise<void>;
   /**
+   * True when the peer's stream ended with a bare TCP FIN, without TLS close_notify (a client
+   * that does not shut TLS down, or a truncation attack). `read()` still returns null then, like
+   * vsftpd's default `strict_ssl_read_eof=NO`; a strict server treats the upload as interrupted.
+   */
+  readonly truncated: boolean;
+  /**
    * The TLS session to offer on a later connection (`connectTlsClient` `session`), or undefined.
    * With TLS 1.3 it exists only after the server's ticket arrived, i.e. after some reading.
    */
@@ -164,6 +170,8 @@ class ConnDuplex extends Duplex {
   #off = 0;
   #closed = false;
   #hold: PromiseWithResolvers<void> | null = null;
+  /** Whether the plain connection's read side reached its end (TCP FIN). */
+  rawEnded = false;
   /** Resolves when the plain connection has been closed. */
   readonly connClosed: Promise<void>;
   #resolveClosed!: () => void;
@@ -207,6 +215,10 @@ class ConnDuplex extends Duplex {
         }
         const n = await this.#conn.read(this.#slab.subarray(this.#off));
         if (n === null) {
+          // Let the TLS layer digest what was pushed first, so a close_notify in the last
+          // bytes ends the TLS stream before the bare FIN does (see TlsSocketConn.truncated).
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          this.rawEnded = true;
           this.push(null);
           return;
         }
@@ -274,6 +286,7 @@ class TlsSocketConn implements TlsByteConn {
   #queue: Uint8Array[] = [];
   #queued = 0;
   #ended = false;
+  #truncated = false;
   #error: Error | null = null;
   #waiter: (() => void) | null = null;
   #closing = false;
@@ -300,6 +313,8 @@ class TlsSocketConn implements TlsByteConn {
       this.#wake();
     });
     socket.on("end", () => {
+      // close_notify ends the TLS stream while TCP is still open; a bare FIN ends both at once.
+      this.#truncated = duplex.rawEnded;
       this.#ended = true;
       this.#wake();
     });
@@ -370,6 +385,10 @@ class TlsSocketConn implements TlsByteConn {
       this.#socket.once("close", () => resolve());
     });
     return this.#writeEnded;
+  }
+
+  get truncated(): boolean {
+    return this.#truncated;
   }
 
   getSession(): Uint8Array | undefined {

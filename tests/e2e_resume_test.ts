@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import {
+  crc32Hex,
   curl,
   CURL_PRET,
   describeRun,
@@ -91,5 +92,20 @@ Deno.test("resume: REST downloads and APPE uploads", async (t) => {
     await using ftp = await site.control();
     const size = await ftp.send("SIZE /r/resumed.bin");
     assert.deepEqual([size.code, size.text.trim()], [213, String(full.length)]);
+  });
+
+  await t.step("REST then STOR resumes an upload (the way lftp resumes)", async () => {
+    await using ftp = await site.control();
+    const half = Math.floor(full.length / 3);
+    await ftp.store("/r/rest-stor.bin", full.subarray(0, half));
+    const endpoint = await ftp.pasv("STOR /r/rest-stor.bin");
+    assert.equal((await ftp.send(`REST ${half}`)).code, 350);
+    await ftp.transfer(endpoint, "STOR /r/rest-stor.bin", { upload: full.subarray(half) });
+    const size = await ftp.send("SIZE /r/rest-stor.bin");
+    assert.deepEqual([size.code, size.text.trim()], [213, String(full.length)]);
+    const { data } = await ftp.retrieve("/r/rest-stor.bin");
+    assert.equal(await sha256(data), await sha256(full), "REST+STOR result differs");
+    const crc = await ftp.send("XCRC /r/rest-stor.bin");
+    assert.equal(crc.text.trim().toLowerCase(), crc32Hex(full), "XCRC after a resumed upload");
   });
 });
