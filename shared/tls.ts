@@ -322,7 +322,13 @@ class TlsSocketConn implements TlsByteConn {
       this.#error ??= err;
       this.#wake();
     });
+    // Errors of the plain connection (e.g. a reset) do not all reach the TLS socket.
+    duplex.on("error", (err: Error) => {
+      this.#error ??= err;
+      this.#wake();
+    });
     socket.on("close", () => {
+      if (!this.#ended && !this.#closing) this.#truncated = true;
       this.#ended = true;
       this.#wake();
     });
@@ -378,11 +384,14 @@ class TlsSocketConn implements TlsByteConn {
   }
 
   closeWrite(): Promise<void> {
+    // Done when the plain connection has flushed everything and sent FIN (or is closed): the
+    // TLS socket's own 'finish' comes while ciphertext may still queue in the Duplex.
     this.#writeEnded ??= new Promise<void>((resolve) => {
-      if (this.#socket.destroyed || this.#socket.writableFinished) return resolve();
-      this.#socket.end(() => resolve());
-      // 'end' callback is not called when the socket is destroyed first.
-      this.#socket.once("close", () => resolve());
+      const duplex = this.#duplex;
+      if (duplex.destroyed || duplex.writableFinished) return resolve();
+      duplex.once("finish", () => resolve());
+      duplex.once("close", () => resolve());
+      this.#socket.end();
     });
     return this.#writeEnded;
   }
