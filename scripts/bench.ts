@@ -147,7 +147,7 @@ async function killSiteProcesses(): Promise<void> {
 async function drftpdSite(bigSrc: string): Promise<Site> {
   const site = await makeSite({
     slaves: [{ name: "s1", address: "127.0.0.1", start: false }],
-    logLevel: "warning",
+    logLevel: "info",
     passivePorts: 100,
   });
   siteDirs.add(site.dir);
@@ -174,6 +174,8 @@ interface Target {
   pret: boolean;
   url(path: string): string;
   pid(): Promise<number | null>;
+  /** Tail of the server's logs, for a failure note. */
+  logs(): Promise<string>;
 }
 
 function siteTarget(site: Site): Target {
@@ -187,6 +189,7 @@ function siteTarget(site: Site): Target {
     pret: true,
     url: (p) => site.url(p),
     pid: async () => (await findPids(["master", "--config", site.masterConfig]))[0] ?? null,
+    logs: () => site.logs(3000),
   };
 }
 
@@ -201,6 +204,7 @@ function vsftpdTarget(v: Vsftpd): Target {
     pret: false,
     url: (p) => v.url(p),
     pid: () => Promise.resolve(v.pid),
+    logs: () => Promise.resolve(""),
   };
 }
 
@@ -720,6 +724,16 @@ async function benchLab(src: string): Promise<void> {
     try {
       await Deno.chmod(dir, 0o755);
       log(`lab: ${plan.slaves.length} slaves at ${LAB_RATE} Mbit/s`);
+      notes.push(
+        `lab: each slave link shaped to ${LAB_RATE} Mbit/s (tbf, both directions), the master's ` +
+          `and the client's links unshaped; ${fmt(LAB_BYTES / MiB, 0)} MiB per download, ` +
+          `${LAB_ROUNDS} round(s) alternating PRET/relay. "master bytes / payload" = rx+tx of ` +
+          `the master's veth over the bytes downloaded: PRET ≈ control traffic only, relay ≈ 2 ` +
+          `(every byte in from the slave and out to the client). Relay reaches the same aggregate ` +
+          `here only because the master's link is unshaped; with a master link of R it would be ` +
+          `capped at 1/N of the PRET figure. TCP/IP and Ethernet headers take ~4% of a shaped link, so ` +
+          `~0.96 is the most payload a link can carry.`,
+      );
       const site = await startLabSite(plan, dir, src);
       for (const n of LAB_NS) {
         const res: { pret: LabResult[]; relay: LabResult[] } = { pret: [], relay: [] };

@@ -561,6 +561,11 @@ export interface SiteOptions {
   logLevel?: "debug" | "info" | "warning" | "error";
   /** Ports per passive range (master and each slave). Default 20. */
   passivePorts?: number;
+  /**
+   * Extra master.toml text, inserted at the end of the `[ftp]` section: bare keys are `[ftp]`
+   * keys (`fxp = "deny"`), and table headers such as `[[ftp.fxp_rules]]` work too.
+   */
+  masterExtra?: string;
 }
 
 /** What a slave reports in SITE SLAVES. */
@@ -648,6 +653,7 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
       `passive_ports = ${toml(`${masterPasv.from}-${masterPasv.to}`)}`,
       `public_address = ${toml(options.publicAddress ?? host)}`,
       `pasv_without_pret = ${toml(options.pasvWithoutPret ?? "relay")}`,
+      ...(options.masterExtra === undefined ? [] : [options.masterExtra]),
       "",
       "[slaves]",
       `listen = ${toml(`${host}:${linkPort}`)}`,

@@ -51,7 +51,7 @@ export class PassiveChannel implements DataChannel {
   readonly port: number;
   #listener: Deno.TcpListener;
   #peer: string | null;
-  #accepted: Promise<Deno.Conn> | null = null;
+  #accepted: Promise<Deno.Conn>;
   #closed = false;
   #conn: Deno.Conn | null = null;
 
@@ -60,11 +60,13 @@ export class PassiveChannel implements DataChannel {
     this.#listener = listenInRange(hostname, range);
     this.port = this.#listener.addr.port;
     this.#peer = peer;
+    // Accept (and refuse unexpected peers) right away, not only once the transfer command comes.
+    this.#accepted = this.#accept();
+    this.#accepted.catch(() => {});
   }
 
-  /** Waits for the client's connection (started on first call, shared afterwards). */
+  /** Waits for the client's connection. */
   connect(): Promise<Deno.Conn> {
-    this.#accepted ??= this.#accept();
     return this.#accepted;
   }
 

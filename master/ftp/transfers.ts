@@ -78,6 +78,10 @@ async function fileTransfer(
       if (plan.pret.kind !== kind) {
         throw new FtpError(503, `PRET announced ${plan.pret.verb}, not a ${kind}`);
       }
+      // Security: the slave's port was opened for the PRET path (FXP rules were decided for it).
+      if (plan.pret.path !== path) {
+        throw new FtpError(503, `PRET announced ${plan.pret.path}, not ${path}; send PRET again`);
+      }
       slave = plan.slave;
       if (slave.state === "gone") throw new FtpError(426, `Slave ${slave.name} went offline`);
       if (kind === "download" && !file!.slaves.includes(slave.name)) {
