@@ -370,6 +370,32 @@ async function listTime(t: Target): Promise<number> {
   }
 }
 
+/** PRET+PASV, RETR of the 1 KiB d/f.bin, drain, 226 — `n` times on one session; median ms. */
+async function smallRetr(t: Target, n = 50): Promise<number> {
+  const ftp = await Ftp.login(t.host, t.port, t.user, t.pass);
+  try {
+    const path = `${t.base}/d/f.bin`;
+    const times: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const start = performance.now();
+      const ep = await ftp.pasv(t.pret ? `RETR ${path}` : undefined);
+      using conn = await Deno.connect({ hostname: ep.host, port: ep.port });
+      const r = await ftp.send(`RETR ${path}`);
+      if (r.code !== 150 && r.code !== 125) {
+        throw new Error(`${t.name} RETR: ${r.lines.join(" | ")}`);
+      }
+      const lines = await deadline(countLines(conn), 30_000, "RETR data");
+      const done = await ftp.read();
+      if (done.code !== 226) throw new Error(`${t.name} RETR end: ${done.lines.join(" | ")}`);
+      void lines;
+      times.push(performance.now() - start);
+    }
+    return median(times);
+  } finally {
+    await ftp.quit();
+  }
+}
+
 async function countLines(conn: Deno.Conn): Promise<number> {
   const buf = new Uint8Array(262144);
   let lines = 0;
@@ -448,6 +474,18 @@ async function benchControl(dr: Target, vs: Target | null): Promise<void> {
     ratio: vs ? `${fmt(la / lb)}x time` : "n/a",
     target: "≤ 1.0x time",
     met: met(vs ? la / lb <= 1 : null),
+  });
+
+  log(`control: small RETR latency × ${ROUNDS} rounds`);
+  const small = await alternate(ROUNDS, dr, vs, (t) => smallRetr(t));
+  const sa = median(small.a);
+  const sb = median(small.b);
+  row({
+    section: "control",
+    measure: "RETR of a 1 KiB file, one session (PASV→226), per transfer",
+    drftpd: `${fmt(sa)} ms`,
+    peer: vs ? `${fmt(sb)} ms` : "n/a",
+    ratio: vs ? `${fmt(sa / sb)}x time` : "n/a",
   });
 
   log(`control: ${IDLE_SESSIONS} idle sessions, then NOOP latency`);
@@ -840,7 +878,9 @@ async function main(): Promise<void> {
     } run`,
     "",
     `Machine: ${info.cores} cores, kernel ${info.kernel}, Deno ${info.deno}. ` +
-    `Command: \`deno task bench ${args.join(" ")}\`. Rounds: ${ROUNDS} (alternating A/B), ` +
+    `Command: \`deno task bench ${
+      args.join(" ")
+    }\`. Rounds: ${ROUNDS} (lab: ${LAB_ROUNDS}), alternating A/B, ` +
     `median shown. Run took ${fmt(secs, 0)} s.`,
     "",
   ].join("\n");

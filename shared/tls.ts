@@ -12,7 +12,13 @@
  *   slave) never resume each other's sessions.
  * - **OpenSSL** through FFI (`loadOpenSsl()`, needs `--allow-ffi` and `libssl.so.3`). It honours
  *   shared session-ticket keys, so a data connection on a slave resumes the TLS session of the
- *   control connection on the master (TLS 1.2 and 1.3), as clients like FileZilla want.
+ *   control connection on the master (TLS 1.2 and 1.3), and a slave can see that it did
+ *   (`info.resumed`), like vsftpd's `require_ssl_reuse`.
+ *
+ * Closing: `closeWrite()` flushes and sends close_notify + FIN (await it before replying 226 to
+ * a download); `close()` does that and lingers until the peer closes (RST-safe); `abort()` drops
+ * the connection at once (ABOR). A peer that ends without close_notify reads as EOF with
+ * `truncated` set.
  *
  * A certificate with `CA:TRUE` is refused as an end-entity certificate by rustls clients
  * (`Deno.connectTls`, `Deno.startTls`); `ensureSelfSignedCert` writes `CA:FALSE`.
@@ -629,9 +635,11 @@ function nodeHandshake(
         const onError = (err: Error) => fail(err);
         const onClose = () => fail(new Error("connection closed during the handshake"));
         socket.on("error", onError);
+        duplex.on("error", onError);
         socket.on("close", onClose);
         socket.once(event, () => {
           socket.off("error", onError);
+          duplex.off("error", onError);
           socket.off("close", onClose);
           // Synchronously, so that no 'data' event can come before the listeners.
           resolve(new TlsConn(new NodeTransport(socket, duplex)));
@@ -716,6 +724,7 @@ const SSL_SYMBOLS = {
     result: "i64",
   },
   SSL_CTX_set_options: { parameters: ["pointer", "u64"], result: "u64" },
+  SSL_CTX_set_timeout: { parameters: ["pointer", "i64"], result: "i64" },
   SSL_CTX_use_certificate: { parameters: ["pointer", "pointer"], result: "i32" },
   SSL_CTX_use_PrivateKey: { parameters: ["pointer", "pointer"], result: "i32" },
   SSL_CTX_check_private_key: { parameters: ["pointer"], result: "i32" },
@@ -760,8 +769,11 @@ const SSL_SYMBOLS = {
   SSL_set_session: { parameters: ["pointer", "pointer"], result: "i32" },
   SSL_SESSION_free: { parameters: ["pointer"], result: "void" },
   SSL_SESSION_get_id: { parameters: ["pointer", "buffer"], result: "pointer" },
-  i2d_SSL_SESSION: { parameters: ["pointer", "buffer"], result: "i32" },
-  d2i_SSL_SESSION: { parameters: ["pointer", "buffer", "i64"], result: "pointer" },
+  PEM_write_bio_SSL_SESSION: { parameters: ["pointer", "pointer"], result: "i32" },
+  PEM_read_bio_SSL_SESSION: {
+    parameters: ["pointer", "pointer", "pointer", "pointer"],
+    result: "pointer",
+  },
   SSL_ctrl_buf: {
     name: "SSL_ctrl",
     parameters: ["pointer", "i32", "i64", "buffer"],
@@ -776,6 +788,10 @@ const SSL_SYMBOLS = {
   ERR_error_string_n: { parameters: ["u64", "buffer", "usize"], result: "void" },
   ERR_clear_error: { parameters: [], result: "void" },
   OpenSSL_version: { parameters: ["i32"], result: "pointer" },
+  // From libc (a dependency of libssl): reading C memory this way needs no ffi permission at
+  // call time, unlike Deno.UnsafePointerView, so the engine works after ffi is revoked.
+  strlen: { parameters: ["pointer"], result: "usize" },
+  memcpy: { parameters: ["buffer", "pointer", "usize"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type SslLib = Deno.DynamicLibrary<typeof SSL_SYMBOLS>["symbols"];
@@ -794,6 +810,8 @@ const TLS1_3_VERSION = 0x304n;
 const SSL_ERROR_WANT_READ = 2;
 const SSL_ERROR_WANT_WRITE = 3;
 const SSL_ERROR_ZERO_RETURN = 6;
+/** How long a session (ticket) stays resumable with the OpenSSL engine (OpenSSL: 2 h). */
+const SESSION_LIFETIME_SECONDS = 24 * 60 * 60;
 /** OpenSSL 3 ticket key material: name 16 + HMAC 32 + AES 32 bytes. */
 const OPENSSL_TICKET_KEY_BYTES = 80;
 
@@ -822,12 +840,25 @@ class OpenSslEngine implements OpenSsl {
 
   constructor(lib: Deno.DynamicLibrary<typeof SSL_SYMBOLS>) {
     this.#lib = lib;
-    this.version = cStringAt(lib.symbols.OpenSSL_version(0));
+    this.version = this.cString(lib.symbols.OpenSSL_version(0));
   }
 
   /** The raw symbols. */
   get ssl(): SslLib {
     return this.#lib.symbols;
+  }
+
+  /** A copy of `len` bytes at `p`. */
+  bytes(p: Deno.PointerObject, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    if (len > 0) this.ssl.memcpy(out, p, BigInt(len));
+    return out;
+  }
+
+  /** The C string at `p`, or "" for NULL. */
+  cString(p: Deno.PointerValue): string {
+    if (!p) return "";
+    return new TextDecoder().decode(this.bytes(p, Number(this.ssl.strlen(p))));
   }
 
   /** OpenSSL's error queue as an Error (and clears it). */
@@ -888,19 +919,31 @@ class OpenSslEngine implements OpenSsl {
     try {
       this.#common(ctx, opts.minVersion);
       const certs = this.#pem(opts.cert, "cert");
-      const [leaf, ...chain] = certs;
-      if (!leaf) throw new SyntaxError("Invalid certificate: no PEM certificate found");
-      const usedLeaf = L.SSL_CTX_use_certificate(ctx, leaf);
-      L.X509_free(leaf);
-      if (usedLeaf !== 1) throw this.error("Invalid certificate");
-      for (const extra of chain) {
-        // SSL_CTX_add0_chain_cert: the context takes ownership.
-        if (L.SSL_CTX_ctrl(ctx, SSL_CTRL_CHAIN_CERT, 0n, extra) !== 1n) {
-          L.X509_free(extra);
-          throw this.error("Invalid chain certificate");
+      try {
+        const leaf = certs.shift();
+        if (!leaf) throw new SyntaxError("Invalid certificate: no PEM certificate found");
+        const usedLeaf = L.SSL_CTX_use_certificate(ctx, leaf); // takes its own reference
+        L.X509_free(leaf);
+        if (usedLeaf !== 1) throw this.error("Invalid certificate");
+        while (certs.length > 0) {
+          // SSL_CTX_add0_chain_cert: on success the context owns the certificate.
+          if (L.SSL_CTX_ctrl(ctx, SSL_CTRL_CHAIN_CERT, 0n, certs[0]!) !== 1n) {
+            throw this.error("Invalid chain certificate");
+          }
+          certs.shift();
         }
+      } finally {
+        for (const unused of certs) L.X509_free(unused);
       }
-      const [pkey] = this.#pem(opts.key, "key");
+      // Through node:crypto first: any key format becomes unencrypted PKCS#8, and an encrypted
+      // key fails here instead of making OpenSSL prompt for a passphrase on the terminal.
+      let pkcs8: string;
+      try {
+        pkcs8 = createPrivateKey(opts.key).export({ type: "pkcs8", format: "pem" }).toString();
+      } catch (err) {
+        throw new TypeError("Invalid key: not an unencrypted PEM private key", { cause: err });
+      }
+      const [pkey] = this.#pem(pkcs8, "key");
       if (!pkey) throw new SyntaxError("Invalid key: no PEM private key found");
       const usedKey = L.SSL_CTX_use_PrivateKey(ctx, pkey);
       L.EVP_PKEY_free(pkey);
@@ -909,6 +952,8 @@ class OpenSslEngine implements OpenSsl {
       }
       const sid = new TextEncoder().encode("drftpd");
       L.SSL_CTX_set_session_id_context(ctx, sid, sid.length);
+      // FTP control sessions last for hours; data connections must still resume them.
+      L.SSL_CTX_set_timeout(ctx, BigInt(SESSION_LIFETIME_SECONDS));
       if (opts.ticketKeys) {
         const keys = new Uint8Array(
           hkdfSync(
@@ -978,8 +1023,10 @@ class OpenSslEngine implements OpenSsl {
 }
 
 /**
- * Loads libssl (OpenSSL 3) through FFI; needs `--allow-ffi`. Throws when the library is missing
- * (install Debian's `libssl3`, which the `openssl` package pulls in).
+ * Loads libssl (OpenSSL 3) through FFI; needs `--allow-ffi` for this call only: the engine keeps
+ * working after `Deno.permissions.revoke({ name: "ffi" })`, which a role should do right after.
+ * Throws when the library is missing (Debian's `libssl3`, which `openssl` pulls in; on macOS pass
+ * e.g. `"libssl.3.dylib"`).
  */
 export function loadOpenSsl(path = "libssl.so.3"): OpenSsl {
   return new OpenSslEngine(Deno.dlopen(path, SSL_SYMBOLS));
@@ -1026,7 +1073,7 @@ class OpenSslTransport implements Transport {
     this.#wbio = wbio;
   }
 
-  /** @internal The SSL object while the connection is open. */
+  /** The SSL object while the connection is open. */
   get ssl(): Ptr {
     if (!this.#ssl) throw new Deno.errors.BadResource("TLS connection is closed");
     return this.#ssl;
@@ -1068,7 +1115,9 @@ class OpenSslTransport implements Transport {
       if (err !== SSL_ERROR_WANT_READ) {
         const verify = L.SSL_get_verify_result(this.ssl);
         const reason = verify !== 0n
-          ? `: certificate verify failed: ${cStringAt(L.X509_verify_cert_error_string(verify))}`
+          ? `: certificate verify failed: ${
+            this.#o.cString(L.X509_verify_cert_error_string(verify))
+          }`
           : "";
         throw this.#o.error(`OpenSSL handshake error ${err}${reason}`);
       }
@@ -1076,18 +1125,15 @@ class OpenSslTransport implements Transport {
     }
     const ssl = this.ssl;
     const info: TlsInfo = {
-      protocol: cStringAt(L.SSL_get_version(ssl)),
-      cipher: cStringAt(L.SSL_CIPHER_get_name(L.SSL_get_current_cipher(ssl))),
+      protocol: this.#o.cString(L.SSL_get_version(ssl)),
+      cipher: this.#o.cString(L.SSL_CIPHER_get_name(L.SSL_get_current_cipher(ssl))),
       resumed: L.SSL_session_reused(ssl) === 1,
     };
     const session = L.SSL_get_session(ssl);
     if (session) {
       const len = new Uint32Array(1);
       const id = L.SSL_SESSION_get_id(session, len);
-      if (id && len[0]) {
-        const bytes = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(id, len[0]));
-        info.sessionId = Buffer.from(bytes).toString("hex");
-      }
+      if (id && len[0]) info.sessionId = Buffer.from(this.#o.bytes(id, len[0])).toString("hex");
     }
     this.info = info;
   }
@@ -1194,27 +1240,23 @@ class OpenSslTransport implements Transport {
     const L = this.#o.ssl;
     const session = L.SSL_get1_session(this.#ssl);
     if (!session) return undefined;
+    const bio = L.BIO_new(L.BIO_s_mem());
     try {
-      const len = L.i2d_SSL_SESSION(session, null);
-      if (len <= 0) return undefined;
-      const out = new Uint8Array(len);
-      L.i2d_SSL_SESSION(session, pointerTo(out));
-      return out;
+      if (!bio || L.PEM_write_bio_SSL_SESSION(bio, session) !== 1) return undefined;
+      const pem = new Uint8Array(Number(L.BIO_ctrl_pending(bio)));
+      L.BIO_read(bio, pem, pem.length);
+      return pemBody(new TextDecoder().decode(pem), "SSL SESSION PARAMETERS");
     } finally {
+      if (bio) L.BIO_free(bio);
       L.SSL_SESSION_free(session);
     }
   }
 }
 
-/** The C string at `p`, or "" for NULL. */
-function cStringAt(p: Deno.PointerValue): string {
-  return p ? Deno.UnsafePointerView.getCString(p) : "";
-}
-
-/** An `unsigned char **` for i2d/d2i: a cell holding the address of `buf`. */
-function pointerTo(buf: Uint8Array): Uint8Array {
-  const address = Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf));
-  return new Uint8Array(new BigUint64Array([BigInt(address)]).buffer);
+/** The DER bytes of the first PEM block labelled `label`, or undefined. */
+function pemBody(pem: string, label: string): Uint8Array | undefined {
+  const m = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`).exec(pem);
+  return m?.[1] ? new Uint8Array(Buffer.from(m[1].replace(/\s+/g, ""), "base64")) : undefined;
 }
 
 function openSslHandshake(
@@ -1226,20 +1268,22 @@ function openSslHandshake(
   timeoutMs: number,
   signal: AbortSignal | undefined,
 ): Promise<TlsByteConn> {
-  let transport: OpenSslTransport;
+  let transport: OpenSslTransport | undefined;
   try {
     transport = new OpenSslTransport(o, conn, ctx, server);
     setup(transport);
   } catch (err) {
-    closeQuietly(conn);
+    if (transport) transport.destroy();
+    else closeQuietly(conn);
     return Promise.reject(err);
   }
+  const t = transport;
   return handshakeDeadline(
     async () => {
-      await transport.handshake();
-      return new TlsConn(transport);
+      await t.handshake();
+      return new TlsConn(t);
     },
-    () => transport.destroy(),
+    () => t.destroy(),
     timeoutMs,
     signal,
   );
@@ -1297,8 +1341,10 @@ function openSslClient(
       }
     }
     if (opts.session) {
-      const der = new Uint8Array(opts.session);
-      const session = L.d2i_SSL_SESSION(null, pointerTo(der), BigInt(der.length));
+      const pem = new TextEncoder().encode(toPem("SSL SESSION PARAMETERS", opts.session));
+      const bio = L.BIO_new_mem_buf(pem, pem.length);
+      const session = bio && L.PEM_read_bio_SSL_SESSION(bio, null, null, null);
+      if (bio) L.BIO_free(bio);
       if (!session) throw o.error("Invalid TLS session");
       L.SSL_set_session(ssl, session); // takes its own reference
       L.SSL_SESSION_free(session);
@@ -1355,9 +1401,11 @@ export function upgradeToTlsServer(
 
 /**
  * Acts as the TLS client on a connection (`SSCN ON`, `CPSV`): over `conn`, or over a new TCP
- * connection to `target`. The returned object owns the connection. Verifies the server's
- * certificate against `caCerts` (or the system store) and name unless `insecure`.
- * Rejects with `TlsHandshakeError` (and closes the connection) on failure.
+ * connection to `target`. The returned object owns the connection. Unless `insecure`, verifies
+ * the server's certificate against `caCerts` (or the system store) and against `servername`, or
+ * else the hostname/IP dialled (for a given `Deno.Conn`: its remote IP).
+ * Rejects with `TlsHandshakeError` (and closes the connection) when the handshake fails; with
+ * the `Deno.connect` error when dialling fails.
  */
 export async function connectTlsClient(
   conn: PlainConn | TlsClientTarget,
@@ -1368,6 +1416,9 @@ export async function connectTlsClient(
   let plain: PlainConn;
   if ("read" in conn) {
     plain = conn;
+    // Without a servername, check the certificate against the address we are connected to.
+    const remote = (conn as Partial<Deno.Conn>).remoteAddr;
+    if (remote?.transport === "tcp") host = remote.hostname;
   } else {
     host = conn.hostname;
     plain = await Deno.connect({ hostname: conn.hostname, port: conn.port, transport: "tcp" });

@@ -392,6 +392,8 @@ async function sClient(
   version: "-tls1_2" | "-tls1_3",
   sess: { out?: string; in?: string },
 ): Promise<string> {
+  // -ign_eof keeps s_client reading until our close_notify, so the TLS 1.3 tickets that arrive
+  // after the handshake make it into -sess_out.
   const args = ["s_client", "-connect", `127.0.0.1:${port}`, version, "-ign_eof"];
   if (sess.out) args.push("-sess_out", sess.out);
   if (sess.in) args.push("-sess_in", sess.in);
@@ -405,35 +407,108 @@ async function sClient(
   return dec.decode(out.stdout) + dec.decode(out.stderr);
 }
 
+/** A greeting server for resumption tests: records `info.resumed` of each connection. */
+function greeter(opts: Partial<Parameters<typeof upgradeToTlsServer>[1]>) {
+  const seen: boolean[] = [];
+  const server = tlsServer(async (conn) => {
+    seen.push(conn.info.resumed);
+    await writeAll(conn, enc.encode("220 hi\r\n"));
+    await conn.closeWrite();
+  }, opts);
+  return { ...server, seen };
+}
+
+/**
+ * Another process serving `count` TLS connections with the same certificate and `ticketKeys`;
+ * yields its port, then one "resumed" boolean per connection.
+ */
+async function otherProcess(
+  engine: "node" | "openssl",
+  ticketKeys: Uint8Array,
+  count: number,
+  revokeFfi = false,
+): Promise<{ port: number; results: () => Promise<boolean[]> }> {
+  const code = `
+    import { loadOpenSsl, upgradeToTlsServer } from ${
+    JSON.stringify(import.meta.resolve("./tls.ts"))
+  };
+    const input = JSON.parse(await new Response(Deno.stdin.readable).text());
+    const engine = input.engine === "openssl" ? { engine: loadOpenSsl() } : {};
+    if (input.revokeFfi) await Deno.permissions.revoke({ name: "ffi" });
+    using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    console.log(l.addr.port);
+    for (let i = 0; i < input.count; i++) {
+      const conn = await upgradeToTlsServer(await l.accept(), {
+        cert: input.cert, key: input.key, ticketKeys: new Uint8Array(input.keys), ...engine,
+      });
+      console.log(conn.info.resumed);
+      await conn.write(new TextEncoder().encode("220 hi\\r\\n"));
+      await conn.closeWrite();
+      conn.close();
+      await conn.closed;
+    }
+  `;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-check", code],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await w.write(enc.encode(JSON.stringify({
+    engine,
+    count,
+    revokeFfi,
+    cert: PAIR.cert,
+    key: PAIR.key,
+    keys: [...ticketKeys],
+  })));
+  await w.close();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await lines.read();
+    if (done) throw new Error(`child exited early: ${text}`);
+    text += value;
+  }
+  const port = Number(text.split("\n")[0]);
+  return {
+    port,
+    results: async () => {
+      while (true) {
+        const { value, done } = await lines.read();
+        if (done) break;
+        text += value;
+      }
+      assert.equal((await child.status).code, 0);
+      return text.trim().split("\n").slice(1).map((l) => l === "true");
+    },
+  };
+}
+
+const KEYS = new Uint8Array(48).fill(7);
+const OTHER_KEYS = new Uint8Array(48).fill(8);
+
 Deno.test({
-  name: "resumption: a session from server A resumes on server B in the same process",
+  name: "[node:tls] resumption: a session from server A resumes on server B in this process",
   ignore: !HAS_OPENSSL,
   async fn() {
-    // The client must be a real TLS client: Deno's node:tls client sessions are synthetic tokens
-    // tied to host:port. openssl s_client saves the real session (TLS 1.3: the tickets that
-    // arrive after the handshake; -ign_eof keeps it reading until our close_notify).
+    // The client must be a real TLS client: Deno's node:tls client sessions are opaque tokens
+    // tied to host:port, so openssl s_client plays the FTP client here.
     const dir = await Deno.makeTempDir();
     try {
       for (const version of ["-tls1_2", "-tls1_3"] as const) {
         const sess = `${dir}/sess${version}.pem`;
-        const seen: boolean[] = [];
-        const serve = () =>
-          tlsServer(async (conn) => {
-            seen.push(conn.info.resumed);
-            await writeAll(conn, enc.encode("220 hi\r\n"));
-            await conn.closeWrite();
-          }, { ticketKeys: new Uint8Array(48).fill(7) });
-        const a = serve();
-        const first = await sClient(a.port, version, { out: sess });
+        const a = greeter({ ticketKeys: KEYS });
+        assert.match(await sClient(a.port, version, { out: sess }), /^New, /m);
         await a.done;
         a.listener.close();
-        assert.match(first, /^New, /m, first);
-        const b = serve(); // another listener and secure context
+        const b = greeter({ ticketKeys: OTHER_KEYS }); // even other keys: they are ignored
         const second = await sClient(b.port, version, { in: sess });
         await b.done;
         b.listener.close();
         assert.match(second, /^Reused, /m, `${version}: ${second}`);
-        assert.deepEqual(seen, [false, true], version);
+        assert.deepEqual([...a.seen, ...b.seen], [false, true], version);
       }
     } finally {
       await Deno.remove(dir, { recursive: true });
@@ -442,65 +517,91 @@ Deno.test({
 });
 
 Deno.test({
-  name: "resumption: Deno's node:tls ignores ticketKeys, so another process does not resume",
+  name: "[node:tls] resumption: another process does not resume (ticketKeys ignored)",
   ignore: !HAS_OPENSSL,
   async fn() {
-    // Known limitation of Deno 2.9.6 (rustls keeps one random ticket key per process). If this
-    // test fails, Deno started honouring ticketKeys: update the docs in tls.ts.
+    // A known limitation of Deno 2.9.6 (rustls keeps one random ticket key per process). If this
+    // test fails, Deno started honouring ticketKeys: update the module documentation of tls.ts.
     const dir = await Deno.makeTempDir();
     try {
       const sess = `${dir}/sess.pem`;
-      const keys = new Uint8Array(48).fill(9);
-      const a = tlsServer(async (conn) => {
-        await writeAll(conn, enc.encode("220 hi\r\n"));
-        await conn.closeWrite();
-      }, { ticketKeys: keys });
+      const a = greeter({ ticketKeys: KEYS });
       assert.match(await sClient(a.port, "-tls1_2", { out: sess }), /^New, /m);
       await a.done;
       a.listener.close();
-      const code = `
-        import { upgradeToTlsServer } from ${JSON.stringify(import.meta.resolve("./tls.ts"))};
-        const [cert, key] = JSON.parse(await new Response(Deno.stdin.readable).text());
-        using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-        console.log(l.addr.port);
-        const conn = await upgradeToTlsServer(await l.accept(), {
-          cert, key, ticketKeys: new Uint8Array(48).fill(9),
-        });
-        console.log(conn.info.resumed);
-        await conn.write(new TextEncoder().encode("220 hi\\r\\n"));
-        await conn.closeWrite();
-        conn.close();
-        await conn.closed;
-      `;
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["eval", "--no-check", code],
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "inherit",
-      }).spawn();
-      const w = child.stdin.getWriter();
-      await w.write(enc.encode(JSON.stringify([PAIR.cert, PAIR.key])));
-      await w.close();
-      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      let text = "";
-      while (!text.includes("\n")) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += value;
-      }
-      const port = Number(text.split("\n")[0]);
-      const second = await sClient(port, "-tls1_2", { in: sess });
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += value;
-      }
-      assert.equal((await child.status).code, 0);
-      assert.match(second, /^New, /m);
-      assert.equal(text.split("\n")[1], "false");
+      const b = await otherProcess("node", KEYS, 1);
+      assert.match(await sClient(b.port, "-tls1_2", { in: sess }), /^New, /m);
+      assert.deepEqual(await b.results(), [false]);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+Deno.test({
+  name: "[openssl] resumption: another process with the same ticket keys resumes (TLS 1.2, 1.3)",
+  ignore: !HAS_OPENSSL || !OPENSSL,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      // Process B takes four connections: 1.2 and 1.3 with our session, then the same with a
+      // session from a server with other keys (which must not resume).
+      const b = await otherProcess("openssl", KEYS, 4);
+      const offered: string[] = [];
+      for (const keys of [KEYS, OTHER_KEYS]) {
+        for (const version of ["-tls1_2", "-tls1_3"] as const) {
+          const sess = `${dir}/sess${version}-${keys[0]}.pem`;
+          const a = greeter({ ticketKeys: keys, engine: OPENSSL! });
+          assert.match(await sClient(a.port, version, { out: sess }), /^New, /m);
+          await a.done;
+          a.listener.close();
+          offered.push(await sClient(b.port, version, { in: sess }));
+        }
+      }
+      assert.deepEqual(await b.results(), [true, true, false, false]);
+      assert.match(offered[0]!, /^Reused, TLSv1\.2/m);
+      assert.match(offered[1]!, /^Reused, TLSv1\.3/m);
+      assert.match(offered[2]!, /^New, /m);
+      assert.match(offered[3]!, /^New, /m);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "[openssl] resumption: a control-connection session resumes on a data connection elsewhere",
+  ignore: !OPENSSL,
+  async fn() {
+    // Like an FTP client: control connection to the master (this process), data connection to
+    // a slave (another process, which also drops its ffi permission after loading OpenSSL)
+    // offering the control connection's session.
+    const engine = { engine: OPENSSL! };
+    const slave = await otherProcess("openssl", KEYS, 1, true);
+    const master = greeter({ ticketKeys: KEYS, ...engine });
+    const control = await connectTlsClient({ hostname: "127.0.0.1", port: master.port }, {
+      caCerts: [PAIR.cert],
+      servername: "localhost",
+      ...engine,
+    });
+    assert.equal(await readLine(control), "220 hi"); // TLS 1.3 tickets come with the first data
+    const session = control.getSession();
+    assert.ok(session && session.length > 0);
+    await control[Symbol.asyncDispose]();
+    await master.done;
+    master.listener.close();
+    const data = await connectTlsClient({ hostname: "127.0.0.1", port: slave.port }, {
+      caCerts: [PAIR.cert],
+      servername: "localhost",
+      session,
+      ...engine,
+    });
+    assert.equal(data.info.resumed, true);
+    assert.equal(data.info.protocol, "TLSv1.3");
+    assert.equal(await readLine(data), "220 hi");
+    await data[Symbol.asyncDispose]();
+    assert.deepEqual(await slave.results(), [true]);
+    assert.deepEqual(master.seen, [false]);
   },
 });
 
@@ -599,3 +700,76 @@ Deno.test("ensureSelfSignedCert: refuses a lone file and a key that does not mat
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** A CA and a leaf signed by it (RSA, PKCS#1 key), made with the openssl CLI. */
+async function opensslChain(dir: string): Promise<{ ca: string; chain: string; key: string }> {
+  const run = async (args: string[]) => {
+    const out = await new Deno.Command("openssl", { args, cwd: dir, stderr: "piped" }).output();
+    assert.ok(out.success, dec.decode(out.stderr));
+  };
+  await run([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=Test CA",
+  ]);
+  await run(["genrsa", "-traditional", "-out", "leaf.key", "2048"]);
+  await run(["req", "-new", "-key", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost"]);
+  await Deno.writeTextFile(
+    `${dir}/ext.cnf`,
+    "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+  );
+  await run([
+    "x509",
+    "-req",
+    "-in",
+    "leaf.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-days",
+    "2",
+    "-extfile",
+    "ext.cnf",
+    "-out",
+    "leaf.pem",
+  ]);
+  const read = (name: string) => Deno.readTextFile(`${dir}/${name}`);
+  return {
+    ca: await read("ca.pem"),
+    chain: (await read("leaf.pem")) + (await read("ca.pem")),
+    key: await read("leaf.key"),
+  };
+}
+
+testEachEngine("a certificate chain and an RSA PKCS#1 key from openssl work", async (e) => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { ca, chain, key } = await opensslChain(dir);
+    assert.match(key, /BEGIN RSA PRIVATE KEY/);
+    const { port, done } = tlsServer(async (conn) => {
+      await writeAll(conn, enc.encode("ok\n"));
+    }, { cert: chain, key, ...e.opts });
+    const client = await connectTlsClient({ hostname: "127.0.0.1", port }, {
+      caCerts: [ca],
+      servername: "localhost",
+      ...e.opts,
+    });
+    assert.equal(await readLine(client), "ok");
+    await client[Symbol.asyncDispose]();
+    await done;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}, true);
