@@ -29,6 +29,7 @@ import {
 } from "./shared/config.ts";
 import { setupLogging } from "./shared/log.ts";
 import { VERSION } from "./shared/version.ts";
+import { loadOpenSsl, type OpenSsl } from "./shared/tls.ts";
 import type { User, UserStore } from "./master/auth/users.ts";
 
 // The roles are imported on demand so that `--help`, `slave` and `user` do not load (or need)
@@ -70,7 +71,7 @@ async function run(cmd: Command): Promise<number> {
       using shutdown = shutdownSignal();
       const { runMaster } = await loadMaster();
       await using kv = await openMasterKv(config);
-      await runMaster(config, kv.kv, shutdown.signal);
+      await runMaster(config, kv.kv, shutdown.signal, tlsOptions());
       return 0;
     }
     case "slave": {
@@ -80,7 +81,7 @@ async function run(cmd: Command): Promise<number> {
       warnDefaultSecret(config.slave.secret);
       using shutdown = shutdownSignal();
       const { runSlave } = await loadSlave();
-      await runSlave(config, shutdown.signal);
+      await runSlave(config, shutdown.signal, tlsOptions());
       return 0;
     }
     case "local":
@@ -124,6 +125,7 @@ async function runLocal(cmd: LocalCommand): Promise<number> {
   });
   await setupLogging(setup.master.log.level);
   const log = getLogger(["drftpd", "local"]);
+  const engine = tlsOptions();
   const [{ runMaster }, { runSlave }, { UserStore }] = await Promise.all([
     loadMaster(),
     loadSlave(),
@@ -138,10 +140,10 @@ async function runLocal(cmd: LocalCommand): Promise<number> {
   const stop = () => stopAll.abort();
   shutdown.signal.addEventListener("abort", stop, { once: true });
   const roles = [
-    { name: "master", run: () => runMaster(setup.master, kv.kv, stopAll.signal) },
+    { name: "master", run: () => runMaster(setup.master, kv.kv, stopAll.signal, engine) },
     ...setup.slaves.map((s) => ({
       name: s.slave.name,
-      run: () => runSlave(s, stopAll.signal),
+      run: () => runSlave(s, stopAll.signal, engine),
     })),
   ];
   let failed = false;
@@ -235,4 +237,19 @@ function formatUser(u: User): string {
 
 if (import.meta.main) {
   Deno.exit(await main(Deno.args));
+}
+
+/**
+ * The OpenSSL TLS engine when libssl is present (it lets slaves resume TLS sessions the client
+ * negotiated with the master); otherwise node:tls is used and resumption works on the master only.
+ */
+function tlsOptions(): { tlsEngine?: OpenSsl } {
+  try {
+    return { tlsEngine: loadOpenSsl() };
+  } catch (e) {
+    getLogger(["drftpd"]).info("OpenSSL engine unavailable ({error}); using node:tls", {
+      error: e instanceof Error ? e.message : String(e),
+    });
+    return {};
+  }
 }

@@ -1,21 +1,32 @@
 /**
- * The master: FTP for clients, the slave link for slaves, the filelist in Deno KV.
+ * The master: FTP (and implicit FTPS) for clients, the slave link for slaves, the filelist in
+ * Deno KV.
  */
 import { getLogger } from "@logtape/logtape";
 import type { MasterConfig } from "../shared/config_types.ts";
+import type { OpenSsl } from "../shared/tls.ts";
 import { UserStore } from "./auth/users.ts";
 import { KvFilelist } from "./filelist/kv_filelist.ts";
 import { serveFtp } from "./ftp/server.ts";
+import type { MasterServices } from "./ftp/session.ts";
 import { serveSlaveLinks } from "./slaves/link_server.ts";
 import { SlaveRegistry } from "./slaves/registry.ts";
+import { loadMasterTls } from "./tls_material.ts";
 
 const log = getLogger(["drftpd", "master"]);
+
+/** Optional parts the caller may provide. */
+export interface MasterOptions {
+  /** The OpenSSL TLS engine (lets slaves resume TLS sessions negotiated with the master). */
+  tlsEngine?: OpenSsl;
+}
 
 /** Runs the master until `signal` aborts. `kv` is the filelist database, owned by the caller. */
 export async function runMaster(
   config: MasterConfig,
   kv: Deno.Kv,
   signal: AbortSignal,
+  options: MasterOptions = {},
 ): Promise<void> {
   const filelist = new KvFilelist(kv);
   const users = new UserStore(kv);
@@ -25,31 +36,64 @@ export async function runMaster(
       'The slave link secret is the default "change-me": set [slaves] secret in master.toml',
     );
   }
-  const ftpListener = Deno.listen({
-    hostname: config.ftp.listen.host,
-    port: config.ftp.listen.port,
-  });
-  using _ftp = { [Symbol.dispose]: () => closeQuietly(ftpListener) };
-  const linkListener = Deno.listen({
-    hostname: config.slaves.listen.host,
-    port: config.slaves.listen.port,
-  });
-  using _link = { [Symbol.dispose]: () => closeQuietly(linkListener) };
-  log.info("FTP listening on {host}:{port}", {
-    host: config.ftp.listen.host,
-    port: (ftpListener.addr as Deno.NetAddr).port,
-  });
-  log.info("Slave link listening on {host}:{port}", {
-    host: config.slaves.listen.host,
-    port: (linkListener.addr as Deno.NetAddr).port,
-  });
+  const needTls = config.ftp.tls !== "off" || config.slaves.tls ||
+    config.ftp.implicit_tls_listen !== null;
+  const tls = needTls ? await loadMasterTls(config, options.tlsEngine) : null;
+  const services: MasterServices = {
+    config,
+    filelist,
+    users,
+    slaves,
+    tls: config.ftp.tls === "off" ? null : tls,
+    signal,
+  };
+
+  const listeners: Deno.Listener[] = [];
+  using _close = {
+    [Symbol.dispose]: () => {
+      for (const l of listeners) closeQuietly(l);
+    },
+  };
+  const listen = (what: string, hp: { host: string; port: number }, secure = false) => {
+    const l = secure && tls
+      ? Deno.listenTls({ hostname: hp.host, port: hp.port, cert: tls.cert, key: tls.key })
+      : Deno.listen({ hostname: hp.host, port: hp.port });
+    listeners.push(l);
+    log.info("{what} listening on {host}:{port}", {
+      what,
+      host: hp.host,
+      port: (l.addr as Deno.NetAddr).port,
+    });
+    return l;
+  };
+  const ftp = listen("FTP", config.ftp.listen);
+  const link = listen(
+    config.slaves.tls ? "Slave link (TLS)" : "Slave link",
+    config.slaves.listen,
+    config.slaves.tls,
+  );
+  const implicit = config.ftp.implicit_tls_listen && services.tls
+    ? Deno.listen({
+      hostname: config.ftp.implicit_tls_listen.host,
+      port: config.ftp.implicit_tls_listen.port,
+    })
+    : null;
+  if (implicit) {
+    listeners.push(implicit);
+    log.info("Implicit FTPS listening on {host}:{port}", {
+      host: config.ftp.implicit_tls_listen!.host,
+      port: (implicit.addr as Deno.NetAddr).port,
+    });
+  }
   await Promise.all([
-    serveFtp(ftpListener, { config, filelist, users, slaves, signal }),
-    serveSlaveLinks(linkListener, {
+    serveFtp(ftp, services),
+    implicit ? serveFtp(implicit, services, { implicitTls: true }) : Promise.resolve(),
+    serveSlaveLinks(link, {
       secret: config.slaves.secret,
       registry: slaves,
       filelist,
       signal,
+      ticketSecret: tls?.ticketSecret ?? null,
     }),
   ]);
   log.info("Master stopped");

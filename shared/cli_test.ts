@@ -108,6 +108,7 @@ Deno.test("localSetup() builds disjoint loopback configs", () => {
   assert.deepEqual(setup.master.slaves, {
     listen: { host: "127.0.0.1", port: 40123 },
     secret: "s",
+    tls: true,
   });
   assert.deepEqual(
     setup.slaves.map((s) => [s.slave.name, s.slave.root, s.slave.passive_ports.from]),

@@ -112,6 +112,26 @@ function path(v: unknown, baseDir: string): string {
   return isAbsolute(s) ? resolve(s) : resolve(baseDir, s);
 }
 
+function optionalPath(v: unknown, baseDir: string): string {
+  return str()(v) === "" ? "" : path(v, baseDir);
+}
+
+function optionalHostPort(v: unknown): HostPort | null {
+  return str()(v) === "" ? null : hostPort(true)(v);
+}
+
+function bool(v: unknown): boolean {
+  if (typeof v !== "boolean") throw new Invalid(`expected true or false, got ${typeName(v)}`);
+  return v;
+}
+
+function fingerprint(v: unknown): string {
+  const s = str()(v).toLowerCase().replaceAll(":", "").replace(/^sha256/, "");
+  if (s === "") return "";
+  if (!/^[0-9a-f]{64}$/.test(s)) throw new Invalid('expected "sha256:" and 64 hex digits');
+  return `sha256:${s}`;
+}
+
 function hostPort(allowPortZero: boolean): (v: unknown) => HostPort {
   return (v) => {
     const result = hostPortDetail(str()(v), allowPortZero);
@@ -193,10 +213,15 @@ export const MASTER_SCHEMA: Schema<MasterSections> = {
     banner: { default: "drftpd ready", read: str({ printable: true }) },
     fxp: { default: "allow", read: oneOf(["allow", "deny"] as const) },
     fxp_rules: { default: [], read: fxpRules },
+    tls: { default: "optional", read: oneOf(["off", "optional", "required"] as const) },
+    tls_cert: { default: "", read: optionalPath },
+    tls_key: { default: "", read: optionalPath },
+    implicit_tls_listen: { default: "", read: optionalHostPort },
   },
   slaves: {
     listen: { default: "0.0.0.0:1099", read: hostPort(true) },
     secret: { default: DEFAULT_SECRET, read: str({ nonEmpty: true }) },
+    tls: { default: true, read: bool },
   },
   log: LOG_SECTION,
 };
@@ -211,6 +236,10 @@ export const SLAVE_SCHEMA: Schema<SlaveSections> = {
     listen_address: { default: "0.0.0.0", read: ipAddress(false) },
     public_address: { default: "", read: ipAddress(true) },
     passive_ports: { default: "50100-50199", read: portRange },
+    tls: { default: true, read: bool },
+    master_fingerprint: { default: "", read: fingerprint },
+    tls_cert: { default: "", read: optionalPath },
+    tls_key: { default: "", read: optionalPath },
   },
   log: LOG_SECTION,
 };

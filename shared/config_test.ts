@@ -43,8 +43,12 @@ Deno.test("parseMasterConfig() fills every default", () => {
       banner: "drftpd ready",
       fxp: "allow",
       fxp_rules: [],
+      tls: "optional",
+      tls_cert: "",
+      tls_key: "",
+      implicit_tls_listen: null,
     },
-    slaves: { listen: { host: "0.0.0.0", port: 1099 }, secret: "change-me" },
+    slaves: { listen: { host: "0.0.0.0", port: 1099 }, secret: "change-me", tls: true },
     log: { level: "info" },
   };
   assertEquals(parseMasterConfig("", null, BASE), expected);
@@ -61,6 +65,10 @@ Deno.test("parseSlaveConfig() fills every default", () => {
       listen_address: "0.0.0.0",
       public_address: "",
       passive_ports: { from: 50100, to: 50199 },
+      tls: true,
+      master_fingerprint: "",
+      tls_cert: "",
+      tls_key: "",
     },
     log: { level: "info" },
   };
@@ -80,6 +88,10 @@ idle_timeout = 60
 login_timeout = 10
 max_connections = 5
 banner = "hello"
+tls = "required"
+tls_cert = "certs/c.pem"
+tls_key = "/k.pem"
+implicit_tls_listen = "127.0.0.1:990"
 fxp = "deny"
 [[ftp.fxp_rules]]
 path = "/incoming/**"
@@ -104,8 +116,12 @@ level = "debug"
     banner: "hello",
     fxp: "deny",
     fxp_rules: [{ path: "/incoming/**", upload: false, download: true }],
+    tls: "required",
+    tls_cert: "/etc/drftpd/certs/c.pem",
+    tls_key: "/k.pem",
+    implicit_tls_listen: { host: "127.0.0.1", port: 990 },
   });
-  assertEquals(c.slaves, { listen: { host: "10.0.0.1", port: 0 }, secret: "s3cret" });
+  assertEquals(c.slaves, { listen: { host: "10.0.0.1", port: 0 }, secret: "s3cret", tls: true });
   assertEquals(c.log.level, "debug");
 });
 
@@ -128,6 +144,16 @@ const F = "master.toml";
 /** [toml text, expected key, expected message]. */
 const MASTER_ERRORS: [string, string | null, string][] = [
   [`[fpt]`, "fpt", `master.toml: fpt: unknown section (did you mean "ftp"?)`],
+  [
+    `[ftp]\ntls = "maybe"`,
+    "ftp.tls",
+    `master.toml: ftp.tls = "maybe": must be one of "off", "optional", "required"`,
+  ],
+  [
+    `[slaves]\ntls = "yes"`,
+    "slaves.tls",
+    `master.toml: slaves.tls = "yes": expected true or false, got a string`,
+  ],
   [`[zzzzzz]`, "zzzzzz", `master.toml: zzzzzz: unknown section (known: master, ftp, slaves, log)`],
   [`ftp = 3`, "ftp", `master.toml: ftp = 3: expected a [ftp] table`],
   [

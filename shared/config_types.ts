@@ -54,12 +54,22 @@ export interface MasterConfig {
     fxp: "allow" | "deny";
     /** Per-path FXP rules; the first rule whose glob matches decides. Default none. */
     fxp_rules: FxpRule[];
+    /** FTPS policy: "off", "optional" (default) or "required" (login and data only over TLS). */
+    tls: "off" | "optional" | "required";
+    /** PEM certificate file; "" = a self-signed one generated into data_dir on first start. */
+    tls_cert: string;
+    /** PEM private key file; "" = generated with the certificate. */
+    tls_key: string;
+    /** Implicit FTPS listener (TLS from the first byte), e.g. "0.0.0.0:990"; null = off. */
+    implicit_tls_listen: HostPort | null;
   };
   slaves: {
     /** Default 0.0.0.0:1099. */
     listen: HostPort;
     /** Shared secret proving a slave may join. Default "change-me" (a warning is logged). */
     secret: string;
+    /** The slave link runs over TLS with the master's certificate. Default true. */
+    tls: boolean;
   };
   log: {
     /** "debug" | "info" | "warning" | "error". Default "info". */
@@ -84,6 +94,14 @@ export interface SlaveConfig {
     public_address: string;
     /** Default 50100-50199. */
     passive_ports: PortRange;
+    /** Dial the master over TLS (must match the master's [slaves] tls). Default true. */
+    tls: boolean;
+    /** Pin the master's certificate: "sha256:<hex>"; "" = accept any and log its fingerprint. */
+    master_fingerprint: string;
+    /** PEM certificate for TLS data connections; "" = self-signed, generated next to the root. */
+    tls_cert: string;
+    /** PEM private key; "" = generated with the certificate. */
+    tls_key: string;
   };
   log: {
     level: "debug" | "info" | "warning" | "error";

@@ -100,7 +100,16 @@ export interface TransferReq {
   endpoint: DataEndpoint;
   /** For active endpoints: the address we expect to reach; for passive: who may connect (null = anyone). */
   peer: string | null;
+  /**
+   * TLS on the data connection (PROT P): "server" = the slave is the TLS server (the normal
+   * case, also for active connections it dials), "client" = the slave is the TLS client
+   * (SSCN ON / CPSV, for secure FXP), "none" = plain.
+   */
+  tls: DataTls;
 }
+
+/** TLS role of the slave on a data connection. */
+export type DataTls = "none" | "server" | "client";
 /** Abort transfer `xfer` (a pending listen or a running transfer). Reply `{}`. */
 export interface AbortReq {
   type: "abort";
@@ -133,6 +142,16 @@ export interface ChecksumReq {
   path: string;
 }
 
+/**
+ * master → slave, right after `welcome` and whenever they change: the secret from which
+ * session-ticket keys are derived (base64 of 48 bytes), shared so a data connection on the slave
+ * can resume the TLS session the client negotiated with the master.
+ */
+export interface TlsKeysMsg {
+  type: "tls_keys";
+  ticketSecret: string;
+}
+
 /** All requests the master may send. */
 export type SlaveRequest =
   | ListenReq
@@ -159,6 +178,8 @@ export interface TransferResult {
   ms: number;
   /** File mtime after the transfer, ms since epoch. */
   mtime: number;
+  /** TLS on the data connection, when there was TLS. */
+  tls?: { protocol: string; resumed: boolean };
 }
 
 /** Successful answer to request `id`. */
@@ -233,7 +254,13 @@ export type FromSlave =
   | RemergeDoneMsg;
 
 /** Every frame the slave can receive. */
-export type FromMaster = HelloMsg | WelcomeMsg | RefusedMsg | SlaveRequest | PingMsg;
+export type FromMaster =
+  | HelloMsg
+  | WelcomeMsg
+  | RefusedMsg
+  | TlsKeysMsg
+  | SlaveRequest
+  | PingMsg;
 
 // ---------------------------------------------------------------- validation
 
@@ -284,7 +311,9 @@ const SHAPES: Readonly<Record<string, Shape>> = {
     ascii: isBool,
     endpoint: isEndpoint,
     peer: isStrOrNull,
+    tls: (v) => v === "none" || v === "server" || v === "client",
   },
+  tls_keys: { ticketSecret: isStr },
   abort: { id: isInt, xfer: isStr },
   delete: { id: isInt, path: isStr },
   rename: { id: isInt, from: isStr, to: isStr },
@@ -316,6 +345,7 @@ const FROM_SLAVE: ReadonlySet<string> = new Set([
 ]);
 const FROM_MASTER: ReadonlySet<string> = new Set([
   "hello",
+  "tls_keys",
   "welcome",
   "refused",
   "listen",

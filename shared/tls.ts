@@ -57,6 +57,12 @@ export interface TlsInfo {
   resumed: boolean;
   /** Session id in hex (OpenSSL engine only). */
   sessionId?: string;
+  /**
+   * The peer's certificate as `certFingerprint` formats it (`"sha256:<hex>"` of the DER leaf),
+   * when the peer sent one (always for a server; for a client only with client certificates).
+   * Set whether or not the certificate was verified: pin it yourself with `insecure`.
+   */
+  peerFingerprint?: string;
 }
 
 /** A TLS connection usable wherever a `ByteConn` is. */
@@ -123,6 +129,12 @@ export interface TlsServerOptions {
   signal?: AbortSignal;
   /** TLS engine: the one `loadOpenSsl()` returned, or node:tls when absent. */
   engine?: OpenSsl;
+  /**
+   * Issue TLS 1.3 session tickets after the handshake (default true). Data connections turn it
+   * off: a client that uploads and closes without reading the unread tickets makes its kernel
+   * send a TCP reset, which discards the end of the upload on our side. (OpenSSL engine only.)
+   */
+  issueTickets?: boolean;
 }
 
 /** Options of `connectTlsClient`. */
@@ -562,6 +574,8 @@ class NodeTransport implements Transport {
       cipher: cipher?.name ?? "unknown",
       resumed: socket.isSessionReused(),
     };
+    const raw = (socket.getPeerCertificate(false) as { raw?: Uint8Array } | null)?.raw;
+    if (raw && raw.length > 0) this.info.peerFingerprint = derFingerprint(raw);
   }
 
   start(sink: TransportSink): void {
@@ -749,11 +763,14 @@ const SSL_SYMBOLS = {
     result: "pointer",
   },
   X509_free: { parameters: ["pointer"], result: "void" },
+  PEM_write_bio_X509: { parameters: ["pointer", "pointer"], result: "i32" },
+  SSL_get1_peer_certificate: { parameters: ["pointer"], result: "pointer", optional: true },
   EVP_PKEY_free: { parameters: ["pointer"], result: "void" },
   SSL_new: { parameters: ["pointer"], result: "pointer" },
   SSL_free: { parameters: ["pointer"], result: "void" },
   SSL_set_bio: { parameters: ["pointer", "pointer", "pointer"], result: "void" },
   SSL_set_accept_state: { parameters: ["pointer"], result: "void" },
+  SSL_set_num_tickets: { parameters: ["pointer", "usize"], result: "i32" },
   SSL_set_connect_state: { parameters: ["pointer"], result: "void" },
   SSL_do_handshake: { parameters: ["pointer"], result: "i32" },
   SSL_read: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
@@ -871,6 +888,23 @@ class OpenSslEngine implements OpenSsl {
       parts.push(new TextDecoder().decode(buf.subarray(0, buf.indexOf(0))));
     }
     return new Error(parts.length > 0 ? `${what}: ${parts.join("; ")}` : what);
+  }
+
+  /** The peer's certificate in PEM, or undefined when it sent none. */
+  peerCertificatePem(ssl: Ptr): string | undefined {
+    const L = this.ssl;
+    const x509 = L.SSL_get1_peer_certificate?.(ssl);
+    if (!x509) return undefined;
+    const bio = L.BIO_new(L.BIO_s_mem());
+    try {
+      if (!bio || L.PEM_write_bio_X509(bio, x509) !== 1) return undefined;
+      const pem = new Uint8Array(Number(L.BIO_ctrl_pending(bio)));
+      L.BIO_read(bio, pem, pem.length);
+      return new TextDecoder().decode(pem);
+    } finally {
+      if (bio) L.BIO_free(bio);
+      L.X509_free(x509);
+    }
   }
 
   /** PEM objects of one kind, parsed by OpenSSL. */
@@ -1135,6 +1169,8 @@ class OpenSslTransport implements Transport {
       const id = L.SSL_SESSION_get_id(session, len);
       if (id && len[0]) info.sessionId = Buffer.from(this.#o.bytes(id, len[0])).toString("hex");
     }
+    const peer = this.#o.peerCertificatePem(ssl);
+    if (peer) info.peerFingerprint = certFingerprint(peer);
     this.info = info;
   }
 
@@ -1306,7 +1342,9 @@ function openSslServer(
     conn,
     ctx,
     true,
-    () => {},
+    (t) => {
+      if (opts.issueTickets === false) o.ssl.SSL_set_num_tickets(t.ssl, 0n);
+    },
     opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     opts.signal,
   );
@@ -1441,7 +1479,12 @@ function pemToDer(pem: string): Uint8Array {
 
 /** `"sha256:"` + lowercase hex SHA-256 of the DER form of the first certificate in `pem`. */
 export function certFingerprint(pem: string): string {
-  return "sha256:" + createHash("sha256").update(pemToDer(pem)).digest("hex");
+  return derFingerprint(pemToDer(pem));
+}
+
+/** `"sha256:"` + lowercase hex SHA-256 of a DER certificate. */
+function derFingerprint(der: Uint8Array): string {
+  return "sha256:" + createHash("sha256").update(der).digest("hex");
 }
 
 /**

@@ -192,6 +192,23 @@ testEachEngine(
   true,
 );
 
+testEachEngine(
+  "info.peerFingerprint: the server's certificate, seen by an insecure client",
+  async (e) => {
+    const { port, done } = tlsServer(async (conn) => {
+      assert.equal(conn.info.peerFingerprint, undefined, "no client certificate");
+      await writeAll(conn, enc.encode("hi\r\n"));
+    }, e.opts);
+    const client = await connectTlsClient({ hostname: "127.0.0.1", port }, {
+      insecure: true,
+      ...e.opts,
+    });
+    assert.equal(client.info.peerFingerprint, PAIR.fingerprint);
+    assert.equal(await readLine(client), "hi");
+    await Promise.all([client[Symbol.asyncDispose](), done]);
+  },
+);
+
 testEachEngine("8 MiB each way arrive intact (read/write and streams)", async (e) => {
   const size = 8 * 1024 * 1024;
   const up = crypto.getRandomValues(new Uint8Array(64 * 1024));

@@ -3,8 +3,16 @@
  * serves the master's requests (data connections, deletes, renames, checksums) until the link
  * drops, and dials again with exponential backoff until told to stop.
  *
+ * With `tls` (the default) the link runs over TLS. The slave does not verify the master's
+ * certificate against a CA: it compares its SHA-256 fingerprint with `master_fingerprint` and
+ * hangs up before sending anything when they differ; without a pin it accepts the certificate
+ * and logs its fingerprint (trust on first use). The shared-secret handshake still runs inside.
+ *
  * @module
  */
+import { Buffer } from "node:buffer";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { isIP } from "node:net";
 import { getLogger } from "@logtape/logtape";
 import type { SlaveConfig } from "../shared/config_types.ts";
 import {
@@ -26,9 +34,22 @@ import {
   PROTOCOL_VERSION,
   type SlaveRequest,
 } from "../shared/protocol.ts";
+import {
+  certFingerprint,
+  type CertPair,
+  connectTlsClient,
+  ensureSelfSignedCert,
+  type OpenSsl,
+  type TlsByteConn,
+} from "../shared/tls.ts";
 import { toSlaveError } from "./_errors.ts";
 import { diskSpace, scanInventory, Storage } from "./storage.ts";
-import { announcedHost, TransferManager } from "./transfer.ts";
+import {
+  announcedHost,
+  type DataTlsOptions,
+  TICKET_SECRET_BYTES,
+  TransferManager,
+} from "./transfer.ts";
 
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
@@ -39,22 +60,44 @@ const REMERGE_BATCH_BYTES = 512 * 1024;
 /** Longest error message sent to the master. */
 const MAX_ERROR_MESSAGE = 2_000;
 
+/** Options of `runSlave`. */
+export interface SlaveOptions {
+  /**
+   * The OpenSSL engine (`loadOpenSsl()`), for TLS data connections: it honours the master's
+   * session-ticket keys, so data connections resume the client's control-connection session.
+   * Without it node:tls is used (no resumption across processes). The link always uses node:tls.
+   */
+  tlsEngine?: OpenSsl;
+}
+
 /**
  * Runs the slave described by `config` until `signal` aborts: connects to the master, serves it,
  * and reconnects with backoff (0.5 s doubling to 30 s, jittered; reset after a welcome) whenever
- * the link fails. Rejects only when the storage root cannot be created.
+ * the link fails. Rejects only when the storage root cannot be created or the TLS certificate
+ * for data connections cannot be loaded (or created).
  */
-export async function runSlave(config: SlaveConfig, signal: AbortSignal): Promise<void> {
+export async function runSlave(
+  config: SlaveConfig,
+  signal: AbortSignal,
+  options: SlaveOptions = {},
+): Promise<void> {
   const log = getLogger(["drftpd", "slave"]);
   await Deno.mkdir(config.slave.root, { recursive: true });
   const storage = new Storage(await Deno.realPath(config.slave.root));
+  const pair = await loadDataCert(config);
+  const tls: DataTlsOptions = { cert: pair.cert, key: pair.key };
+  if (options.tlsEngine) tls.engine = options.tlsEngine;
   log.info("Slave {name} storing files in {root}", {
     name: config.slave.name,
     root: storage.root,
   });
+  log.info("TLS data connections use certificate {fingerprint} ({engine})", {
+    fingerprint: pair.fingerprint,
+    engine: options.tlsEngine ? options.tlsEngine.version : "node:tls",
+  });
   let failures = 0;
   while (!signal.aborted) {
-    const welcomed = await runSession(config, storage, signal);
+    const welcomed = await runSession(config, storage, tls, signal);
     if (signal.aborted) break;
     if (welcomed) failures = 0;
     const delay = backoffDelay(failures++);
@@ -84,6 +127,59 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * The certificate for TLS data connections: `tls_cert`/`tls_key` when set, else a self-signed one
+ * kept in `<root>.tls/` (next to the root, never inside it: it would join the inventory).
+ */
+export async function loadDataCert(config: SlaveConfig): Promise<CertPair> {
+  const { tls_cert: certPath, tls_key: keyPath, root, name } = config.slave;
+  if (certPath === "" && keyPath === "") {
+    const dir = `${root.replace(/\/+$/, "")}.tls`;
+    try {
+      return await ensureSelfSignedCert(dir, name);
+    } catch (e) {
+      throw new Error(`Cannot load or create the TLS certificate in "${dir}": ${errorText(e)}`, {
+        cause: e,
+      });
+    }
+  }
+  if (certPath === "" || keyPath === "") {
+    throw new Error("Set both tls_cert and tls_key in the slave configuration, or neither");
+  }
+  const cert = await readPemFile(certPath, "certificate");
+  const key = await readPemFile(keyPath, "private key");
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch (e) {
+    throw new Error(`Invalid TLS certificate "${certPath}": ${errorText(e)}`, { cause: e });
+  }
+  let matches: boolean;
+  try {
+    matches = x509.checkPrivateKey(createPrivateKey(key));
+  } catch (e) {
+    throw new Error(`Invalid TLS private key "${keyPath}": ${errorText(e)}`, { cause: e });
+  }
+  if (!matches) {
+    throw new Error(`TLS private key "${keyPath}" does not match certificate "${certPath}"`);
+  }
+  return { cert, key, fingerprint: certFingerprint(cert) };
+}
+
+async function readPemFile(path: string, what: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(`Cannot read the TLS ${what} "${path}": ${errorText(e)}`, { cause: e });
+  }
+}
+
+/** `"sha256:<lowercase hex>"` from a pin written with or without the prefix, colons or case. */
+export function normalizeFingerprint(pin: string): string {
+  const hex = pin.trim().toLowerCase().replace(/^sha256:/, "").replaceAll(":", "");
+  return `sha256:${hex}`;
+}
+
 /** "host:port", bracketing IPv6 literals. */
 function formatAddress(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
@@ -93,6 +189,7 @@ function formatAddress(host: string, port: number): string {
 async function runSession(
   config: SlaveConfig,
   storage: Storage,
+  tls: DataTlsOptions,
   signal: AbortSignal,
 ): Promise<boolean> {
   const log = getLogger(["drftpd", "slave"]);
@@ -112,21 +209,95 @@ async function runSession(
     }
     return false;
   }
-  using link = new FrameConn(conn);
-  const session = new LinkSession(config, storage, link, conn.localAddr.hostname, signal);
+  try {
+    conn.setNoDelay(true); // small frames (replies, pings) must not wait for Nagle
+  } catch {
+    // not supported here; only latency suffers
+  }
+  const localHost = conn.localAddr.hostname;
+  let secure: TlsByteConn | null = null;
+  if (config.slave.tls) {
+    secure = await secureLink(config, conn, address, signal);
+    if (secure === null) return false;
+  }
+  const link = new FrameConn(secure ?? conn);
+  const session = new LinkSession(config, storage, tls, link, localHost, signal);
   const stop = () => link.close();
   signal.addEventListener("abort", stop, { once: true });
   try {
     return await session.run(address);
   } finally {
     signal.removeEventListener("abort", stop);
+    link.close();
+    // TLS closes gracefully (close_notify, then the master's end; at most CLOSE_GRACE_MS).
+    if (secure !== null) await secure.closed;
   }
+}
+
+/**
+ * Runs the TLS handshake on the link and checks the master's certificate against the pin.
+ * Resolves the TLS connection, or null (everything closed and logged) when the handshake fails
+ * or the certificate is not the pinned one: then nothing at all was sent to that peer.
+ */
+async function secureLink(
+  config: SlaveConfig,
+  conn: Deno.TcpConn,
+  address: string,
+  signal: AbortSignal,
+): Promise<TlsByteConn | null> {
+  const log = getLogger(["drftpd", "slave"]);
+  const host = config.slave.master.host;
+  let secure: TlsByteConn;
+  try {
+    // No CA check: the master's certificate is usually self-signed; the pin decides below.
+    secure = await connectTlsClient(conn, {
+      insecure: true,
+      handshakeTimeoutMs: PEER_TIMEOUT_MS,
+      signal,
+      ...(isIP(host) === 0 ? { servername: host } : {}),
+    });
+  } catch (e) {
+    if (!signal.aborted) {
+      log.warn(
+        `TLS handshake with master ${address} failed (is [slaves] tls on at the master?): {error}`,
+        { error: errorText(e), master: address },
+      );
+    }
+    return null;
+  }
+  const seen = secure.info.peerFingerprint;
+  const pin = config.slave.master_fingerprint;
+  if (pin !== "") {
+    const expected = normalizeFingerprint(pin);
+    if (seen !== expected) {
+      log.error(
+        `Master ${address} presented certificate {seen}, but master_fingerprint pins {expected}; ` +
+          "not connecting",
+        { seen: seen ?? "(none)", expected, master: address },
+      );
+      secure.abort();
+      return null;
+    }
+    log.debug("Master certificate {fingerprint} matches the pin", { fingerprint: seen });
+  } else {
+    if (seen === undefined) {
+      log.error(`Master ${address} presented no certificate; not connecting`, { master: address });
+      secure.abort();
+      return null;
+    }
+    log.info(
+      `Accepted master certificate {fingerprint} of ${address}; pin it with master_fingerprint`,
+      { fingerprint: seen, master: address },
+    );
+  }
+  return secure;
 }
 
 /** The state of one established link: handshake, heartbeat, remerge and request dispatch. */
 class LinkSession {
   #config: SlaveConfig;
   #storage: Storage;
+  #tls: DataTlsOptions;
   #link: FrameConn;
   #localHost: string;
   #shutdown: AbortSignal;
@@ -142,6 +313,7 @@ class LinkSession {
   constructor(
     config: SlaveConfig,
     storage: Storage,
+    tls: DataTlsOptions,
     link: FrameConn,
     localHost: string,
     shutdown: AbortSignal,
@@ -149,6 +321,7 @@ class LinkSession {
     this.#shutdown = shutdown;
     this.#config = config;
     this.#storage = storage;
+    this.#tls = tls;
     this.#link = link;
     this.#localHost = localHost;
   }
@@ -162,6 +335,7 @@ class LinkSession {
       passivePorts: this.#config.slave.passive_ports,
     }, {
       onProgress: (xfer, bytes) => this.#send({ type: "progress", xfer, bytes }),
+      tls: this.#tls,
     });
     try {
       if (!(await this.#handshake())) return false;
@@ -277,6 +451,10 @@ class LinkSession {
       switch (msg.type) {
         case "ping":
           break;
+        case "tls_keys":
+          transfers.setTicketKeys(decodeTicketSecret(msg.ticketSecret));
+          this.#log.debug("Received new session-ticket keys for TLS data connections");
+          break;
         case "hello":
         case "welcome":
         case "refused":
@@ -325,11 +503,14 @@ class LinkSession {
         return { ...transfers.listen(req.xfer, req.peer) };
       case "transfer": {
         const result = await transfers.transfer(req);
-        this.#log.info("{dir} {path}: {bytes} bytes in {ms} ms", {
+        this.#log.info("{dir} {path}: {bytes} bytes in {ms} ms{tls}", {
           dir: req.dir === "send" ? "Sent" : "Received",
           path: req.path,
           bytes: result.bytes,
           ms: result.ms,
+          tls: result.tls
+            ? ` over ${result.tls.protocol}${result.tls.resumed ? " (resumed)" : ""}`
+            : "",
         });
         return { ...result };
       }
@@ -417,6 +598,19 @@ class LinkSession {
     this.#tasks.add(task);
     task.finally(() => this.#tasks.delete(task)).catch(() => {});
   }
+}
+
+/** The 48 bytes of a `tls_keys` secret; a LinkProtocolError (the link drops) otherwise. */
+function decodeTicketSecret(b64: string): Uint8Array {
+  const bytes = /^[A-Za-z0-9+/]*={0,2}$/.test(b64)
+    ? new Uint8Array(Buffer.from(b64, "base64"))
+    : new Uint8Array(0);
+  if (bytes.length !== TICKET_SECRET_BYTES) {
+    throw new LinkProtocolError(
+      `Invalid "tls_keys": expected base64 of ${TICKET_SECRET_BYTES} bytes`,
+    );
+  }
+  return bytes;
 }
 
 function errorText(e: unknown): string {

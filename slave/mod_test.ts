@@ -10,7 +10,8 @@ import {
   parseFromSlave,
   PROTOCOL_VERSION,
 } from "../shared/protocol.ts";
-import { runSlave } from "./mod.ts";
+import { createSelfSignedCert } from "../shared/tls.ts";
+import { loadDataCert, normalizeFingerprint, runSlave } from "./mod.ts";
 
 const SECRET = "s3cret";
 const NAME = "slave1";
@@ -36,13 +37,23 @@ function text(r: LogRecord): string {
   ).join("");
 }
 
-/** A temp storage root removed on dispose. */
+/** A temp storage root removed on dispose, with the sibling folder of its TLS certificate. */
 async function tempRoot(): Promise<{ path: string } & AsyncDisposable> {
   const path = await Deno.makeTempDir({ prefix: "drftpd_slave_" });
-  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+  return {
+    path,
+    [Symbol.asyncDispose]: async () => {
+      await Deno.remove(path, { recursive: true });
+      await Deno.remove(`${path}.tls`, { recursive: true }).catch(() => {});
+    },
+  };
 }
 
-function slaveConfig(root: string, port: number): SlaveConfig {
+function slaveConfig(
+  root: string,
+  port: number,
+  slave: Partial<SlaveConfig["slave"]> = {},
+): SlaveConfig {
   return {
     file: null,
     slave: {
@@ -53,6 +64,11 @@ function slaveConfig(root: string, port: number): SlaveConfig {
       listen_address: "127.0.0.1",
       public_address: "",
       passive_ports: { from: 0, to: 0 },
+      tls: false,
+      master_fingerprint: "",
+      tls_cert: "",
+      tls_key: "",
+      ...slave,
     },
     log: { level: "debug" },
   };
@@ -103,17 +119,82 @@ class MasterEnd implements Disposable {
   }
 }
 
-/** A fake master listening on a free loopback port, and a slave run against it. */
-function setup(root: string) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+/**
+ * A fake master listening on a free loopback port (plain TCP, or `listener`), and a slave run
+ * against it (or against `dialPort`, e.g. a proxy in front of it).
+ */
+function setup(
+  root: string,
+  slave: Partial<SlaveConfig["slave"]> = {},
+  listener: Deno.Listener = Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  dialPort = (listener.addr as Deno.NetAddr).port,
+) {
   const stop = new AbortController();
-  const running = runSlave(slaveConfig(root, listener.addr.port), stop.signal);
+  const running = runSlave(slaveConfig(root, dialPort, slave), stop.signal);
   return {
+    listener,
     accept: async () => new MasterEnd(await listener.accept()),
     [Symbol.asyncDispose]: async () => {
       stop.abort();
       await running;
       listener.close();
+    },
+  };
+}
+
+/** The master's certificate in the TLS tests. */
+const MASTER_PAIR = createSelfSignedCert("master.test");
+
+function listenTls(): Deno.TlsListener {
+  return Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: MASTER_PAIR.cert,
+    key: MASTER_PAIR.key,
+  });
+}
+
+/** A TCP proxy to `target` recording every byte that passes, both ways. */
+function recordingProxy(target: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const chunks: Uint8Array[] = [];
+  const conns: Deno.Conn[] = [];
+  const pipes: Promise<void>[] = [];
+  const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (let n = await from.read(buf); n !== null; n = await from.read(buf)) {
+        chunks.push(buf.slice(0, n));
+        let off = 0;
+        while (off < n) off += await to.write(buf.subarray(off, n));
+      }
+      await to.closeWrite();
+    } catch {
+      // one side went away
+    }
+  };
+  const accepting = (async () => {
+    for await (const a of listener) {
+      const b = await Deno.connect({ hostname: "127.0.0.1", port: target });
+      conns.push(a, b);
+      pipes.push(pipe(a, b), pipe(b, a));
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    /** Everything recorded so far, as one latin1 string (one char per byte). */
+    recorded: () => chunks.map((c) => String.fromCharCode(...c)).join(""),
+    [Symbol.asyncDispose]: async () => {
+      listener.close();
+      await accepting;
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch {
+          // already closed
+        }
+      }
+      await Promise.all(pipes);
     },
   };
 }
@@ -213,6 +294,7 @@ Deno.test("runSlave reports disk and inventory, then serves requests concurrentl
     ascii: false,
     endpoint: { kind: "passive" },
     peer: "127.0.0.1",
+    tls: "none",
   });
 
   await master.link.write({ type: "delete", id: 3, path: "/missing.bin" });
@@ -268,4 +350,123 @@ Deno.test("runSlave drops the link on an invalid frame and reconnects", async ()
   using second = await fake.accept();
   await second.welcome();
   assert.ok(logs.records.some((r) => r.level === "error" && /unknown field/.test(text(r))));
+});
+
+Deno.test("normalizeFingerprint accepts case, colons and a missing prefix", () => {
+  const want = "sha256:" + "ab".repeat(32);
+  assert.equal(normalizeFingerprint(want), want);
+  assert.equal(normalizeFingerprint("SHA256:" + "AB:".repeat(31) + "AB"), want);
+  assert.equal(normalizeFingerprint("ab".repeat(32)), want);
+});
+
+Deno.test("runSlave over TLS refuses a master whose certificate does not match the pin", async () => {
+  await using logs = await captureLogs();
+  await using root = await tempRoot();
+  const pinned = createSelfSignedCert("impostor.test").fingerprint;
+  await using fake = setup(root.path, { tls: true, master_fingerprint: pinned }, listenTls());
+  for (let attempt = 0; attempt < 2; attempt++) { // the slave backs off and tries again
+    using conn = await fake.listener.accept() as Deno.TlsConn;
+    await conn.handshake();
+    const link = new FrameConn(conn);
+    await link.write({ type: "hello", v: PROTOCOL_VERSION, nonce: newNonce() }).catch(() => {});
+    const n = await conn.read(new Uint8Array(64)).catch(() => null);
+    assert.equal(n, null, "the slave sends nothing over a certificate it does not trust");
+  }
+  const mismatch = logs.records.find((r) =>
+    r.level === "error" && text(r).includes(MASTER_PAIR.fingerprint)
+  );
+  assert.ok(mismatch, "the mismatch is logged at error level");
+  assert.ok(text(mismatch).includes(pinned), text(mismatch));
+});
+
+Deno.test("runSlave over TLS without a pin connects and logs the master's fingerprint", async () => {
+  await using logs = await captureLogs();
+  await using root = await tempRoot();
+  await Deno.writeTextFile(`${root.path}/a.txt`, "a");
+  await using fake = setup(root.path, { tls: true }, listenTls());
+  using master = await fake.accept();
+  await master.welcome();
+  await master.link.write({
+    type: "tls_keys",
+    ticketSecret: btoa(String.fromCharCode(...new Uint8Array(48).fill(1))),
+  });
+  const batch = await master.next();
+  assert.ok(batch.type === "remerge" && batch.entries[0]?.path === "/a.txt");
+  assert.deepEqual(await master.next(), { type: "remerge_done", files: 1 });
+  const accepted = logs.records.find((r) => /Accepted master certificate/.test(text(r)));
+  assert.ok(accepted && accepted.level === "info");
+  assert.ok(text(accepted).includes(MASTER_PAIR.fingerprint));
+  assert.match(text(accepted), /pin it with master_fingerprint/);
+  // The self-signed data certificate lives next to the root, not in it (the inventory above).
+  assert.ok((await Deno.stat(`${root.path}.tls/cert.pem`)).isFile);
+
+  // A tls_keys secret that is not 48 bytes drops the link.
+  await master.link.write({ type: "tls_keys", ticketSecret: btoa("short") });
+  for (let msg = await master.read(); msg !== null; msg = await master.read()) {
+    assert.notEqual(msg.type, "error");
+  }
+});
+
+Deno.test("the TLS link hides names and paths from the wire", async () => {
+  await using logs = await captureLogs();
+  await using root = await tempRoot();
+  const dir = "capture-folder-name";
+  const file = "very-secret-release-name.bin";
+  await Deno.mkdir(`${root.path}/${dir}`);
+  await Deno.writeTextFile(`${root.path}/${dir}/${file}`, "content");
+  const master = listenTls();
+  await using proxy = recordingProxy(master.addr.port);
+  await using fake = setup(
+    root.path,
+    { tls: true, master_fingerprint: MASTER_PAIR.fingerprint },
+    master,
+    proxy.port,
+  );
+  using end = await fake.accept();
+  await end.welcome(); // the slave's name arrived in "auth"
+  const batch = await end.next();
+  assert.ok(batch.type === "remerge");
+  assert.deepEqual(batch.entries.map((e) => e.path), [`/${dir}/${file}`]);
+  assert.equal((await end.next()).type, "remerge_done");
+  await end.link.write({ type: "checksum", id: 1, path: `/${dir}/${file}` });
+  assert.equal((await end.next()).type, "reply");
+
+  const wire = proxy.recorded();
+  assert.ok(wire.length > 200, "the proxy saw the traffic");
+  for (const secret of [NAME, dir, file, "remerge", SECRET]) {
+    assert.ok(!wire.includes(secret), `"${secret}" is not on the wire`);
+  }
+  assert.ok(!logs.records.some((r) => /Accepted master certificate/.test(text(r))), "pinned");
+});
+
+Deno.test("loadDataCert reads tls_cert/tls_key, naming the file it cannot use", async () => {
+  await using root = await tempRoot();
+  const pair = createSelfSignedCert("data.test");
+  const other = createSelfSignedCert("other.test");
+  const certPath = `${root.path}.cert.pem`;
+  const keyPath = `${root.path}.key.pem`;
+  const otherKey = `${root.path}.other.pem`;
+  try {
+    await Deno.writeTextFile(certPath, pair.cert);
+    await Deno.writeTextFile(keyPath, pair.key);
+    await Deno.writeTextFile(otherKey, other.key);
+    const config = (slave: Partial<SlaveConfig["slave"]>) => slaveConfig(root.path, 1, slave);
+    const loaded = await loadDataCert(config({ tls_cert: certPath, tls_key: keyPath }));
+    assert.equal(loaded.fingerprint, pair.fingerprint);
+    await assert.rejects(
+      loadDataCert(config({ tls_cert: `${root.path}/missing.pem`, tls_key: keyPath })),
+      (e: Error) => e.message.includes(`${root.path}/missing.pem`),
+    );
+    await assert.rejects(
+      loadDataCert(config({ tls_cert: certPath, tls_key: otherKey })),
+      (e: Error) => e.message.includes(otherKey) && /does not match/.test(e.message),
+    );
+    await assert.rejects(loadDataCert(config({ tls_cert: certPath })), /both tls_cert and tls_key/);
+    // Without files: a self-signed pair in "<root>.tls", the same one on the next start.
+    const first = await loadDataCert(config({}));
+    assert.equal((await loadDataCert(config({}))).fingerprint, first.fingerprint);
+    assert.deepEqual([...Deno.readDirSync(root.path)], []);
+  } finally {
+    for (const p of [certPath, keyPath, otherKey]) await Deno.remove(p).catch(() => {});
+  }
 });

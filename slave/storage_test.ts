@@ -106,6 +106,30 @@ Deno.test("scanInventory of an empty root yields nothing", async () => {
   assert.deepEqual(seen, []);
 });
 
+Deno.test("scanInventory gives the event loop turns during a big scan", async () => {
+  await using root = await tempDir();
+  const count = 2500;
+  for (let d = 0; d < 5; d++) {
+    Deno.mkdirSync(`${root.path}/d${d}`);
+    for (let i = 0; i < count / 5; i++) {
+      Deno.writeFileSync(`${root.path}/d${d}/f${i}`, new Uint8Array(0));
+    }
+  }
+  // A timer due now fires only if the scan lets the event loop run: the consumer below awaits
+  // nothing but the generator, which would otherwise run on microtasks alone.
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 0);
+  let files = 0;
+  let ticksBeforeEnd = 0;
+  for await (const _ of scanInventory(root.path)) {
+    files++;
+    ticksBeforeEnd = ticks;
+  }
+  clearInterval(timer);
+  assert.equal(files, count);
+  assert.ok(ticksBeforeEnd > 0, "a timer fired while the scan was running");
+});
+
 Deno.test("deleteFile removes the file and prunes empty parents, never the root", async () => {
   await using root = await tempDir();
   await writeFile(`${root.path}/x/y/z.bin`, "z");

@@ -4,6 +4,13 @@ import type { TransferReq } from "../shared/protocol.ts";
 import { SlaveError } from "./_errors.ts";
 import { Storage } from "./storage.ts";
 import { announcedHost, sameHost, TransferManager, type TransferOptions } from "./transfer.ts";
+import {
+  connectTlsClient,
+  createSelfSignedCert,
+  loadOpenSsl,
+  type OpenSsl,
+  upgradeToTlsServer,
+} from "../shared/tls.ts";
 
 /** A temp folder (symlink-free path) removed on dispose. */
 async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
@@ -32,6 +39,7 @@ function request(fields: Partial<TransferReq> & Pick<TransferReq, "xfer" | "dir"
     ascii: false,
     endpoint: { kind: "passive" },
     peer: "127.0.0.1",
+    tls: "none",
     ...fields,
   } as TransferReq;
 }
@@ -46,7 +54,9 @@ function pattern(size: number, seed = 1): Uint8Array {
   return data;
 }
 
-async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
+async function readAll(
+  conn: { read(p: Uint8Array): Promise<number | null> },
+): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   const buf = new Uint8Array(64 * 1024);
   for (;;) {
@@ -63,7 +73,10 @@ async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
   return out;
 }
 
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+async function writeAll(
+  conn: { write(p: Uint8Array): Promise<number> },
+  data: Uint8Array,
+): Promise<void> {
   let off = 0;
   while (off < data.length) off += await conn.write(data.subarray(off));
 }
@@ -83,6 +96,10 @@ Deno.test("announcedHost prefers public_address, then a concrete listen_address,
     secret: "x",
     root: "/tmp",
     passive_ports: { from: 1, to: 2 },
+    tls: true,
+    master_fingerprint: "",
+    tls_cert: "",
+    tls_key: "",
   };
   assert.equal(
     announcedHost(
@@ -376,4 +393,225 @@ Deno.test("close aborts pending listeners and refuses new work", async () => {
   await assert.rejects(result, hasCode("aborted"));
   await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }));
   assert.throws(() => m.listen("d", null), hasCode("data_connection"));
+});
+
+// ------------------------------------------------------------------ TLS data connections
+
+const PAIR = createSelfSignedCert("localhost");
+
+/** The OpenSSL engine, when libssl.so.3 loads here. */
+const OPENSSL: OpenSsl | undefined = (() => {
+  try {
+    return loadOpenSsl();
+  } catch {
+    return undefined;
+  }
+})();
+
+/** A manager with the test certificate for TLS data connections. */
+function tlsManager(root: string, options: TransferOptions = {}): TransferManager {
+  return manager(root, { tls: { cert: PAIR.cert, key: PAIR.key }, ...options });
+}
+
+/** A rustls client over a fresh connection to the slave's passive port. */
+async function startTlsClient(port: number): Promise<Deno.TlsConn> {
+  const plain = await Deno.connect({ hostname: "127.0.0.1", port });
+  return await Deno.startTls(plain, { hostname: "127.0.0.1", caCerts: [PAIR.cert] });
+}
+
+Deno.test("TLS passive receive and send (PROT P): same bytes and CRC32, TLS reported", async () => {
+  await using root = await tempDir();
+  using m = tlsManager(root.path);
+  const data = pattern(1_234_567, 21);
+
+  const up = m.listen("t1", "127.0.0.1");
+  const received = m.transfer(
+    request({ xfer: "t1", dir: "receive", path: "/tls/up.bin", tls: "server" }),
+  );
+  {
+    using client = await startTlsClient(up.port);
+    await writeAll(client, data);
+    await client.closeWrite(); // close_notify, then FIN
+    const r = await received;
+    assert.deepEqual([r.bytes, r.size, r.crc32, r.crcWhole], [
+      data.length,
+      data.length,
+      crc32(data),
+      true,
+    ]);
+    assert.deepEqual(r.tls, { protocol: "TLSv1.3", resumed: false });
+    assert.equal(await client.read(new Uint8Array(1)), null, "the slave closes TLS cleanly");
+  }
+  assert.deepEqual(await Deno.readFile(`${root.path}/tls/up.bin`), data);
+
+  const down = m.listen("t2", "127.0.0.1");
+  const sent = m.transfer(request({ xfer: "t2", dir: "send", path: "/tls/up.bin", tls: "server" }));
+  {
+    using client = await startTlsClient(down.port);
+    assert.deepEqual(await readAll(client), data); // ends with the slave's close_notify
+    const r = await sent;
+    assert.deepEqual([r.bytes, r.crc32, r.crcWhole], [data.length, crc32(data), true]);
+    assert.equal(r.tls?.protocol, "TLSv1.3");
+  }
+});
+
+Deno.test("TLS active send: the slave connects out and is the TLS server", async () => {
+  await using root = await tempDir();
+  const data = pattern(500_000, 22);
+  await Deno.writeFile(`${root.path}/a.bin`, data);
+  using m = tlsManager(root.path);
+  using server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const result = m.transfer(request({
+    xfer: "t3",
+    dir: "send",
+    path: "/a.bin",
+    tls: "server",
+    endpoint: { kind: "active", host: "127.0.0.1", port: server.addr.port },
+  }));
+  const plain = await server.accept();
+  using client = await Deno.startTls(plain, { hostname: "127.0.0.1", caCerts: [PAIR.cert] });
+  assert.deepEqual(await readAll(client), data);
+  const r = await result;
+  assert.deepEqual([r.bytes, r.crc32], [data.length, crc32(data)]);
+  assert.equal(r.tls?.protocol, "TLSv1.3");
+});
+
+Deno.test("TLS client role (SSCN/CPSV): the slave receives from a TLS server", async () => {
+  await using root = await tempDir();
+  using m = tlsManager(root.path);
+  const other = createSelfSignedCert("other.example"); // not trusted anywhere: FXP peers
+  using server = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: other.cert,
+    key: other.key,
+  });
+  const data = pattern(700_001, 23);
+  const result = m.transfer(request({
+    xfer: "t4",
+    dir: "receive",
+    path: "/fxp.bin",
+    tls: "client",
+    endpoint: { kind: "active", host: "127.0.0.1", port: server.addr.port },
+  }));
+  using conn = await server.accept();
+  await writeAll(conn, data);
+  await conn.closeWrite();
+  const r = await result;
+  assert.deepEqual([r.bytes, r.size, r.crc32], [data.length, data.length, crc32(data)]);
+  assert.equal(r.tls?.protocol, "TLSv1.3");
+  assert.deepEqual(await Deno.readFile(`${root.path}/fxp.bin`), data);
+  assert.equal(await conn.read(new Uint8Array(1)), null);
+});
+
+Deno.test("a failed TLS handshake on a data connection is a data_connection error naming TLS", async () => {
+  await using root = await tempDir();
+  await Deno.writeFile(`${root.path}/f.bin`, pattern(10));
+  using m = tlsManager(root.path);
+  const { port } = m.listen("t5", "127.0.0.1");
+  const result = m.transfer(request({ xfer: "t5", dir: "send", path: "/f.bin", tls: "server" }));
+  using client = await Deno.connect({ hostname: "127.0.0.1", port });
+  await writeAll(client, new TextEncoder().encode("this is not a TLS ClientHello\r\n"));
+  await assert.rejects(result, (e: unknown) => {
+    hasCode("data_connection")(e);
+    assert.match((e as Error).message, /TLS/);
+    return true;
+  });
+  // TLS requested from a manager without a certificate.
+  using plainOnly = manager(root.path);
+  plainOnly.listen("t6", null);
+  await assert.rejects(
+    plainOnly.transfer(request({ xfer: "t6", dir: "send", path: "/f.bin", tls: "server" })),
+    hasCode("data_connection"),
+  );
+});
+
+Deno.test("abort of a running TLS receive keeps the partial file and reports it", async () => {
+  await using root = await tempDir();
+  const { promise: started, resolve } = Promise.withResolvers<number>();
+  using m = tlsManager(root.path, {
+    progressIntervalMs: 0,
+    onProgress: (_xfer, bytes) => resolve(bytes),
+  });
+  const { port } = m.listen("t7", "127.0.0.1");
+  const result = m.transfer(
+    request({ xfer: "t7", dir: "receive", path: "/part.bin", tls: "server" }),
+  );
+  using client = await startTlsClient(port);
+  const chunk = pattern(600 * 1024, 24);
+  await writeAll(client, chunk);
+  await started;
+  m.abort("t7");
+  await assert.rejects(result, (e: unknown) => {
+    hasCode("aborted")(e);
+    const partial = (e as SlaveError).partial;
+    assert.ok(partial !== undefined && partial.bytes > 0 && partial.size === partial.bytes);
+    return true;
+  });
+  const onDisk = await Deno.readFile(`${root.path}/part.bin`);
+  assert.deepEqual(onDisk, chunk.subarray(0, onDisk.length));
+  // The slave dropped the connection without close_notify.
+  await assert.rejects(async () => {
+    while ((await client.read(new Uint8Array(1024))) !== null) { /* drain */ }
+    throw new Error("ended");
+  });
+});
+
+Deno.test("setTicketKeys accepts only 48 bytes", async () => {
+  await using root = await tempDir();
+  using m = tlsManager(root.path);
+  m.setTicketKeys(new Uint8Array(48));
+  assert.throws(() => m.setTicketKeys(new Uint8Array(32)), RangeError);
+});
+
+Deno.test({
+  name:
+    "[openssl] a data connection resumes a session from another server with the same ticket secret",
+  ignore: OPENSSL === undefined,
+  async fn() {
+    const engine = OPENSSL!;
+    const secret = crypto.getRandomValues(new Uint8Array(48));
+    // "The master": a TLS server with the same secret; the client's control connection.
+    using masterListener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const master = (async () => {
+      const conn = await upgradeToTlsServer(await masterListener.accept(), {
+        cert: PAIR.cert,
+        key: PAIR.key,
+        ticketKeys: secret,
+        engine,
+      });
+      await writeAll(conn, new TextEncoder().encode("220 hi\r\n"));
+      await conn.closeWrite();
+      await conn.read(new Uint8Array(16)); // until the client's end
+      conn.close();
+      await conn.closed;
+    })();
+    const control = await connectTlsClient(
+      { hostname: "127.0.0.1", port: masterListener.addr.port },
+      { caCerts: [PAIR.cert], engine },
+    );
+    await readAll(control); // TLS 1.3 tickets arrive with the first data
+    const session = control.getSession();
+    assert.ok(session !== undefined);
+    control.close();
+    await Promise.all([control.closed, master]);
+
+    await using root = await tempDir();
+    const data = pattern(100_000, 25);
+    await Deno.writeFile(`${root.path}/r.bin`, data);
+    using m = manager(root.path, { tls: { cert: PAIR.cert, key: PAIR.key, engine } });
+    m.setTicketKeys(secret);
+    const { port } = m.listen("t8", "127.0.0.1");
+    const result = m.transfer(request({ xfer: "t8", dir: "send", path: "/r.bin", tls: "server" }));
+    const client = await connectTlsClient(
+      await Deno.connect({ hostname: "127.0.0.1", port }),
+      { caCerts: [PAIR.cert], session, engine },
+    );
+    assert.deepEqual(await readAll(client), data);
+    client.close();
+    const r = await result;
+    await client.closed;
+    assert.deepEqual(r.tls, { protocol: "TLSv1.3", resumed: true });
+    assert.equal(client.info.resumed, true);
+  },
 });

@@ -31,7 +31,13 @@ async function makeTree(root: string): Promise<number> {
   return n;
 }
 
-Deno.test("lftp: mirror a nested tree up and back down with PRET", async () => {
+for (const tls of [false, true]) {
+  Deno.test(`lftp${tls ? " over FTPS (ssl-force, protected data)" : ""}: mirror a nested tree up and back down with PRET`, async () => {
+    await mirrorTest(tls);
+  });
+}
+
+async function mirrorTest(tls: boolean) {
   await using site = await makeSite({
     slaves: [{ name: "one", address: "127.0.0.1" }, { name: "two", address: "127.0.0.1" }],
   });
@@ -47,7 +53,14 @@ Deno.test("lftp: mirror a nested tree up and back down with PRET", async () => {
     "set net:max-retries 1",
     "set net:timeout 10",
     "set net:reconnect-interval-base 1",
-    "set ftp:ssl-allow no",
+    ...(tls
+      ? [
+        "set ftp:ssl-force true",
+        "set ftp:ssl-protect-data true",
+        "set ftp:ssl-protect-list true",
+        "set ssl:verify-certificate no",
+      ]
+      : ["set ftp:ssl-allow no"]),
     'set ftp:proxy ""',
     "set ftp:passive-mode on",
     "set xfer:clobber on",
@@ -67,6 +80,10 @@ Deno.test("lftp: mirror a nested tree up and back down with PRET", async () => {
     )}`,
   );
   assert.ok(/---> PRET /.test(debug), "lftp never sent PRET");
+  if (tls) {
+    assert.match(debug, /---> AUTH TLS/, "lftp should protect the control connection");
+    assert.match(debug, /---> PROT P/, "lftp should protect the data connections");
+  }
 
   const up = await listTree(src);
   const down = await listTree(dst);
@@ -88,4 +105,4 @@ Deno.test("lftp: mirror a nested tree up and back down with PRET", async () => {
     perSlave[holders[0]!]! += 1;
   }
   assert.ok(perSlave.one! > 0 && perSlave.two! > 0, `not spread: ${JSON.stringify(perSlave)}`);
-});
+}

@@ -269,7 +269,7 @@ export function parse229(text: string): number {
  * replies ("123-…" up to "123 …") correctly, and every read has a deadline.
  */
 export class FtpControl implements AsyncDisposable {
-  #conn: Deno.TcpConn;
+  #conn: Deno.TcpConn | Deno.TlsConn;
   #buffer = "";
   #closed = false;
   /** The 220 greeting. */
@@ -303,7 +303,7 @@ export class FtpControl implements AsyncDisposable {
   /** Connects, checks the 220 greeting, logs in (USER/PASS → 230) and switches to TYPE I. */
   static async login(
     address: { host: string; port: number },
-    options: { user: string; pass: string; timeoutMs?: number },
+    options: { user: string; pass: string; timeoutMs?: number; caCerts?: string[] },
   ): Promise<FtpControl> {
     const { user, pass } = options;
     const ftp = await FtpControl.connect(address, options);
@@ -311,6 +311,7 @@ export class FtpControl implements AsyncDisposable {
       if (ftp.greeting.code !== 220) {
         throw new Error(`Expected 220 greeting, got ${ftp.greeting.lines.join(" | ")}`);
       }
+      if (options.caCerts) await ftp.startTls(options.caCerts);
       let r = await ftp.send(`USER ${user}`);
       if (r.code === 331) r = await ftp.send(`PASS ${pass}`);
       if (r.code !== 230) throw new Error(`Login failed: ${r.lines.join(" | ")}`);
@@ -325,7 +326,17 @@ export class FtpControl implements AsyncDisposable {
 
   /** The local address of the control connection (what EPSV/PASV would name for the master). */
   get localAddr(): Deno.NetAddr {
-    return this.#conn.localAddr;
+    return this.#conn.localAddr as Deno.NetAddr;
+  }
+
+  /** AUTH TLS, then a TLS handshake trusting `caCerts` (the site's certificate). */
+  async startTls(caCerts: string[]): Promise<void> {
+    const r = await this.send("AUTH TLS");
+    if (r.code !== 234) throw new Error(`AUTH TLS refused: ${r.lines.join(" | ")}`);
+    this.#conn = await Deno.startTls(this.#conn as Deno.TcpConn, {
+      hostname: "127.0.0.1",
+      caCerts,
+    });
   }
 
   /** Sends one command line and reads its reply. */
@@ -550,6 +561,12 @@ export interface SlaveSpec {
   start?: boolean;
   /** Wait for this slave to be online before the site is returned (default: same as start). */
   waitOnline?: boolean;
+  /** The slave's public_address (what PASV names); default "" (its listen address). */
+  publicAddress?: string;
+  /** Where the slave dials the master, given the master's link port (e.g. through a proxy). */
+  masterAddress?: (linkPort: number) => string;
+  /** Extra slave.toml text at the end of the `[slave]` section. */
+  extra?: string;
 }
 
 /** Options for {@link makeSite}. */
@@ -685,12 +702,13 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
       [
         "[slave]",
         `name = ${toml(spec.name)}`,
-        `master = ${toml(`${host}:${linkPort}`)}`,
+        `master = ${toml(spec.masterAddress?.(linkPort) ?? `${host}:${linkPort}`)}`,
         `secret = ${toml(spec.secret ?? secret)}`,
         `root = ${toml(`root-${spec.name}`)}`,
         `listen_address = ${toml(spec.address)}`,
-        `public_address = ""`,
+        `public_address = ${toml(spec.publicAddress ?? "")}`,
         `passive_ports = ${toml(`${range.from}-${range.to}`)}`,
+        ...(spec.extra === undefined ? [] : [spec.extra]),
         "",
         "[log]",
         `level = ${toml(logLevel)}`,
@@ -812,7 +830,15 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
   }
 
   async function control(): Promise<FtpControl> {
-    return await FtpControl.login({ host, port: ftpPort }, { user, pass });
+    // A site with tls = "required" only takes logins over TLS.
+    const caCerts = /tls\s*=\s*"required"/.test(options.masterExtra ?? "")
+      ? [await Deno.readTextFile(`${masterDataDir}/tls/cert.pem`)]
+      : undefined;
+    return await FtpControl.login({ host, port: ftpPort }, {
+      user,
+      pass,
+      ...(caCerts ? { caCerts } : {}),
+    });
   }
 
   async function slaveStates(): Promise<{ states: Record<string, SlaveState>; reply: FtpReply }> {

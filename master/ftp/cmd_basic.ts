@@ -16,6 +16,10 @@ const log = getLogger(["drftpd", "master", "ftp"]);
 /** USER */
 export async function user(s: Session, arg: string): Promise<void> {
   if (s.user) throw new FtpError(503, "Already logged in");
+  // Security: with tls = "required" no password may cross the wire in the clear.
+  if (!s.secure && s.services.config.ftp.tls === "required") {
+    throw new FtpError(530, "This server requires TLS: send AUTH TLS before USER");
+  }
   s.pendingUser = arg.trim();
   await s.reply(331, `Password required for ${s.pendingUser.slice(0, 64)}`);
 }

@@ -8,6 +8,7 @@ import type { Action } from "../auth/permissions.ts";
 import * as basic from "./cmd_basic.ts";
 import * as data from "./cmd_data.ts";
 import * as files from "./cmd_files.ts";
+import * as tls from "./cmd_tls.ts";
 import type { Session } from "./session.ts";
 import * as xfer from "./transfers.ts";
 
@@ -36,6 +37,42 @@ export interface Command {
 }
 
 const TABLE: Readonly<Record<string, Command>> = {
+  AUTH: {
+    help: "AUTH TLS: protect the control connection",
+    login: false,
+    arg: "required",
+    feat: "AUTH TLS",
+    run: tls.auth,
+  },
+  PBSZ: {
+    help: "PBSZ 0: protection buffer size",
+    login: false,
+    arg: "required",
+    feat: "PBSZ",
+    run: tls.pbsz,
+  },
+  PROT: {
+    help: "PROT C|P: protect data connections",
+    login: false,
+    arg: "required",
+    feat: "PROT",
+    run: tls.prot,
+  },
+  CCC: { help: "CCC: refused", login: true, arg: "none", run: tls.ccc },
+  SSCN: {
+    help: "SSCN [ON|OFF]: TLS client (ON) or server role on data connections",
+    login: true,
+    arg: "optional",
+    feat: "SSCN",
+    run: tls.sscn,
+  },
+  CPSV: {
+    help: "CPSV: PASV where we are the TLS client (secure FXP)",
+    login: true,
+    arg: "none",
+    feat: "CPSV",
+    run: tls.cpsv,
+  },
   USER: { help: "USER <name>: start a login", login: false, arg: "required", run: basic.user },
   PASS: { help: "PASS <password>: finish a login", login: false, arg: "optional", run: basic.pass },
   QUIT: {

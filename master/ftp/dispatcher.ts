@@ -21,7 +21,9 @@ export function splitCommand(line: string): { verb: string; arg: string } {
 /** Handles one control line. */
 export async function dispatch(s: Session, line: string): Promise<void> {
   const { verb, arg } = splitCommand(line);
-  log.debug("{who} > {line}", { who: s.who, line: verb === "PASS" ? "PASS ****" : line });
+  if (s.services.config.log.level === "debug") {
+    log.debug("{who} > {line}", { who: s.who, line: verb === "PASS" ? "PASS ****" : line });
+  }
   if (verb === "") return;
   const cmd = lookup(verb);
   if (!cmd) {

@@ -85,6 +85,11 @@ export class ControlLineReader {
     this.#line = new Uint8Array(max + 1);
   }
 
+  /** Bytes read from the connection but not yet returned as a line. */
+  get buffered(): number {
+    return this.#end - this.#pos + this.#len;
+  }
+
   /** The next line without its CR/LF, or null at end of stream. Throws LineTooLongError. */
   async readLine(): Promise<string | null> {
     while (true) {

@@ -8,7 +8,11 @@ import { type MasterServices, Session } from "./session.ts";
 const log = getLogger(["drftpd", "master", "ftp"]);
 
 /** Serves FTP on `listener` until `services.signal` aborts; waits for sessions to end. */
-export async function serveFtp(listener: Deno.Listener, services: MasterServices): Promise<void> {
+export async function serveFtp(
+  listener: Deno.Listener,
+  services: MasterServices,
+  options: { implicitTls?: boolean } = {},
+): Promise<void> {
   const onAbort = () => listener.close();
   services.signal.addEventListener("abort", onAbort, { once: true });
   const sessions = new Set<Promise<void>>();
@@ -20,8 +24,10 @@ export async function serveFtp(listener: Deno.Listener, services: MasterServices
         conn.write(msg).catch(() => {}).finally(() => conn.close());
         continue;
       }
+      // Replies are small: don't let Nagle hold them for the client's delayed ACK.
+      (conn as Deno.TcpConn).setNoDelay?.(true);
       const session = new Session(conn, services, nextId++);
-      const p = session.run(dispatch).catch((e) =>
+      const p = session.run(dispatch, options).catch((e) =>
         log.error("Session {id} ended with an error: {error}", { id: session.id, error: String(e) })
       );
       sessions.add(p);

@@ -4,6 +4,9 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { MasterConfig } from "../../shared/config_types.ts";
+import type { ByteConn } from "../../shared/link.ts";
+import { type TlsByteConn, upgradeToTlsServer } from "../../shared/tls.ts";
+import type { MasterTls } from "../tls_material.ts";
 import { normalize } from "../../shared/paths.ts";
 import type { User, UserStore } from "../auth/users.ts";
 import type { Filelist } from "../filelist/types.ts";
@@ -22,6 +25,8 @@ export interface MasterServices {
   filelist: Filelist;
   users: UserStore;
   slaves: SlaveRegistry;
+  /** TLS material, or null when `[ftp] tls = "off"`. */
+  tls: MasterTls | null;
   signal: AbortSignal;
 }
 
@@ -45,6 +50,14 @@ export type DataPlan =
   | { kind: "master"; channel: DataChannel & { port: number } }
   /** The client listens (PORT/EPRT). */
   | { kind: "active"; host: string; port: number };
+
+/** TLS settings of the session's data connections. */
+export interface DataSecurity {
+  /** PROT P: data connections are TLS. */
+  protect: boolean;
+  /** We are the TLS client (SSCN ON, or this CPSV), for secure FXP. */
+  asClient: boolean;
+}
 
 /** A transfer in progress on this session. */
 export interface RunningTransfer {
@@ -72,15 +85,29 @@ export class Session {
   transfer: RunningTransfer | null = null;
   /** Set by QUIT: the loop ends after the current reply. */
   quitting = false;
+  /** The control connection is TLS (AUTH TLS done, or implicit FTPS). */
+  secure = false;
+  /** PBSZ was sent after AUTH. */
+  pbsz = false;
+  /** PROT level: "C" clear or "P" private. */
+  prot: "C" | "P" = "C";
+  /** SSCN ON: act as TLS client on data connections. */
+  sscn = false;
+  /** CPSV: be the TLS client on the next data connection only. */
+  cpsv = false;
 
-  #conn: Deno.Conn;
+  #raw: Deno.Conn;
+  #conn: ByteConn;
+  #reader: ControlLineReader;
   #writing: Promise<void> = Promise.resolve();
   #encoder = new TextEncoder();
   #closed = false;
 
   /** Wraps an accepted control connection. */
   constructor(conn: Deno.Conn, services: MasterServices, id: number) {
+    this.#raw = conn;
     this.#conn = conn;
+    this.#reader = new ControlLineReader(conn, { maxLineBytes: 4096 });
     this.services = services;
     this.id = id;
     this.remoteHost = (conn.remoteAddr as Deno.NetAddr).hostname;
@@ -97,6 +124,38 @@ export class Session {
     });
     this.#writing = next.catch(() => {});
     return next;
+  }
+
+  /**
+   * Upgrades the control connection to TLS (after the 234 reply, or at once for implicit FTPS).
+   * Security: bytes already buffered after AUTH would have been sent in the clear and then be
+   * read as if protected (command injection), so the session ends instead.
+   */
+  async startTls(): Promise<TlsByteConn> {
+    const tls = this.services.tls;
+    if (!tls) throw new Error("TLS is off");
+    if (this.#reader.buffered > 0) {
+      throw new Error("Plaintext after AUTH TLS; closing");
+    }
+    const conn = await upgradeToTlsServer(this.#raw, {
+      cert: tls.cert,
+      key: tls.key,
+      ticketKeys: tls.ticketSecret,
+      ...(tls.engine ? { engine: tls.engine } : {}),
+      signal: this.services.signal,
+      handshakeTimeoutMs: 30_000,
+    });
+    this.#conn = conn;
+    this.#reader = new ControlLineReader(conn, { maxLineBytes: 4096 });
+    this.secure = true;
+    return conn;
+  }
+
+  /** How the next data connection is secured; consumes a CPSV. */
+  takeDataSecurity(): DataSecurity {
+    const asClient = this.sscn || this.cpsv;
+    this.cpsv = false;
+    return { protect: this.prot === "P", asClient };
   }
 
   /** Resolves a client path argument against the cwd (throws PathError). */
@@ -121,32 +180,52 @@ export class Session {
     }
   }
 
-  /** Runs the command loop until the client quits, the connection drops or the master stops. */
-  async run(dispatch: (s: Session, line: string) => Promise<void>): Promise<void> {
+  /**
+   * Runs the command loop until the client quits, the connection drops or the master stops.
+   * With `implicitTls` the connection is TLS from the first byte (implicit FTPS, PROT P).
+   */
+  async run(
+    dispatch: (s: Session, line: string) => Promise<void>,
+    options: { implicitTls?: boolean } = {},
+  ): Promise<void> {
     const cfg = this.services.config.ftp;
-    const reader = new ControlLineReader(this.#conn, { maxLineBytes: 4096 });
+    // The idle timer is re-armed lazily: a command only records the time (cheap on a hot loop).
+    let last = performance.now();
     let idle: ReturnType<typeof setTimeout> | undefined;
-    const arm = () => {
-      clearTimeout(idle);
-      const secs = this.user ? cfg.idle_timeout : cfg.login_timeout;
+    const arm = (ms: number) => {
       idle = setTimeout(() => {
-        if (this.transfer) return arm();
+        const secs = this.user ? cfg.idle_timeout : cfg.login_timeout;
+        const left = secs * 1000 - (performance.now() - last);
+        if (this.transfer || left > 0) return arm(this.transfer ? secs * 1000 : left);
         log.info("Closing idle session {who}", { who: this.who });
         this.reply(421, `Idle for ${secs} seconds; closing control connection`)
           .finally(() => this.close());
-      }, secs * 1000);
+      }, ms);
     };
     const onAbort = () => {
       this.reply(421, "Server shutting down").finally(() => this.close());
     };
     this.services.signal.addEventListener("abort", onAbort, { once: true });
     try {
+      if (options.implicitTls) {
+        try {
+          await this.startTls();
+        } catch (e) {
+          log.info("Implicit TLS handshake with {ip} failed: {error}", {
+            ip: this.remoteHost,
+            error: e instanceof Error ? e.message : String(e),
+          });
+          return;
+        }
+        this.pbsz = true;
+        this.prot = "P";
+      }
       await this.reply(220, cfg.banner);
-      arm();
+      arm(cfg.login_timeout * 1000);
       while (!this.quitting) {
         let line: string | null;
         try {
-          line = await reader.readLine();
+          line = await this.#reader.readLine();
         } catch (e) {
           if (e instanceof LineTooLongError) {
             await this.reply(500, "Command line too long; closing control connection");
@@ -154,7 +233,7 @@ export class Session {
           break;
         }
         if (line === null) break;
-        arm();
+        last = performance.now();
         await dispatch(this, line);
       }
     } finally {

@@ -4,7 +4,9 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { baseName, parentOf } from "../../shared/paths.ts";
-import type { DataEndpoint, TransferResult } from "../../shared/protocol.ts";
+import type { DataEndpoint, TransferReq, TransferResult } from "../../shared/protocol.ts";
+import { connectTlsClient } from "../../shared/tls.ts";
+import { type DataConn, finish, pump, secureDataConn, writeAll } from "./data_tls.ts";
 import type { Entry, FileEntry } from "../filelist/types.ts";
 import { SlaveError, SlaveGoneError, type SlaveHandle } from "../slaves/slave_handle.ts";
 import type { TransferControl } from "./commands.ts";
@@ -13,7 +15,7 @@ import { ActiveChannel, type DataChannel, sameHost } from "./data_channel.ts";
 import { fxpAllowed } from "../auth/permissions.ts";
 import { FtpError } from "./errors.ts";
 import { formatListing, formatMlsxFacts, formatNlst, parseListArgs } from "./listing.ts";
-import type { DataPlan, Session } from "./session.ts";
+import type { DataPlan, DataSecurity, Session } from "./session.ts";
 
 const log = getLogger(["drftpd", "master", "transfer"]);
 
@@ -56,8 +58,10 @@ async function fileTransfer(
   const offset = s.rest;
   s.rest = 0;
   const plan = takePlan(s);
+  const sec = s.takeDataSecurity();
   let releasePlan = true;
   try {
+    requireProtection(s, sec);
     const { filelist } = s.services;
     const entry = await filelist.get(path);
     if (kind === "download") {
@@ -120,6 +124,7 @@ async function fileTransfer(
         offset,
         append,
         ascii: s.type === "A",
+        tls: !sec.protect ? "none" as const : sec.asClient ? "client" as const : "server" as const,
       };
       let result: TransferResult;
       if (plan.kind === "master") {
@@ -128,7 +133,7 @@ async function fileTransfer(
           150,
           `Opening ${mode} mode data connection for ${path}${sizeNote} (relayed via master from ${slave.name})`,
         );
-        result = await relay(s, slave, plan.channel, req, ctrl, () => (aborted = true));
+        result = await relay(s, slave, plan.channel, req, sec, ctrl, () => (aborted = true));
       } else {
         const endpoint: DataEndpoint = plan.kind === "slave"
           ? { kind: "passive" }
@@ -159,7 +164,11 @@ async function fileTransfer(
       });
       await s.reply(
         226,
-        `Transfer complete: ${result.bytes} bytes in ${result.ms} ms via ${slave.name}`,
+        `Transfer complete: ${result.bytes} bytes in ${result.ms} ms via ${slave.name}${
+          result.tls
+            ? `, ${result.tls.protocol}${result.tls.resumed ? " (TLS session resumed)" : ""}`
+            : ""
+        }`,
       );
     } catch (e) {
       if (kind === "upload" && e instanceof SlaveError && e.partial) {
@@ -226,52 +235,58 @@ async function relay(
   s: Session,
   slave: SlaveHandle,
   channel: DataChannel,
-  req: {
-    type: "transfer";
-    xfer: string;
-    dir: "send" | "receive";
-    path: string;
-    offset: number;
-    append: boolean;
-    ascii: boolean;
-  },
+  req: Omit<TransferReq, "id" | "endpoint" | "peer">,
+  sec: DataSecurity,
   ctrl: TransferControl,
   markAborted: () => void,
 ): Promise<TransferResult> {
-  let slaveConn: Deno.Conn | null = null;
+  const conns: DataConn[] = [];
+  const closeAll = (hard: boolean) => {
+    for (const c of conns) {
+      try {
+        if (hard && c.abort) c.abort();
+        else c.close();
+      } catch {
+        // closed
+      }
+    }
+  };
   ctrl.onAbort(() => {
     markAborted();
     slave.request({ type: "abort", xfer: req.xfer }).catch(() => {});
     channel.close();
-    try {
-      slaveConn?.close();
-    } catch {
-      // closed
-    }
+    closeAll(true);
   });
   try {
+    // The master-to-slave leg is TLS too when the client asked for protection.
+    const legTls = sec.protect ? "server" as const : "none" as const;
     const r = await slave.request({ type: "listen", xfer: req.xfer, peer: slave.localAddress });
     const result = slave.request({
       ...req,
+      tls: legTls,
       endpoint: { kind: "passive" },
       peer: slave.localAddress,
     });
     result.catch(() => {});
-    const client = await channel.connect();
-    slaveConn = await Deno.connect({ hostname: String(r.host), port: Number(r.port) });
-    const pipe = req.dir === "send"
-      ? slaveConn.readable.pipeTo(client.writable)
-      : client.readable.pipeTo(slaveConn.writable);
+    const client = await secureDataConn(s, await channel.connect(), sec);
+    conns.push(client);
+    const raw = await Deno.connect({ hostname: String(r.host), port: Number(r.port) });
+    const toSlave: DataConn = sec.protect
+      ? await connectTlsClient(raw, { insecure: true, handshakeTimeoutMs: 30_000 })
+      : raw;
+    conns.push(toSlave);
+    const pipe = req.dir === "send" ? pump(toSlave, client) : pump(client, toSlave);
     const [res] = await Promise.all([result, pipe]);
     return res as unknown as TransferResult;
   } finally {
     channel.close();
-    try {
-      slaveConn?.close();
-    } catch {
-      // closed by the pipe
-    }
-    void s;
+    closeAll(false);
+  }
+}
+
+function requireProtection(s: Session, sec: DataSecurity): void {
+  if (!sec.protect && s.services.config.ftp.tls === "required") {
+    throw new FtpError(521, "Data connections must be protected on this server: send PROT P");
   }
 }
 
@@ -338,8 +353,10 @@ export async function mlsd(s: Session, arg: string, _p: string | null, c: Transf
 
 async function listing(s: Session, verb: string, arg: string, ctrl: TransferControl) {
   const plan = takePlan(s);
+  const sec = s.takeDataSecurity();
   let channel: DataChannel | null = null;
   try {
+    requireProtection(s, sec);
     if (plan.kind === "slave") {
       throw new FtpError(503, `PRET announced ${plan.pret.verb}; send PRET ${verb} for a listing`);
     }
@@ -361,19 +378,23 @@ async function listing(s: Session, verb: string, arg: string, ctrl: TransferCont
     const ch = channel;
     ctrl.onAbort(() => ch.close());
     await s.reply(150, `Opening ASCII mode data connection for ${verb} ${path}`);
-    let conn: Deno.Conn;
+    let raw: Deno.Conn;
     try {
-      conn = await ch.connect();
+      raw = await ch.connect();
     } catch (err) {
       throw new FtpError(
         425,
         `Cannot open data connection: ${err instanceof Error ? err.message : err}`,
       );
     }
+    const conn = await secureDataConn(s, raw, sec);
+    ctrl.onAbort(() => {
+      ch.close();
+      conn.abort ? conn.abort() : conn.close();
+    });
     try {
-      const bytes = new TextEncoder().encode(text);
-      let off = 0;
-      while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+      await writeAll(conn, new TextEncoder().encode(text));
+      await finish(conn);
     } catch (err) {
       throw new FtpError(426, `Listing interrupted: ${err instanceof Error ? err.message : err}`);
     }

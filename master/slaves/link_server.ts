@@ -27,6 +27,8 @@ export interface LinkServerOptions {
   registry: SlaveRegistry;
   filelist: Filelist;
   signal: AbortSignal;
+  /** Session-ticket secret shared with slaves (null when TLS is off). */
+  ticketSecret: Uint8Array | null;
 }
 
 /** Accepts slave links on `listener` until `signal` aborts. */
@@ -72,6 +74,7 @@ async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<
 }
 
 async function handleLink(conn: Deno.Conn, options: LinkServerOptions): Promise<void> {
+  (conn as Deno.TcpConn).setNoDelay?.(true);
   const remote = addrOf(conn.remoteAddr);
   const local = addrOf(conn.localAddr);
   using link = new FrameConn(conn);
@@ -98,6 +101,12 @@ async function handleLink(conn: Deno.Conn, options: LinkServerOptions): Promise<
       return;
     }
     await link.write({ type: "welcome", mac: masterProof(options.secret, auth.nonce, auth.name) });
+    if (options.ticketSecret) {
+      await link.write({
+        type: "tls_keys",
+        ticketSecret: btoa(String.fromCharCode(...options.ticketSecret)),
+      });
+    }
     log.info("Slave {name} connected from {remote}; remerge starting", { name: auth.name, remote });
     try {
       await runSlave(slave, link, options);

@@ -1,0 +1,73 @@
+/**
+ * TLS on the data connections the master serves itself (listings, relay), and a byte pump
+ * that works for plain and TLS connections alike.
+ */
+import type { ByteConn } from "../../shared/link.ts";
+import { connectTlsClient, upgradeToTlsServer } from "../../shared/tls.ts";
+import { FtpError } from "./errors.ts";
+import type { DataSecurity, Session } from "./session.ts";
+
+/** A data connection, plain or TLS. */
+export interface DataConn extends ByteConn {
+  /** TLS only: flush, send close_notify and FIN. */
+  closeWrite?(): Promise<void>;
+  /** TLS only: close without close_notify. */
+  abort?(): void;
+}
+
+/** Wraps an accepted or dialled data connection in TLS when PROT P is in force. */
+export async function secureDataConn(
+  s: Session,
+  conn: Deno.Conn,
+  sec: DataSecurity,
+): Promise<DataConn> {
+  if (!sec.protect) return conn;
+  const tls = s.services.tls;
+  if (!tls) throw new FtpError(522, "TLS is not available on this server");
+  const engine = tls.engine ? { engine: tls.engine } : {};
+  try {
+    return sec.asClient
+      ? await connectTlsClient(conn, { insecure: true, ...engine, handshakeTimeoutMs: 30_000 })
+      : await upgradeToTlsServer(conn, {
+        cert: tls.cert,
+        key: tls.key,
+        ticketKeys: tls.ticketSecret,
+        issueTickets: false,
+        ...engine,
+        handshakeTimeoutMs: 30_000,
+      });
+  } catch (e) {
+    conn.close();
+    throw new FtpError(
+      522,
+      `TLS on the data connection failed: ${e instanceof Error ? e.message : e}`,
+    );
+  }
+}
+
+/** Writes all of `bytes`. */
+export async function writeAll(conn: ByteConn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
+
+/** Ends our side of a data connection cleanly: close_notify + FIN for TLS, FIN for TCP. */
+export async function finish(conn: DataConn): Promise<void> {
+  if (conn.closeWrite) await conn.closeWrite();
+  conn.close();
+}
+
+/** Copies `src` to `dst` until `src` ends, then ends `dst`'s write side. Returns bytes copied. */
+export async function pump(src: DataConn, dst: DataConn): Promise<number> {
+  const buf = new Uint8Array(256 * 1024);
+  let total = 0;
+  for (;;) {
+    const n = await src.read(buf);
+    if (n === null) break;
+    await writeAll(dst, buf.subarray(0, n));
+    total += n;
+  }
+  if (dst.closeWrite) await dst.closeWrite();
+  else await (dst as Partial<Deno.Conn>).closeWrite?.();
+  return total;
+}

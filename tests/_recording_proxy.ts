@@ -1,0 +1,94 @@
+/**
+ * A TCP proxy for tests that records every byte in both directions, to check what an observer
+ * of the wire would see.
+ */
+
+/** One recording proxy on `listen` forwarding to `target`. */
+export class RecordingProxy implements AsyncDisposable {
+  readonly port: number;
+  #listener: Deno.TcpListener;
+  #chunks: Uint8Array[] = [];
+  #conns: Deno.Conn[] = [];
+  #running: Promise<void>;
+  #pipes = new Set<Promise<unknown>>();
+
+  /** Listens on `hostname:port` (0 = any free port) and forwards to `target`. */
+  constructor(hostname: string, port: number, target: () => { hostname: string; port: number }) {
+    this.#listener = Deno.listen({ hostname, port });
+    this.port = this.#listener.addr.port;
+    this.#running = this.#serve(target);
+  }
+
+  async #serve(target: () => { hostname: string; port: number }) {
+    for await (const client of this.#listener) {
+      this.#conns.push(client);
+      const p = (async () => {
+        const server = await Deno.connect(target());
+        this.#conns.push(server);
+        await Promise.allSettled([this.#copy(client, server), this.#copy(server, client)]);
+        for (const c of [client, server]) {
+          try {
+            c.close();
+          } catch {
+            // closed
+          }
+        }
+      })().catch(() => {});
+      this.#pipes.add(p);
+      p.finally(() => this.#pipes.delete(p));
+    }
+  }
+
+  async #copy(from: Deno.Conn, to: Deno.Conn) {
+    const buf = new Uint8Array(64 * 1024);
+    for (;;) {
+      const n = await from.read(buf);
+      if (n === null) break;
+      this.#chunks.push(buf.slice(0, n));
+      let off = 0;
+      while (off < n) off += await to.write(buf.subarray(off, n));
+    }
+    await to.closeWrite().catch(() => {});
+  }
+
+  /** Everything recorded so far, both directions concatenated per chunk. */
+  get bytes(): Uint8Array {
+    const total = this.#chunks.reduce((a, c) => a + c.length, 0);
+    const out = new Uint8Array(total);
+    let off = 0;
+    for (const c of this.#chunks) {
+      out.set(c, off);
+      off += c.length;
+    }
+    return out;
+  }
+
+  /** Whether `needle` appears in the recorded bytes. */
+  saw(needle: Uint8Array | string): boolean {
+    const n = typeof needle === "string" ? new TextEncoder().encode(needle) : needle;
+    const hay = this.bytes;
+    outer: for (let i = 0; i + n.length <= hay.length; i++) {
+      for (let j = 0; j < n.length; j++) if (hay[i + j] !== n[j]) continue outer;
+      return true;
+    }
+    return false;
+  }
+
+  /** Stops listening, closes every connection, waits for the pipes. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.#listener.close();
+    } catch {
+      // closed
+    }
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch {
+        // closed
+      }
+    }
+    await this.#running.catch(() => {});
+    await Promise.allSettled([...this.#pipes]);
+  }
+}
