@@ -62,6 +62,11 @@ function userKey(name: string): Deno.KvKey {
 /** Users stored in Deno KV. The caller owns `kv` and closes it. */
 export class UserStore {
   #kv: Deno.Kv;
+  /**
+   * Security: each scrypt takes 16 MiB and a pool thread; without a bound, a burst of (even
+   * failing) logins grows the master's memory by hundreds of MiB. At most this many run at once.
+   */
+  #slots = new Semaphore(2);
 
   /** Uses `kv`, which the caller opened and will close. */
   constructor(kv: Deno.Kv) {
@@ -120,19 +125,16 @@ export class UserStore {
     const pw = typeof password === "string" ? password.slice(0, MAX_PASSWORD_LENGTH + 1) : "";
     if (!stored) {
       // Burn the same time so response timing does not reveal which names exist.
-      await deriveKey(pw, randomBytes(SALT_BYTES), SCRYPT.N, SCRYPT.r, SCRYPT.p, KEY_BYTES);
+      await this.#slots.run(() =>
+        deriveKey(pw, randomBytes(SALT_BYTES), SCRYPT.N, SCRYPT.r, SCRYPT.p, KEY_BYTES)
+      );
       return null;
     }
     const h = stored.password;
     if (h.alg !== "scrypt") return null;
     const expected = Buffer.from(h.hash, "base64");
-    const actual = await deriveKey(
-      pw,
-      Buffer.from(h.salt, "base64"),
-      h.N,
-      h.r,
-      h.p,
-      expected.length,
+    const actual = await this.#slots.run(() =>
+      deriveKey(pw, Buffer.from(h.salt, "base64"), h.N, h.r, h.p, expected.length)
     );
     return timingSafeEqual(actual, expected) ? toUser(name, stored) : null;
   }
@@ -169,6 +171,28 @@ function checkName(value: string, what: string): void {
     throw new TypeError(
       `Invalid ${what}: "${String(value).slice(0, 64)}": use 1-32 of A-Z a-z 0-9 _ . -`,
     );
+  }
+}
+
+/** A counting semaphore. */
+class Semaphore {
+  #free: number;
+  #waiting: (() => void)[] = [];
+
+  constructor(n: number) {
+    this.#free = n;
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((r) => this.#waiting.push(r));
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    }
   }
 }
 
