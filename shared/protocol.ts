@@ -106,7 +106,15 @@ export interface TransferReq {
    * (SSCN ON / CPSV, for secure FXP), "none" = plain.
    */
   tls: DataTls;
+  /**
+   * Send only: send this text instead of a file (a directory listing the master generated, for
+   * a client whose PASV without PRET was answered by the only slave). `path` is then ignored.
+   */
+  text?: string;
 }
+
+/** Longest `text` a transfer request may carry, in characters. */
+export const MAX_TRANSFER_TEXT = 700_000;
 
 /** TLS role of the slave on a data connection. */
 export type DataTls = "none" | "server" | "client";
@@ -312,6 +320,7 @@ const SHAPES: Readonly<Record<string, Shape>> = {
     endpoint: isEndpoint,
     peer: isStrOrNull,
     tls: (v) => v === "none" || v === "server" || v === "client",
+    text: (v) => v === undefined || (typeof v === "string" && v.length <= MAX_TRANSFER_TEXT),
   },
   tls_keys: { ticketSecret: isStr },
   abort: { id: isInt, xfer: isStr },

@@ -374,6 +374,7 @@ export class TransferManager {
     slot: PassiveSlot | null,
     signal: AbortSignal,
   ): Promise<TransferResult> {
+    if (req.text !== undefined) return await this.#sendText(req, req.text, slot, signal);
     const real = await this.#storage.resolve(req.path);
     const opened = await openRegularFile(real, req.path);
     using file = opened.file;
@@ -415,6 +416,36 @@ export class TransferManager {
       crcWhole: req.offset === 0 && bytes === opened.size,
       ms: Math.round(performance.now() - started),
       mtime,
+      ...data.result(),
+    };
+  }
+
+  /** Sends text the master generated (a listing) over the data connection. */
+  async #sendText(
+    req: TransferReq,
+    text: string,
+    slot: PassiveSlot | null,
+    signal: AbortSignal,
+  ): Promise<TransferResult> {
+    const bytes = new TextEncoder().encode(text);
+    using data = new DataLink(signal, await this.#dataConn(req, slot, signal));
+    await this.#secure(req, data, signal);
+    const started = performance.now();
+    try {
+      await writeAll(data.conn, bytes);
+      if (data.tls) await data.tls.closeWrite();
+    } catch (e) {
+      throw signal.aborted ? abortedError(req.xfer) : dataError(e);
+    }
+    if (signal.aborted) throw abortedError(req.xfer);
+    data.finish();
+    return {
+      bytes: bytes.length,
+      size: bytes.length,
+      crc32: crc32(bytes),
+      crcWhole: true,
+      ms: Math.round(performance.now() - started),
+      mtime: Date.now(),
       ...data.result(),
     };
   }

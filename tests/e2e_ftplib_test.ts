@@ -117,8 +117,9 @@ async function runScript(
 }
 
 Deno.test("ftplib: PASV without PRET is relayed through the master", async () => {
+  // Two slaves: without PRET the master cannot know which one will serve, so it relays.
   await using site = await makeSite({
-    slaves: [{ name: "s2", address: "127.0.0.2" }],
+    slaves: [{ name: "s2", address: "127.0.0.2" }, { name: "s3", address: "127.0.0.3" }],
     pasvWithoutPret: "relay",
   });
   await using tmp = await tempDir();
@@ -169,4 +170,25 @@ Deno.test("ftplib: PASV without PRET is rejected; manual PRET goes to the slave"
     );
   }
   assert.deepEqual(await slavesHolding(site, "direct.bin"), ["s2"]);
+});
+
+Deno.test("ftplib: with exactly one slave, PASV without PRET goes straight to it", async () => {
+  await using site = await makeSite({
+    slaves: [{ name: "s2", address: "127.0.0.2" }],
+    pasvWithoutPret: "relay",
+  });
+  await using tmp = await tempDir();
+  const { out, src, dst } = await runScript(site, tmp.path, "relay", "direct.bin");
+  assert.deepEqual(
+    out.steps,
+    [["upload", "ok"], ["download", "ok"], ["nlst", "ok"]],
+    `${JSON.stringify(out)}\n${await site.logs(4000)}`,
+  );
+  assert.ok(await sameFile(src, dst), "download differs from the upload");
+  assert.ok((out.nlst ?? []).some((n) => n.replace(/^.*\//, "") === "direct.bin"));
+  // every 227 named the slave (ftplib ignored the address and went through the master's pipe,
+  // which the master logs with its byte count)
+  for (const reply of out.replies_227) {
+    assert.equal(parse227(reply).host, "127.0.0.2", `227 should name the only slave: ${reply}`);
+  }
 });

@@ -179,11 +179,51 @@ export async function pasv(s: Session): Promise<void> {
     await s.reply(227, formatPasvReply(unmapIPv4(host), port));
     return;
   }
+  if (!s.pret && await onlySlavePassive(s)) return;
   const announce = unmapIPv4(s.services.config.ftp.public_address || s.localHost);
   if (!isIPv4(announce)) throw new FtpError(425, "No IPv4 address to announce; use EPSV");
   const channel = masterPassive(s);
   s.data = { kind: "master", channel };
   await s.reply(227, formatPasvReply(announce, channel.port));
+}
+
+/**
+ * PASV without PRET when exactly one slave is available: that slave is the only one that can
+ * serve whatever comes next, so the data connection goes to it directly (no relay). It serves
+ * listings too, sending the text the master generates. Returns false to fall back to the relay.
+ */
+async function onlySlavePassive(s: Session): Promise<boolean> {
+  const avail = s.services.slaves.connected().filter((x) => x.available);
+  if (avail.length !== 1) return false;
+  const slave = avail[0]!;
+  const xfer = crypto.randomUUID();
+  // Security: the transfer's path is unknown yet, so per-path FXP rules cannot be checked:
+  // with any rule configured, only the client itself may connect.
+  const ftp = s.services.config.ftp;
+  const open = fxpAllowed(ftp, s.user!, null, null) && ftp.fxp_rules.length === 0;
+  const peer = open ? null : s.remoteHost;
+  const r = await slave.request({ type: "listen", xfer, peer });
+  const host = String(r.host);
+  const port = Number(r.port);
+  const pret: Pret = { verb: "PASV", kind: "any", path: "" };
+  const plan: DataPlan & { kind: "slave" } = { kind: "slave", slave, xfer, pret };
+  if (!sameHost(host, s.localHost)) {
+    try {
+      plan.proxy = new PasvProxy(s.localHost, port, { host, port }, peer, `${s.who} (no PRET)`);
+    } catch {
+      // Clients that ignore the 227 address could not reach the slave: relay instead.
+      slave.request({ type: "abort", xfer }).catch(() => {});
+      return false;
+    }
+  }
+  if (!isIPv4(unmapIPv4(host))) {
+    plan.proxy?.close();
+    slave.request({ type: "abort", xfer }).catch(() => {});
+    return false;
+  }
+  s.data = plan;
+  await s.reply(227, formatPasvReply(unmapIPv4(host), port));
+  return true;
 }
 
 /** EPSV [ALL|1|2] */

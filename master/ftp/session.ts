@@ -34,8 +34,11 @@ export interface MasterServices {
 export interface Pret {
   /** The verb, upper-cased (RETR, STOR, APPE, STOU, LIST, NLST, MLSD, STAT). */
   verb: string;
-  /** "download", "upload" or "list". */
-  kind: "download" | "upload" | "list";
+  /**
+   * "download", "upload" or "list"; "any" when no PRET was sent and PASV was answered by the
+   * only available slave (it then serves any transfer, and listings the master generates).
+   */
+  kind: "download" | "upload" | "list" | "any";
   /** Normalised path ("" arguments resolve to the cwd). */
   path: string;
   /** The slave picked for it by a first PASV/EPSV, reused if the client asks again. */

@@ -4,7 +4,12 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { baseName, parentOf } from "../../shared/paths.ts";
-import type { DataEndpoint, TransferReq, TransferResult } from "../../shared/protocol.ts";
+import {
+  type DataEndpoint,
+  MAX_TRANSFER_TEXT,
+  type TransferReq,
+  type TransferResult,
+} from "../../shared/protocol.ts";
 import { connectTlsClient } from "../../shared/tls.ts";
 import { type DataConn, finish, pump, secureDataConn, writeAll } from "./data_tls.ts";
 import type { Entry, FileEntry } from "../filelist/types.ts";
@@ -78,7 +83,22 @@ async function fileTransfer(
     const resuming = append || offset > 0;
 
     let slave: SlaveHandle;
-    if (plan.kind === "slave") {
+    if (plan.kind === "slave" && plan.pret.kind === "any") {
+      // PASV without PRET went to the only slave: it must be able to serve this transfer.
+      slave = plan.slave;
+      if (kind === "download" && !file!.slaves.includes(slave.name)) {
+        throw new FtpError(
+          425,
+          `${slave.name} answered PASV but does not hold ${path}; send PRET first`,
+        );
+      }
+      if (kind === "upload" && resuming && file && !file.slaves.includes(slave.name)) {
+        throw new FtpError(
+          425,
+          `${slave.name} answered PASV but does not hold ${path}; send PRET first`,
+        );
+      }
+    } else if (plan.kind === "slave") {
       if (plan.pret.kind !== kind) {
         throw new FtpError(503, `PRET announced ${plan.pret.verb}, not a ${kind}`);
       }
@@ -357,7 +377,7 @@ async function listing(s: Session, verb: string, arg: string, ctrl: TransferCont
   let channel: DataChannel | null = null;
   try {
     requireProtection(s, sec);
-    if (plan.kind === "slave") {
+    if (plan.kind === "slave" && plan.pret.kind !== "any") {
       throw new FtpError(503, `PRET announced ${plan.pret.verb}; send PRET ${verb} for a listing`);
     }
     const path = s.resolve(arg);
@@ -374,6 +394,10 @@ async function listing(s: Session, verb: string, arg: string, ctrl: TransferCont
       : verb === "NLST"
       ? formatNlst(entries)
       : entries.map((x) => formatMlsxFacts(x) + "\r\n").join("");
+    if (plan.kind === "slave") {
+      await listingViaSlave(s, plan, verb, path, text, entries.length, sec, ctrl);
+      return;
+    }
     channel = plan.kind === "master" ? plan.channel : new ActiveChannel(plan.host, plan.port);
     const ch = channel;
     ctrl.onAbort(() => ch.close());
@@ -403,7 +427,57 @@ async function listing(s: Session, verb: string, arg: string, ctrl: TransferCont
   } finally {
     channel?.close();
     if (plan.kind === "slave") {
+      plan.proxy?.close();
       plan.slave.request({ type: "abort", xfer: plan.xfer }).catch(() => {});
     }
   }
+}
+
+/** A listing over the only slave's passive port (PASV without PRET): the slave sends our text. */
+async function listingViaSlave(
+  s: Session,
+  plan: DataPlan & { kind: "slave" },
+  verb: string,
+  path: string,
+  text: string,
+  count: number,
+  sec: DataSecurity,
+  ctrl: TransferControl,
+): Promise<void> {
+  if (text.length > MAX_TRANSFER_TEXT) {
+    throw new FtpError(
+      425,
+      `Listing of ${path} is too large for this data connection; send PRET ${verb}`,
+    );
+  }
+  const { slave, xfer } = plan;
+  let aborted = false;
+  ctrl.onAbort(() => {
+    aborted = true;
+    slave.request({ type: "abort", xfer }).catch(() => {});
+  });
+  await s.reply(150, `Opening ASCII mode data connection for ${verb} ${path} via ${slave.name}`);
+  try {
+    await slave.request({
+      type: "transfer",
+      xfer,
+      dir: "send",
+      path,
+      offset: 0,
+      append: false,
+      ascii: true,
+      endpoint: { kind: "passive" },
+      peer: null,
+      tls: !sec.protect ? "none" : sec.asClient ? "client" : "server",
+      text,
+    });
+  } catch (e) {
+    if (aborted) throw new FtpError(426, "Listing aborted");
+    throw new FtpError(426, `Listing interrupted: ${e instanceof Error ? e.message : e}`);
+  }
+  if (plan.proxy) {
+    plan.proxy.stopListening();
+    await plan.proxy.done;
+  }
+  await s.reply(226, `${verb} complete: ${count} entries`);
 }
