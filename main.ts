@@ -244,12 +244,28 @@ if (import.meta.main) {
  * negotiated with the master); otherwise node:tls is used and resumption works on the master only.
  */
 function tlsOptions(): { tlsEngine?: OpenSsl } {
+  let options: { tlsEngine?: OpenSsl } = {};
   try {
-    return { tlsEngine: loadOpenSsl() };
+    options = { tlsEngine: loadOpenSsl() };
   } catch (e) {
     getLogger(["drftpd"]).info("OpenSSL engine unavailable ({error}); using node:tls", {
       error: e instanceof Error ? e.message : String(e),
     });
-    return {};
+  }
+  dropPrivileges();
+  return options;
+}
+
+/**
+ * Least privilege: once the roles are loaded, neither master nor slave loads native code or
+ * runs programs, so those permissions are given up for the rest of the process.
+ */
+function dropPrivileges(): void {
+  for (const name of ["ffi", "run"] as const) {
+    try {
+      Deno.permissions.revokeSync({ name });
+    } catch {
+      // not granted, or not revocable here
+    }
   }
 }
