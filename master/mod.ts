@@ -94,6 +94,7 @@ export async function runMaster(
       filelist,
       signal,
       ticketSecret: tls?.ticketSecret ?? null,
+      partialRemerge: config.slaves.partial_remerge,
     }),
   ]);
   log.info("Master stopped");

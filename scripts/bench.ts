@@ -590,11 +590,19 @@ async function benchRemerge(): Promise<void> {
     log("remerge: incremental (restart with 10 changes)");
     await site.killSlave("s1", "SIGTERM");
     await site.waitSlaves(["s1"], "offline", 60_000);
-    // 10 changes: 5 files removed, 5 files added
-    for (let i = 0; i < 5; i++) {
+    // 10 changes: 4 files deleted, 3 added, a new folder with 2 files, a folder deleted (with
+    // its 1000 files)
+    for (let i = 0; i < 4; i++) {
       await Deno.remove(`${root}/a00/d00000/f${String(i).padStart(6, "0")}`);
+    }
+    for (let i = 0; i < 3; i++) {
       await Deno.writeFile(`${root}/a01/new-${i}.bin`, new Uint8Array(10));
     }
+    await Deno.mkdir(`${root}/a02/new-dir`);
+    for (let i = 0; i < 2; i++) {
+      await Deno.writeFile(`${root}/a02/new-dir/n-${i}.bin`, new Uint8Array(20));
+    }
+    await Deno.remove(`${root}/a03/d00003`, { recursive: true });
     t0 = performance.now();
     await site.startSlave("s1", { waitOnline: false });
     const incMs = await waitOnline(admin, "s1", t0, 10 * 60_000);
@@ -605,8 +613,17 @@ async function benchRemerge(): Promise<void> {
       target: "< 2 s",
       met: met(incMs < 2000),
     });
-    const r = await admin.send(`SIZE /a01/new-0.bin`);
-    if (r.code !== 213) notes.push(`after incremental remerge SIZE of a new file: ${r.lines[0]}`);
+    for (
+      const [path, code] of [
+        ["/a01/new-0.bin", 213],
+        ["/a02/new-dir/n-1.bin", 213],
+        ["/a00/d00000/f000000", 550],
+        ["/a03/d00003/f000010", 550],
+      ] as const
+    ) {
+      const r = await admin.send(`SIZE ${path}`);
+      if (r.code !== code) notes.push(`after incremental remerge SIZE ${path}: ${r.lines[0]}`);
+    }
   } finally {
     await admin.quit();
     log("remerge: cleaning up");

@@ -109,6 +109,7 @@ Deno.test("localSetup() builds disjoint loopback configs", () => {
     listen: { host: "127.0.0.1", port: 40123 },
     secret: "s",
     tls: true,
+    partial_remerge: true,
   });
   assert.deepEqual(
     setup.slaves.map((s) => [s.slave.name, s.slave.root, s.slave.passive_ports.from]),

@@ -222,6 +222,7 @@ export const MASTER_SCHEMA: Schema<MasterSections> = {
     listen: { default: "0.0.0.0:1099", read: hostPort(true) },
     secret: { default: DEFAULT_SECRET, read: str({ nonEmpty: true }) },
     tls: { default: true, read: bool },
+    partial_remerge: { default: true, read: bool },
   },
   log: LOG_SECTION,
 };

@@ -48,7 +48,12 @@ Deno.test("parseMasterConfig() fills every default", () => {
       tls_key: "",
       implicit_tls_listen: null,
     },
-    slaves: { listen: { host: "0.0.0.0", port: 1099 }, secret: "change-me", tls: true },
+    slaves: {
+      listen: { host: "0.0.0.0", port: 1099 },
+      secret: "change-me",
+      tls: true,
+      partial_remerge: true,
+    },
     log: { level: "info" },
   };
   assertEquals(parseMasterConfig("", null, BASE), expected);
@@ -121,7 +126,12 @@ level = "debug"
     tls_key: "/k.pem",
     implicit_tls_listen: { host: "127.0.0.1", port: 990 },
   });
-  assertEquals(c.slaves, { listen: { host: "10.0.0.1", port: 0 }, secret: "s3cret", tls: true });
+  assertEquals(c.slaves, {
+    listen: { host: "10.0.0.1", port: 0 },
+    secret: "s3cret",
+    tls: true,
+    partial_remerge: true,
+  });
   assertEquals(c.log.level, "debug");
 });
 

@@ -70,6 +70,11 @@ export interface MasterConfig {
     secret: string;
     /** The slave link runs over TLS with the master's certificate. Default true. */
     tls: boolean;
+    /**
+     * A reconnecting slave lists only the directories changed since its last completed remerge
+     * (a file rewritten in place in an unchanged directory is missed until a full one). Default true.
+     */
+    partial_remerge: boolean;
   };
   log: {
     /** "debug" | "info" | "warning" | "error". Default "info". */

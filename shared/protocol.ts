@@ -9,20 +9,25 @@
  *   master → slave  `hello`    {v, nonce}
  *   slave  → master `auth`     {v, name, nonce (slave's own), mac = HMAC-SHA256(secret, "slave:" + masterNonce + ":" + name)}
  *   master → slave  `welcome`  {mac = HMAC-SHA256(secret, "master:" + slaveNonce + ":" + name)}   (or `refused` {reason})
- * Then the slave sends `disk`, the remerge batches and `remerge_done`.
+ * Then the slave sends `disk`; the master sends `tls_keys` (TLS only) and `remerge_request`; the
+ * slave answers the request with `remerge` batches and `remerge_done`. The master may send more
+ * `remerge_request`s (subtree rescans) after a `remerge_done`; each is answered the same way.
  *
  * Requests carry a numeric `id` chosen by the sender; the answer is a `reply`
  * or an `error` with the same id. Events have no id.
  */
 
-/** Protocol version spoken by this build. */
-export const PROTOCOL_VERSION = 1;
+/** Protocol version spoken by this build (2: master-driven, possibly partial remerge). */
+export const PROTOCOL_VERSION = 2;
 
 /** Largest frame either side accepts, in bytes (JSON text). */
 export const MAX_FRAME_BYTES = 1024 * 1024;
 
 /** Most inventory entries in one `remerge` batch. */
 export const MAX_REMERGE_BATCH = 1000;
+
+/** Most subtree paths in one `remerge_request`. */
+export const MAX_RESCAN_PATHS = 100;
 
 /** Heartbeat interval and the silence after which a peer is declared gone. */
 export const HEARTBEAT_MS = 5_000;
@@ -160,6 +165,26 @@ export interface TlsKeysMsg {
   ticketSecret: string;
 }
 
+/**
+ * master → slave, after `welcome` (and `tls_keys`): list your files now. The slave scans nothing
+ * before it gets this (after 10 s without one it scans everything).
+ *
+ * `since` 0: a full remerge, every directory is listed. `since` > 0 (a partial remerge): the
+ * slave-clock time (`remerge_done.scannedAt`) at which the scan of this slave's last completed
+ * remerge started; the slave lists only the directories whose own mtime or ctime is at most
+ * 2 s older than that, and still walks into every subdirectory to find changed ones deeper down.
+ *
+ * `paths`: scan only these subtrees (slave paths), every directory in them listed (`since` is 0
+ * then). The master asks for them after a partial pass, for subdirectories it does not know the
+ * slave holds anything under (new or moved-in directories whose own subdirectories may look
+ * unchanged). Absent: the whole root.
+ */
+export interface RemergeRequestMsg {
+  type: "remerge_request";
+  since: number;
+  paths?: string[];
+}
+
 /** All requests the master may send. */
 export type SlaveRequest =
   | ListenReq
@@ -239,15 +264,34 @@ export interface ProgressMsg {
   xfer: string;
   bytes: number;
 }
-/** slave → master: one batch (≤ MAX_REMERGE_BATCH) of the inventory. */
+/**
+ * A directory the slave listed (read completely): `subdirs` names its subdirectories, and every
+ * file in it was sent in this or an earlier batch. A directory with many subdirectories is split
+ * over several markers of the same `path`; only the last has `complete: true`. A directory's
+ * marker comes before any entry or marker of its subdirectories.
+ */
+export interface ListedDir {
+  path: string;
+  subdirs: string[];
+  complete: boolean;
+}
+/**
+ * slave → master: one batch of the inventory: ≤ MAX_REMERGE_BATCH files, and the directories
+ * (≤ MAX_REMERGE_BATCH markers of ≤ MAX_REMERGE_BATCH names each) the slave listed completely.
+ */
 export interface RemergeMsg {
   type: "remerge";
   entries: InventoryEntry[];
+  dirs?: ListedDir[];
 }
-/** slave → master: the inventory is complete (`files` entries were sent in all). */
+/**
+ * slave → master: the answer to one `remerge_request` is complete: `files` entries were sent in
+ * all; `scannedAt` is the slave's clock (ms) when the scan started (the next `since`).
+ */
 export interface RemergeDoneMsg {
   type: "remerge_done";
   files: number;
+  scannedAt: number;
 }
 
 /** Every frame the master can receive. */
@@ -267,6 +311,7 @@ export type FromMaster =
   | WelcomeMsg
   | RefusedMsg
   | TlsKeysMsg
+  | RemergeRequestMsg
   | SlaveRequest
   | PingMsg;
 
@@ -288,6 +333,20 @@ const isEndpoint = (v: unknown) =>
 const isEntries = (v: unknown) =>
   Array.isArray(v) && v.length <= MAX_REMERGE_BATCH &&
   v.every((e) => isObj(e) && isStr(e.path) && isInt(e.size) && isNum(e.mtime));
+/** A directory entry name: not empty, no "/" or NUL, not "." or "..". */
+const isName = (v: unknown) =>
+  typeof v === "string" && v.length > 0 && v.length <= 1024 && v !== "." && v !== ".." &&
+  !v.includes("/") && !v.includes("\0");
+const isDirs = (v: unknown) =>
+  v === undefined ||
+  (Array.isArray(v) && v.length <= MAX_REMERGE_BATCH &&
+    v.every((d) =>
+      isObj(d) && isStr(d.path) && isBool(d.complete) && Array.isArray(d.subdirs) &&
+      d.subdirs.length <= MAX_REMERGE_BATCH && d.subdirs.every(isName) &&
+      Object.keys(d).length === 3
+    ));
+const isPaths = (v: unknown) =>
+  v === undefined || (Array.isArray(v) && v.length <= MAX_RESCAN_PATHS && v.every(isStr));
 const isPartial = (v: unknown) =>
   v === undefined || (isObj(v) && isInt(v.size) && isNum(v.mtime) && isInt(v.bytes));
 const ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
@@ -323,6 +382,7 @@ const SHAPES: Readonly<Record<string, Shape>> = {
     text: (v) => v === undefined || (typeof v === "string" && v.length <= MAX_TRANSFER_TEXT),
   },
   tls_keys: { ticketSecret: isStr },
+  remerge_request: { since: isInt, paths: isPaths },
   abort: { id: isInt, xfer: isStr },
   delete: { id: isInt, path: isStr },
   rename: { id: isInt, from: isStr, to: isStr },
@@ -338,8 +398,8 @@ const SHAPES: Readonly<Record<string, Shape>> = {
   ping: { t: isNum },
   disk: { free: isInt, total: isInt },
   progress: { xfer: isStr, bytes: isInt },
-  remerge: { entries: isEntries },
-  remerge_done: { files: isInt },
+  remerge: { entries: isEntries, dirs: isDirs },
+  remerge_done: { files: isInt, scannedAt: isInt },
 };
 
 const FROM_SLAVE: ReadonlySet<string> = new Set([
@@ -355,6 +415,7 @@ const FROM_SLAVE: ReadonlySet<string> = new Set([
 const FROM_MASTER: ReadonlySet<string> = new Set([
   "hello",
   "tls_keys",
+  "remerge_request",
   "welcome",
   "refused",
   "listen",

@@ -1,7 +1,9 @@
 /**
- * The slave: dials the master, proves the shared secret, reports its disk and inventory, then
- * serves the master's requests (data connections, deletes, renames, checksums) until the link
- * drops, and dials again with exponential backoff until told to stop.
+ * The slave: dials the master, proves the shared secret, reports its disk and, when the master
+ * asks (`remerge_request`), its inventory: everything, only the folders changed since a time,
+ * or some subtrees (see `scanTree`). It serves the master's requests (data connections, deletes,
+ * renames, checksums) until the link drops, and dials again with exponential backoff until told
+ * to stop.
  *
  * With `tls` (the default) the link runs over TLS. The slave does not verify the master's
  * certificate against a CA: it compares its SHA-256 fingerprint with `master_fingerprint` and
@@ -28,6 +30,7 @@ import {
   type FromMaster,
   HEARTBEAT_MS,
   type InventoryEntry,
+  type ListedDir,
   MAX_REMERGE_BATCH,
   parseFromMaster,
   PEER_TIMEOUT_MS,
@@ -43,7 +46,7 @@ import {
   type TlsByteConn,
 } from "../shared/tls.ts";
 import { toSlaveError } from "./_errors.ts";
-import { diskSpace, scanInventory, Storage } from "./storage.ts";
+import { diskSpace, type ScanStats, scanTree, SINCE_SLACK_MS, Storage } from "./storage.ts";
 import {
   announcedHost,
   type DataTlsOptions,
@@ -57,6 +60,10 @@ const BACKOFF_MAX_MS = 30_000;
 const DISK_REPORT_INTERVAL_MS = 1_000;
 /** Cap on the JSON size of one remerge batch, well under MAX_FRAME_BYTES even for long paths. */
 const REMERGE_BATCH_BYTES = 512 * 1024;
+/** Cap on the JSON size of one directory marker (its subdirectory names). */
+const DIR_MARKER_BYTES = 256 * 1024;
+/** How long the slave waits for the master's `remerge_request` before scanning everything. */
+export const REMERGE_REQUEST_WAIT_MS = 10_000;
 /** Longest error message sent to the master. */
 const MAX_ERROR_MESSAGE = 2_000;
 
@@ -309,6 +316,11 @@ class LinkSession {
   #tasks = new Set<Promise<void>>();
   #lastDisk = 0;
   #diskTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Runs the remerge scans the master asked for, one after the other. */
+  #scans: Promise<void> = Promise.resolve();
+  #requestTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A full scan started without being asked: it answers the master's first request too. */
+  #unasked = false;
 
   constructor(
     config: SlaveConfig,
@@ -345,7 +357,15 @@ class LinkSession {
         master: address,
       });
       await this.#sendDisk();
-      this.#track(this.#remerge());
+      // The master says what to scan (remerge_request); an old or stuck master gets everything.
+      this.#requestTimer = setTimeout(() => {
+        this.#requestTimer = undefined;
+        this.#log.warn("No remerge request from the master after {seconds} s; sending everything", {
+          seconds: REMERGE_REQUEST_WAIT_MS / 1000,
+        });
+        this.#unasked = true;
+        this.#queueRemerge(0, undefined);
+      }, REMERGE_REQUEST_WAIT_MS);
       await this.#serve(transfers);
       this.#lost(address);
     } catch (e) {
@@ -358,6 +378,7 @@ class LinkSession {
     } finally {
       clearInterval(heartbeat);
       clearTimeout(this.#diskTimer);
+      clearTimeout(this.#requestTimer);
       this.#link.close();
       this.#ended.abort();
       transfers.close();
@@ -455,6 +476,15 @@ class LinkSession {
           transfers.setTicketKeys(decodeTicketSecret(msg.ticketSecret));
           this.#log.debug("Received new session-ticket keys for TLS data connections");
           break;
+        case "remerge_request":
+          clearTimeout(this.#requestTimer);
+          this.#requestTimer = undefined;
+          if (this.#unasked && msg.paths === undefined) {
+            this.#unasked = false; // the full scan already running answers it
+            break;
+          }
+          this.#queueRemerge(msg.since, msg.paths);
+          break;
         case "hello":
         case "welcome":
         case "refused":
@@ -531,32 +561,86 @@ class LinkSession {
     }
   }
 
-  /** Streams the inventory in batches bounded in count and bytes, then `remerge_done`. */
-  async #remerge(): Promise<void> {
+  /** Runs a remerge scan after the ones already asked for. */
+  #queueRemerge(since: number, paths: readonly string[] | undefined): void {
+    const run = this.#scans.then(() => this.#remerge(since, paths));
+    this.#scans = run;
+    this.#track(run);
+  }
+
+  /**
+   * Scans (everything, the directories changed since `since`, or the subtrees `paths`) and
+   * streams the result in batches bounded in count and bytes, then `remerge_done`.
+   */
+  async #remerge(since: number, paths: readonly string[] | undefined): Promise<void> {
+    if (this.#ended.signal.aborted) return;
     const encoder = new TextEncoder();
     const started = performance.now();
-    let batch: InventoryEntry[] = [];
+    const scannedAt = Date.now();
+    if (since > scannedAt + SINCE_SLACK_MS) {
+      // `since` is when an earlier scan of ours started: our clock went back since then.
+      this.#log.warn(
+        "The master's last remerge of this slave started at {then}, after our clock's now " +
+          "({now}): did the clock go back? Sending everything",
+        { then: new Date(since).toISOString(), now: new Date(scannedAt).toISOString() },
+      );
+      since = 0;
+    }
+    const size = (v: unknown) => encoder.encode(JSON.stringify(v)).length + 1;
+    let entries: InventoryEntry[] = [];
+    let dirs: ListedDir[] = [];
     let batchBytes = 0;
     let files = 0;
+    const flush = async () => {
+      if (entries.length === 0 && dirs.length === 0) return;
+      await this.#link.write(
+        dirs.length ? { type: "remerge", entries, dirs } : { type: "remerge", entries },
+      );
+      entries = [];
+      dirs = [];
+      batchBytes = 0;
+    };
+    const stats: ScanStats = { visited: 0, read: 0, listed: 0 };
     try {
-      for await (const entry of scanInventory(this.#storage.root)) {
+      for await (
+        const item of scanTree(this.#storage.root, { since, paths: paths ?? ["/"], stats })
+      ) {
         if (this.#ended.signal.aborted) return;
-        const size = encoder.encode(JSON.stringify(entry)).length + 1;
-        if (batch.length >= MAX_REMERGE_BATCH || batchBytes + size > REMERGE_BATCH_BYTES) {
-          await this.#link.write({ type: "remerge", entries: batch });
-          batch = [];
-          batchBytes = 0;
+        if (item.kind === "file") {
+          const n = size(item.entry);
+          if (entries.length >= MAX_REMERGE_BATCH || batchBytes + n > REMERGE_BATCH_BYTES) {
+            await flush();
+          }
+          entries.push(item.entry);
+          batchBytes += n;
+          files++;
+          continue;
         }
-        batch.push(entry);
-        batchBytes += size;
-        files++;
+        for (const marker of dirMarkers(item.path, item.subdirs, size)) {
+          const n = size(marker);
+          if (dirs.length >= MAX_REMERGE_BATCH || batchBytes + n > REMERGE_BATCH_BYTES) {
+            await flush();
+          }
+          dirs.push(marker);
+          batchBytes += n;
+        }
       }
-      if (batch.length > 0) await this.#link.write({ type: "remerge", entries: batch });
-      await this.#link.write({ type: "remerge_done", files });
-      this.#log.info("Sent the inventory: {files} files in {ms} ms", {
-        files,
-        ms: Math.round(performance.now() - started),
-      });
+      await flush();
+      await this.#link.write({ type: "remerge_done", files, scannedAt });
+      this.#log.info(
+        "Sent the inventory ({what}): {files} files from {listed} listed folders " +
+          "({visited} visited, {read} read) in {ms} ms",
+        {
+          what: paths
+            ? `${paths.length} subtree${paths.length === 1 ? "" : "s"}`
+            : since > 0
+            ? `changed since ${new Date(since).toISOString()}`
+            : "full",
+          files,
+          ...stats,
+          ms: Math.round(performance.now() - started),
+        },
+      );
     } catch (e) {
       if (!this.#link.closed) {
         this.#log.error("Remerge failed, dropping the link: {error}", { error: errorText(e) });
@@ -598,6 +682,32 @@ class LinkSession {
     this.#tasks.add(task);
     task.finally(() => this.#tasks.delete(task)).catch(() => {});
   }
+}
+
+/**
+ * The markers of one listed directory: its subdirectory names split into pieces of at most
+ * MAX_REMERGE_BATCH names and DIR_MARKER_BYTES; only the last piece is `complete`.
+ */
+export function dirMarkers(
+  path: string,
+  subdirs: readonly string[],
+  size: (v: unknown) => number = (v) => JSON.stringify(v).length * 3,
+): ListedDir[] {
+  const out: ListedDir[] = [];
+  let piece: string[] = [];
+  let bytes = size({ path, subdirs: [], complete: false });
+  for (const name of subdirs) {
+    const n = size(name);
+    if (piece.length > 0 && (piece.length >= MAX_REMERGE_BATCH || bytes + n > DIR_MARKER_BYTES)) {
+      out.push({ path, subdirs: piece, complete: false });
+      piece = [];
+      bytes = size({ path, subdirs: [], complete: false });
+    }
+    piece.push(name);
+    bytes += n;
+  }
+  out.push({ path, subdirs: piece, complete: true });
+  return out;
 }
 
 /** The 48 bytes of a `tls_keys` secret; a LinkProtocolError (the link drops) otherwise. */

@@ -11,7 +11,7 @@ import {
   PROTOCOL_VERSION,
 } from "../shared/protocol.ts";
 import { createSelfSignedCert } from "../shared/tls.ts";
-import { loadDataCert, normalizeFingerprint, runSlave } from "./mod.ts";
+import { dirMarkers, loadDataCert, normalizeFingerprint, runSlave } from "./mod.ts";
 
 const SECRET = "s3cret";
 const NAME = "slave1";
@@ -105,13 +105,19 @@ class MasterEnd implements Disposable {
     return { ...(auth as AuthMsg), masterNonce };
   }
 
-  /** Runs the full handshake with the right secret. */
-  async welcome(): Promise<void> {
+  /**
+   * Runs the full handshake with the right secret, then asks for the inventory (a full one by
+   * default; `request: null` sends no request).
+   */
+  async welcome(
+    request: { since: number; paths?: string[] } | null = { since: 0 },
+  ): Promise<void> {
     const auth = await this.hello();
     assert.equal(auth.name, NAME);
     assert.equal(auth.v, PROTOCOL_VERSION);
     assert.ok(proofsEqual(auth.mac, slaveProof(SECRET, auth.masterNonce, NAME)));
     await this.link.write({ type: "welcome", mac: masterProof(SECRET, auth.nonce, NAME) });
+    if (request) await this.link.write({ type: "remerge_request", ...request });
   }
 
   [Symbol.dispose](): void {
@@ -335,6 +341,92 @@ Deno.test("runSlave reports disk and inventory, then serves requests concurrentl
   }
 });
 
+Deno.test("runSlave waits for remerge_request, then lists what changed since, or subtrees", async () => {
+  await using root = await tempRoot();
+  for (const d of ["old/deep", "changed", "other"]) {
+    await Deno.mkdir(`${root.path}/${d}`, { recursive: true });
+    await Deno.writeTextFile(`${root.path}/${d}/f.bin`, "x");
+  }
+  await new Promise((r) => setTimeout(r, 50)); // file-system clocks are coarse
+  const since = Date.now() + 2_000; // the slave forgives 2 s: this makes "now" the threshold
+  await new Promise((r) => setTimeout(r, 50));
+  await Deno.writeTextFile(`${root.path}/changed/new.bin`, "yy");
+
+  await using fake = setup(root.path);
+  using master = await fake.accept();
+  await master.welcome(null);
+  assert.equal((await master.read())?.type, "disk");
+  const first = master.next();
+  const early = await Promise.race([
+    first.then(() => "frame"),
+    new Promise((r) => setTimeout(() => r("nothing"), 300)),
+  ]);
+  assert.equal(early, "nothing", "no inventory before the master asks for it");
+
+  const collect = async (pending?: Promise<FromSlave>) => {
+    const files: string[] = [];
+    const dirs: unknown[] = [];
+    for (;;) {
+      const msg = await (pending ?? master.next());
+      pending = undefined;
+      if (msg.type === "remerge_done") return { files: files.sort(), dirs, done: msg };
+      assert.equal(msg.type, "remerge");
+      if (msg.type !== "remerge") throw new Error("unreachable");
+      files.push(...msg.entries.map((e) => e.path));
+      dirs.push(...(msg.dirs ?? []));
+    }
+  };
+  const before = Date.now();
+  await master.link.write({ type: "remerge_request", since });
+  const partial = await collect(first);
+  assert.deepEqual(partial.files, ["/changed/f.bin", "/changed/new.bin"]);
+  assert.deepEqual(partial.dirs, [{ path: "/changed", subdirs: [], complete: true }]);
+  assert.equal(partial.done.files, 2);
+  assert.ok(partial.done.scannedAt >= before - 1000 && partial.done.scannedAt <= Date.now());
+
+  await master.link.write({ type: "remerge_request", since: 0, paths: ["/old", "/gone"] });
+  const sub = await collect();
+  assert.deepEqual(sub.files, ["/old/deep/f.bin"]);
+  assert.deepEqual(sub.dirs, [
+    { path: "/old", subdirs: ["deep"], complete: true },
+    { path: "/old/deep", subdirs: [], complete: true },
+  ]);
+});
+
+Deno.test("runSlave sends everything when since is ahead of its clock (the clock went back)", async () => {
+  await using root = await tempRoot();
+  await Deno.mkdir(`${root.path}/a`);
+  await Deno.writeTextFile(`${root.path}/a/f.bin`, "x");
+  await using fake = setup(root.path);
+  using master = await fake.accept();
+  await master.welcome({ since: Date.now() + 3_600_000 });
+  const paths: string[] = [];
+  for (;;) {
+    const msg = await master.next();
+    if (msg.type === "remerge_done") break;
+    if (msg.type === "remerge") paths.push(...msg.entries.map((e) => e.path));
+  }
+  assert.deepEqual(paths, ["/a/f.bin"]);
+});
+
+Deno.test("dirMarkers splits a huge directory's subdirectories, the last piece complete", () => {
+  const names = Array.from({ length: 2500 }, (_, i) => `sub-${i}`);
+  const pieces = dirMarkers("/big", names);
+  assert.deepEqual(pieces.map((p) => [p.subdirs.length, p.complete]), [
+    [1000, false],
+    [1000, false],
+    [500, true],
+  ]);
+  assert.deepEqual(pieces.flatMap((p) => p.subdirs), names);
+  const long = Array.from({ length: 900 }, (_, i) => `${"n".repeat(600)}${i}`);
+  const byBytes = dirMarkers("/long", long, (v) => JSON.stringify(v).length);
+  assert.ok(byBytes.length > 1 && byBytes.every((p) => JSON.stringify(p).length < 300_000));
+  assert.deepEqual(dirMarkers("/leaf", []), [{ path: "/leaf", subdirs: [], complete: true }]);
+  for (const p of [...pieces, ...byBytes]) {
+    parseFromSlave({ type: "remerge", entries: [], dirs: [p] }); // each piece is a valid frame
+  }
+});
+
 Deno.test("runSlave drops the link on an invalid frame and reconnects", async () => {
   await using logs = await captureLogs();
   await using root = await tempRoot();
@@ -392,7 +484,8 @@ Deno.test("runSlave over TLS without a pin connects and logs the master's finger
   });
   const batch = await master.next();
   assert.ok(batch.type === "remerge" && batch.entries[0]?.path === "/a.txt");
-  assert.deepEqual(await master.next(), { type: "remerge_done", files: 1 });
+  const done = await master.next();
+  assert.ok(done.type === "remerge_done" && done.files === 1);
   const accepted = logs.records.find((r) => /Accepted master certificate/.test(text(r)));
   assert.ok(accepted && accepted.level === "info");
   assert.ok(text(accepted).includes(MASTER_PAIR.fingerprint));

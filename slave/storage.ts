@@ -194,27 +194,86 @@ export async function diskSpace(root: string): Promise<DiskSpace> {
   return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
 }
 
-/** Entries (and folders) `scanInventory` handles between two turns of the event loop. */
+/** Entries (and folders) `scanTree` handles between two turns of the event loop. */
 const SCAN_YIELD_EVERY = 1000;
+
+/**
+ * How much older than `since` a directory's mtime/ctime may be and still count as changed:
+ * file-system timestamps come from a coarse clock (a few ms behind `Date.now()`), Deno reports
+ * ctime in whole seconds, and a little skew is forgiven.
+ */
+export const SINCE_SLACK_MS = 2_000;
 
 /** Resolves on the next turn of the event loop, after pending timers and I/O. */
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** What `scanTree` yields: a file, or a directory it listed completely (after its files). */
+export type ScanItem =
+  | { kind: "file"; entry: InventoryEntry }
+  | { kind: "dir"; path: string; subdirs: string[] };
+
+/** Options of `scanTree`. */
+export interface ScanOptions {
+  /**
+   * 0 (default): list every directory. Otherwise (ms, slave clock): list only the directories
+   * whose mtime or ctime is at least `since - SINCE_SLACK_MS`; the others are still walked into
+   * (to find changed directories deeper down), but their files are not even stat'ed.
+   */
+  since?: number;
+  /** Subtrees to scan (normalised virtual paths); default the whole root. */
+  paths?: readonly string[];
+  /** Counters, filled in as the scan runs. */
+  stats?: ScanStats;
+}
+
+/** What a scan did. */
+export interface ScanStats {
+  /** Directories visited (lstat'ed). */
+  visited: number;
+  /** Directories read (readdir). */
+  read: number;
+  /** Directories listed (files reported). */
+  listed: number;
+}
+
 /**
- * Every regular file under `root` as an inventory entry with a virtual path ("/a/b.bin").
- * Symlinks are skipped with a warning, other non-regular files silently. Walks iteratively and
- * yields as it goes: memory grows with the number of pending folders and the size of the
- * largest folder, never with the file count.
+ * Walks the tree under `root` (or under `options.paths`) and yields every regular file of every
+ * listed directory as an inventory entry with a virtual path ("/a/b.bin"), followed by the
+ * directory itself with the names of its subdirectories. A directory's item always comes
+ * before anything of its subdirectories. Symlinks are skipped with a warning, other non-regular
+ * files silently. Walks iteratively: memory grows with the number of pending folders and the
+ * size of the largest folder, never with the file count.
+ *
+ * With `since`, a directory that did not change (mtime and ctime older than since - slack) is
+ * not listed: its files are neither stat'ed nor yielded. It is still read to find its
+ * subdirectories, unless its link count says it has none (`nlink` = 2 + subdirectories on
+ * ext4, xfs, tmpfs, …; trusted per device only after a directory read on that device
+ * confirmed it): then it costs one lstat.
  *
  * The file system is read synchronously (one async `lstat` per file cost ~5x the CPU), and the
  * walk gives the event loop a turn every `SCAN_YIELD_EVERY` entries, so heartbeats and requests
  * keep flowing during a big scan.
  */
-export async function* scanInventory(root: string): AsyncGenerator<InventoryEntry> {
+export async function* scanTree(
+  root: string,
+  options: ScanOptions = {},
+): AsyncGenerator<ScanItem> {
   const log = getLogger(["drftpd", "slave"]);
-  const pending: string[] = ["/"];
+  const since = options.since ?? 0;
+  const threshold = since > 0 ? since - SINCE_SLACK_MS : -Infinity;
+  const stats = options.stats ?? { visited: 0, read: 0, listed: 0 };
+  /** Devices on which a directory's link count was seen to be 2 + its subdirectories. */
+  const nlinkTrusted = new Set<number>();
+  /** Devices on which it was seen not to be: never skip a read there. */
+  const nlinkWrong = new Set<number>();
+  const pending: string[] = [];
+  for (const p of [...(options.paths ?? ["/"])].reverse()) {
+    if (!isNormalized(p)) {
+      log.warn("Not scanning {path}: not a valid virtual path", { path: printable(p) });
+    } else if (p === "/" || symlinkFree(root, p)) pending.push(p);
+  }
   let work = 0;
   for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
     if (++work >= SCAN_YIELD_EVERY) {
@@ -222,6 +281,20 @@ export async function* scanInventory(root: string): AsyncGenerator<InventoryEntr
       await nextTurn();
     }
     const realDir = dir === "/" ? root : root + dir;
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.lstatSync(realDir);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        log.warn("Cannot read folder {path}: {error}", { path: dir, error: String(e) });
+      }
+      continue;
+    }
+    if (!info.isDirectory) continue; // a symlink or file given in `paths`, or replaced meanwhile
+    stats.visited++;
+    const changed = since <= 0 || changedSince(info, threshold);
+    const dev = info.dev;
+    if (!changed && info.nlink === 2 && nlinkTrusted.has(dev) && !nlinkWrong.has(dev)) continue;
     let entries: Deno.DirEntry[];
     try {
       entries = [...Deno.readDirSync(realDir)];
@@ -229,35 +302,77 @@ export async function* scanInventory(root: string): AsyncGenerator<InventoryEntr
       log.warn("Cannot read folder {path}: {error}", { path: dir, error: String(e) });
       continue;
     }
+    stats.read++;
+    work += entries.length >> 4; // names only: far cheaper than a file's lstat
+    let realSubdirs = 0;
+    const subdirs: string[] = [];
+    const files: string[] = [];
     for (const entry of entries) {
+      if (entry.isDirectory) realSubdirs++;
+      const vpath = joinPath(dir, entry.name);
+      if (entry.isSymlink) {
+        if (changed) log.warn("Skipping symlink {path} in the storage root", { path: vpath });
+        continue;
+      }
+      if (!isNormalized(vpath)) {
+        if (changed) {
+          log.warn("Skipping {path}: not a valid virtual path", { path: printable(vpath) });
+        }
+        continue;
+      }
+      if (entry.isDirectory) subdirs.push(entry.name);
+      else if (entry.isFile && changed) files.push(vpath);
+    }
+    // Link count 1 means "not counted" (btrfs, huge ext4 folders): neither proof nor disproof.
+    if (info.nlink !== 1) {
+      if (info.nlink === 2 + realSubdirs) {
+        if (realSubdirs > 0) nlinkTrusted.add(dev);
+      } else nlinkWrong.add(dev);
+    }
+    for (let i = subdirs.length - 1; i >= 0; i--) pending.push(joinPath(dir, subdirs[i]!));
+    if (!changed) continue;
+    stats.listed++;
+    for (const vpath of files) {
       if (++work >= SCAN_YIELD_EVERY) {
         work = 0;
         await nextTurn();
       }
-      const vpath = joinPath(dir, entry.name);
-      if (entry.isSymlink) {
-        log.warn("Skipping symlink {path} in the storage root", { path: vpath });
-        continue;
-      }
-      if (!isNormalized(vpath)) {
-        log.warn("Skipping {path}: not a valid virtual path", { path: printable(vpath) });
-        continue;
-      }
-      if (entry.isDirectory) {
-        pending.push(vpath);
-        continue;
-      }
-      if (!entry.isFile) continue;
-      let info: Deno.FileInfo;
+      let file: Deno.FileInfo;
       try {
-        info = Deno.lstatSync(root + vpath);
+        file = Deno.lstatSync(root + vpath);
       } catch {
         continue; // vanished while we looked
       }
-      if (!info.isFile) continue;
-      yield { path: vpath, size: info.size, mtime: info.mtime?.getTime() ?? 0 };
+      if (!file.isFile) continue;
+      yield {
+        kind: "file",
+        entry: { path: vpath, size: file.size, mtime: file.mtime?.getTime() ?? 0 },
+      };
     }
+    yield { kind: "dir", path: dir, subdirs };
   }
+}
+
+/** Whether `root + vpath` exists and no part of it below `root` is a symlink. */
+function symlinkFree(root: string, vpath: string): boolean {
+  try {
+    return Deno.realPathSync(root + vpath) === root + vpath;
+  } catch {
+    return false; // missing: nothing to scan
+  }
+}
+
+/** Whether a directory's mtime or ctime is at least `threshold` (or unknown). */
+function changedSince(info: Deno.FileInfo, threshold: number): boolean {
+  const m = info.mtime?.getTime();
+  const c = info.ctime?.getTime();
+  if (m === undefined && c === undefined) return true;
+  return Math.max(m ?? -Infinity, c ?? -Infinity) >= threshold;
+}
+
+/** Every regular file under `root`, as `scanTree` finds them (a full scan, files only). */
+export async function* scanInventory(root: string): AsyncGenerator<InventoryEntry> {
+  for await (const item of scanTree(root)) if (item.kind === "file") yield item.entry;
 }
 
 /** Whether something (even a dangling symlink) exists at `real`. */

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
 import { SlaveError } from "./_errors.ts";
-import { diskSpace, scanInventory, Storage } from "./storage.ts";
+import {
+  diskSpace,
+  scanInventory,
+  type ScanItem,
+  type ScanStats,
+  scanTree,
+  SINCE_SLACK_MS,
+  Storage,
+} from "./storage.ts";
 
 /** A temp folder (symlink-free path) removed on dispose. */
 async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
@@ -128,6 +136,119 @@ Deno.test("scanInventory gives the event loop turns during a big scan", async ()
   clearInterval(timer);
   assert.equal(files, count);
   assert.ok(ticksBeforeEnd > 0, "a timer fired while the scan was running");
+});
+
+/** Runs scanTree and returns the listed directories (with subdirectories) and file paths. */
+async function scan(root: string, options: Parameters<typeof scanTree>[1] = {}) {
+  const items: ScanItem[] = [];
+  for await (const item of scanTree(root, options)) items.push(item);
+  const dirs = new Map<string, string[]>();
+  const files: string[] = [];
+  for (const item of items) {
+    if (item.kind === "dir") dirs.set(item.path, [...item.subdirs].sort());
+    else files.push(item.entry.path);
+  }
+  return { items, dirs, files: files.sort() };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+Deno.test("scanTree lists every directory with its subdirectories, each before anything below it", async () => {
+  await using root = await tempDir();
+  await writeFile(`${root.path}/top.bin`, "1");
+  await writeFile(`${root.path}/a/one.bin`, "22");
+  await writeFile(`${root.path}/a/b/c/deep.bin`, "333");
+  await Deno.mkdir(`${root.path}/empty/dir`, { recursive: true });
+  await Deno.symlink(`${root.path}/a`, `${root.path}/dirlink`);
+  const { items, dirs, files } = await scan(root.path);
+  assert.deepEqual(Object.fromEntries(dirs), {
+    "/": ["a", "empty"],
+    "/a": ["b"],
+    "/a/b": ["c"],
+    "/a/b/c": [],
+    "/empty": ["dir"],
+    "/empty/dir": [],
+  });
+  assert.deepEqual(files, ["/a/b/c/deep.bin", "/a/one.bin", "/top.bin"]);
+  // A directory's own item comes after its files and before anything of its subdirectories.
+  const at = (pred: (i: ScanItem) => boolean) => items.findIndex(pred);
+  const dirAt = (p: string) => at((i) => i.kind === "dir" && i.path === p);
+  const fileAt = (p: string) => at((i) => i.kind === "file" && i.entry.path === p);
+  assert.ok(fileAt("/top.bin") < dirAt("/"));
+  assert.ok(dirAt("/") < fileAt("/a/one.bin") && fileAt("/a/one.bin") < dirAt("/a"));
+  assert.ok(dirAt("/a") < dirAt("/a/b") && dirAt("/a/b") < fileAt("/a/b/c/deep.bin"));
+});
+
+Deno.test("scanTree with since lists only changed directories, still finding them deep down", async () => {
+  await using root = await tempDir();
+  for (const d of ["x/old1", "x/old2", "x/deep/er", "y", "z/gone"]) {
+    await writeFile(`${root.path}/${d}/f1.bin`, "1");
+    await writeFile(`${root.path}/${d}/f2.bin`, "22");
+  }
+  // Everything above is older than the threshold (file-system clocks are coarse: leave room).
+  await sleep(50);
+  const since = Date.now() + SINCE_SLACK_MS;
+  await sleep(50);
+  await writeFile(`${root.path}/x/deep/er/new.bin`, "333"); // a file added deep down
+  await Deno.remove(`${root.path}/y/f1.bin`); // a file removed
+  await Deno.remove(`${root.path}/z/gone`, { recursive: true }); // a directory removed
+  await writeFile(`${root.path}/x/old1/f2.bin`, "rewritten in place"); // missed: dir unchanged
+
+  const stats: ScanStats = { visited: 0, read: 0, listed: 0 };
+  const { dirs, files } = await scan(root.path, { since, stats });
+  assert.deepEqual(Object.fromEntries(dirs), {
+    "/x/deep/er": [],
+    "/y": [],
+    "/z": [],
+  });
+  assert.deepEqual(files, [
+    "/x/deep/er/f1.bin",
+    "/x/deep/er/f2.bin",
+    "/x/deep/er/new.bin",
+    "/y/f2.bin",
+  ]);
+  assert.equal(stats.visited, 8); // /, x, x/old1, x/old2, x/deep, x/deep/er, y, z: not z/gone
+  assert.equal(stats.listed, 3);
+  // ext4, xfs and tmpfs count subdirectories in a directory's links: unchanged leaves are not
+  // even read there.
+  const rootInfo = await Deno.lstat(root.path);
+  if (rootInfo.nlink === 2 + 3) assert.ok(stats.read < stats.visited, JSON.stringify(stats));
+
+  // since 0 lists everything again; paths limits the walk to subtrees
+  assert.equal((await scan(root.path)).dirs.size, 8);
+  const sub = await scan(root.path, { paths: ["/x/deep", "/missing", "/y"] });
+  assert.deepEqual([...sub.dirs.keys()].sort(), ["/x/deep", "/x/deep/er", "/y"]);
+  assert.deepEqual(sub.files, [
+    "/x/deep/er/f1.bin",
+    "/x/deep/er/f2.bin",
+    "/x/deep/er/new.bin",
+    "/y/f2.bin",
+  ]);
+});
+
+Deno.test("scanTree counts a directory whose ctime changed (moved, chmod) as changed", async () => {
+  await using root = await tempDir();
+  await writeFile(`${root.path}/a/moved/f.bin`, "1");
+  await writeFile(`${root.path}/b/keep.bin`, "1");
+  // Deno reports ctime in whole seconds: start the threshold at the next second.
+  const second = Math.ceil((Date.now() + 20) / 1000) * 1000;
+  await sleep(second - Date.now() + 20);
+  const since = second + SINCE_SLACK_MS;
+  // chmod changes ctime only; a directory moved into another keeps its old mtime too
+  await Deno.chmod(`${root.path}/b`, 0o755);
+  const { dirs } = await scan(root.path, { since });
+  assert.deepEqual([...dirs.keys()], ["/b"]);
+});
+
+Deno.test("scanTree does not walk rescan paths that leave the root through a symlink", async () => {
+  await using root = await tempDir();
+  await using outside = await tempDir();
+  await writeFile(`${outside.path}/sub/secret.bin`, "x");
+  await Deno.symlink(outside.path, `${root.path}/link`);
+  const { dirs, files } = await scan(root.path, { paths: ["/link", "/link/sub", "/../x"] });
+  assert.deepEqual([dirs.size, files], [0, []]);
 });
 
 Deno.test("deleteFile removes the file and prunes empty parents, never the root", async () => {

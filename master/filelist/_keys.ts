@@ -8,6 +8,7 @@
  * | `["dv", dir]`                    | number (ms)  | bumped by every change of `["fs", dir, *]`        |
  * | `["held", slave, path]`          | number (gen) | holder index: `slave` holds file `path`          |
  * | `["remerge_gen", slave]`         | number       | latest remerge generation started for `slave`    |
+ * | `["remerged", slave]`            | RemergeMark  | when `slave`'s last completed remerge scanned    |
  *
  * The `dv` ("directory version") key lets a batch that read many children of one directory
  * guard them all with a single `check()`: KV allows only 100 checks per atomic operation.
@@ -69,6 +70,21 @@ export function heldPrefix(slave: string): Deno.KvKey {
 /** The key of `slave`'s latest remerge generation. */
 export function generationKey(slave: string): Deno.KvKey {
   return ["remerge_gen", slave];
+}
+
+/** What `["remerged", slave]` holds. */
+export interface RemergeMark {
+  /** Slave clock, ms: when the slave started the scan of its last completed remerge. */
+  scannedAt: number;
+  /** Master clock, ms: when that remerge finished. */
+  finishedAt: number;
+  /** Whether it was a partial remerge. */
+  partial: boolean;
+}
+
+/** The key of `slave`'s last completed remerge (a RemergeMark). */
+export function remergeMarkKey(slave: string): Deno.KvKey {
+  return ["remerged", slave];
 }
 
 /** The public entry for a stored one. */

@@ -23,7 +23,17 @@ async function held(fl: KvFilelist, slave: string): Promise<string[]> {
 }
 
 function stats(s: Partial<RemergeStats>): RemergeStats {
-  return { seen: 0, added: 0, removed: 0, dropped: 0, resized: 0, conflicts: 0, ...s };
+  return {
+    seen: 0,
+    added: 0,
+    removed: 0,
+    dropped: 0,
+    resized: 0,
+    conflicts: 0,
+    listed: 0,
+    pruned: 0,
+    ...s,
+  };
 }
 
 Deno.test("remerge creates files and missing parent directories", async () => {

@@ -33,6 +33,8 @@ import {
   MAX_HOLDERS,
   MAX_STORED_PATH_BYTES,
   NUMBER_BYTES,
+  type RemergeMark,
+  remergeMarkKey,
   storedBytes,
   type StoredDir,
   type StoredEntry,
@@ -51,6 +53,7 @@ import {
   FilelistError,
   type FileRecord,
   type Remerge,
+  type RemergeOptions,
 } from "./types.ts";
 
 const log = getLogger(["drftpd", "master", "filelist"]);
@@ -299,11 +302,11 @@ export class KvFilelist implements Filelist {
   }
 
   /**
-   * Starts reconciling a full inventory of `slave`: takes the next remerge generation.
-   * Only one remerge per slave may run at a time; starting a new one supersedes the old one
-   * (its `finish()` then throws).
+   * Starts reconciling an inventory of `slave` (full, or partial with `options.partial`): takes
+   * the next remerge generation. Only one remerge per slave may run at a time; starting a new
+   * one supersedes the old one (its `finish()` then throws).
    */
-  async beginRemerge(slave: string): Promise<Remerge> {
+  async beginRemerge(slave: string, options: RemergeOptions = {}): Promise<Remerge> {
     checkHolders([slave]);
     const gen = await retry(`beginRemerge "${slave}"`, async () => {
       const cur = await this.#kv.get<number>(generationKey(slave));
@@ -311,7 +314,15 @@ export class KvFilelist implements Filelist {
       const res = await this.#kv.atomic().check(cur).set(generationKey(slave), next).commit();
       return res.ok ? next : CONFLICT;
     });
-    return new KvRemerge(this.#kv, slave, gen);
+    return new KvRemerge(this.#kv, slave, gen, options);
+  }
+
+  /** When the scan of `slave`'s last completed remerge started (slave clock), or 0. */
+  async remergeSince(slave: string): Promise<number> {
+    checkHolders([slave]);
+    const r = await this.#kv.get<RemergeMark>(remergeMarkKey(slave));
+    const t = r.value?.scannedAt;
+    return typeof t === "number" && Number.isSafeInteger(t) && t > 0 ? t : 0;
   }
 
   /** Commits one change (with its dv touches). False on a failed check. */

@@ -74,14 +74,65 @@ export interface RemergeStats {
   resized: number;
   /** Files whose size on this slave differs from another holder's (slave not added). */
   conflicts: number;
+  /** Partial remerges: directories the slave listed completely, reconciled one by one. */
+  listed: number;
+  /** Partial remerges: directories removed because they vanished from the slave and nothing is left in them. */
+  pruned: number;
+}
+
+/** A directory a slave listed completely (see `ListedDir` in shared/protocol.ts). */
+export interface ListedDirectory {
+  path: string;
+  /** Names of its subdirectories (a piece of them when not `complete`). */
+  subdirs: readonly string[];
+  /** Whether this is the last piece: the directory's files and subdirectories are all known. */
+  complete: boolean;
+}
+
+/** How a remerge reconciles. */
+export interface RemergeOptions {
+  /**
+   * false (default), a full remerge: the slave reports every file it has, and `finish()` removes
+   * it from every file it held and did not report. true, a partial one: the slave reports only
+   * the directories it listed (changed ones); `finish()` reconciles exactly those, the holders
+   * of every other directory stay as they are.
+   */
+  partial?: boolean;
+  /**
+   * Paths a partial remerge must never remove the slave from, although the directory listing
+   * says so (targets and sources of renames the slave missed while offline: its disk catches up
+   * later). Default: none.
+   */
+  protect?: (path: string) => boolean;
 }
 
 /** An open remerge of one slave: feed batches, then finish. */
 export interface Remerge {
-  /** Reconciles one batch of the slave's inventory. */
-  add(entries: readonly { path: string; size: number; mtime: number }[]): Promise<void>;
-  /** Removes the slave from every file it held before and did not report; returns the counters. */
-  finish(): Promise<RemergeStats>;
+  /** Whether this remerge is partial (see RemergeOptions). */
+  readonly partial: boolean;
+  /**
+   * Reconciles one batch of the slave's inventory: its files (added as holder, created, size
+   * adopted, or a conflict), and for a partial remerge the directories it listed.
+   */
+  add(
+    entries: readonly { path: string; size: number; mtime: number }[],
+    dirs?: readonly ListedDirectory[],
+  ): Promise<void>;
+  /**
+   * Partial remerges: the next at most `max` subtrees the slave must list in full before
+   * `finish()`, [] when none are left. They are the subdirectories of listed directories under
+   * which the filelist records no file of this slave (new or moved-in directories, whose own
+   * subdirectories may look unchanged). Once called, later listings are no longer examined.
+   */
+  takeRescans(max: number): string[];
+  /**
+   * Full: removes the slave from every file it held before and did not report. Partial: for
+   * every listed directory, removes it from the files there it did not report and from every
+   * file under subdirectories it no longer has (pruning those left empty). Files left without a
+   * holder are deleted. With `scannedAt` (the slave-clock time its scan started), records it
+   * as the `since` of the slave's next partial remerge. Returns the counters.
+   */
+  finish(scannedAt?: number): Promise<RemergeStats>;
 }
 
 /** The filelist store. */
@@ -108,6 +159,11 @@ export interface Filelist {
   removeHolder(path: string, slave: string): Promise<boolean>;
   /** Paths of all files recorded as held by `slave` (from the holder index). */
   filesHeldBy(slave: string): AsyncIterable<string>;
-  /** Starts reconciling a full inventory of `slave`. */
-  beginRemerge(slave: string): Promise<Remerge>;
+  /** Starts reconciling an inventory of `slave` (full unless `options.partial`). */
+  beginRemerge(slave: string, options?: RemergeOptions): Promise<Remerge>;
+  /**
+   * The slave-clock time at which the scan of `slave`'s last completed remerge started (its
+   * `finish(scannedAt)`), or 0 when none is recorded: the `since` of a partial remerge.
+   */
+  remergeSince(slave: string): Promise<number>;
 }

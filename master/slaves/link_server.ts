@@ -1,18 +1,36 @@
 /**
  * The master's side of the slave link: accepts slaves, checks their proof of the shared secret,
  * runs the remerge, the heartbeat, and routes replies and events to the slave's handle.
+ *
+ * Remerge: the master asks for it (`remerge_request`). With `partialRemerge` and a completed
+ * remerge on record, it asks only for the directories changed since that remerge's scan
+ * started (slave clock); after that pass it asks for the subtrees the filelist knows nothing
+ * of this slave under (see `Remerge.takeRescans`), then finishes and marks the slave online.
+ * Without a record (new slave, fresh KV) or with `partial_remerge = false` it asks for everything.
+ *
+ * What a partial remerge trades for speed (DrFTPD's `partial.remerge` has the same limits):
+ * - a file rewritten in place (same name, new size) in a directory whose own mtime and ctime did
+ *   not change since the last remerge keeps its recorded size until a full remerge;
+ * - directory timestamps must not lag the slave's clock by more than 2 s (a network file system
+ *   whose server clock is behind): such changes are missed the same way; a slave clock now
+ *   more than 2 s behind `since` is noticed by the slave, which then sends everything;
+ * - a file deleted from a directory that was renamed in the filelist while the slave was offline
+ *   stays recorded on it (the rename targets are never taken off by a listing).
+ * Directories the slave did not list keep their holders untouched: nothing else is ever removed
+ * on a guess.
  */
 import { getLogger } from "@logtape/logtape";
 import { FrameConn, masterProof, newNonce, proofsEqual, slaveProof } from "../../shared/link.ts";
 import {
   type AuthMsg,
   HEARTBEAT_MS,
+  MAX_RESCAN_PATHS,
   parseFromSlave,
   PEER_TIMEOUT_MS,
   PROTOCOL_VERSION,
 } from "../../shared/protocol.ts";
 import type { Filelist, Remerge } from "../filelist/types.ts";
-import { type QueuedOp, rewritePath } from "./op_queue.ts";
+import { type QueuedOp, rewritePath, touchedByRename } from "./op_queue.ts";
 import type { SlaveRegistry } from "./registry.ts";
 import { SlaveError, SlaveHandle } from "./slave_handle.ts";
 
@@ -29,6 +47,11 @@ export interface LinkServerOptions {
   signal: AbortSignal;
   /** Session-ticket secret shared with slaves (null when TLS is off). */
   ticketSecret: Uint8Array | null;
+  /**
+   * Ask a reconnecting slave only for the directories changed since its last completed remerge
+   * (`[slaves] partial_remerge`). Default true.
+   */
+  partialRemerge?: boolean;
 }
 
 /** Accepts slave links on `listener` until `signal` aborts. */
@@ -170,10 +193,22 @@ async function runSlave(slave: SlaveHandle, link: FrameConn, options: LinkServer
     }
     slave.send({ type: "ping", t: Date.now() }).catch(() => slave.close());
   }, HEARTBEAT_MS);
-  let remerge: Remerge | null = await options.filelist.beginRemerge(slave.name);
   const queued = await options.registry.queue.list(slave.name);
   const ops = queued.map((q) => q.op);
+  const since = options.partialRemerge === false
+    ? 0
+    : await options.filelist.remergeSince(slave.name);
+  let remerge: Remerge | null = await options.filelist.beginRemerge(slave.name, {
+    partial: since > 0,
+    ...(ops.length > 0 ? { protect: (path: string) => touchedByRename(path, ops) } : {}),
+  });
+  const mode = since > 0 ? `partial (changed since ${new Date(since).toISOString()})` : "full";
+  await link.write({ type: "remerge_request", since });
+  log.info("Remerge of {name}: asked for a {mode} inventory", { name: slave.name, mode });
   const started = performance.now();
+  /** The slave-clock start of the first pass: the next `since`. */
+  let scannedAt: number | null = null;
+  let rescans = 0;
   let seen = 0;
   let nextLog = 10_000;
   try {
@@ -205,6 +240,7 @@ async function runSlave(slave: SlaveHandle, link: FrameConn, options: LinkServer
               const path = rewritePath(e.path, ops);
               return path === null ? [] : [{ ...e, path }];
             }),
+            msg.dirs ?? [],
           );
           seen += msg.entries.length;
           if (seen >= nextLog) {
@@ -214,7 +250,19 @@ async function runSlave(slave: SlaveHandle, link: FrameConn, options: LinkServer
           break;
         case "remerge_done": {
           if (!remerge) throw new Error("second remerge_done");
-          const stats = await remerge.finish();
+          scannedAt ??= msg.scannedAt;
+          const paths = remerge.partial ? remerge.takeRescans(MAX_RESCAN_PATHS) : [];
+          if (paths.length > 0) {
+            // New or moved-in directories: have their whole subtrees listed before finishing.
+            rescans += paths.length;
+            log.info("Remerge of {name}: asking for {n} subtrees the filelist does not know", {
+              name: slave.name,
+              n: paths.length,
+            });
+            await link.write({ type: "remerge_request", since: 0, paths });
+            break;
+          }
+          const stats = await remerge.finish(scannedAt);
           remerge = null;
           slave.state = "online";
           replayQueue(slave, queued, options).catch((e) =>
@@ -224,11 +272,13 @@ async function runSlave(slave: SlaveHandle, link: FrameConn, options: LinkServer
             })
           );
           log.info(
-            "Slave {name} online: remerge of {files} files in {ms} ms (added {added}, removed {removed}, dropped {dropped}, resized {resized}, conflicts {conflicts})",
+            "Slave {name} online: {mode} remerge of {files} files in {ms} ms (added {added}, removed {removed}, dropped {dropped}, resized {resized}, conflicts {conflicts}, listed folders {listed}, rescanned subtrees {rescans}, pruned folders {pruned})",
             {
               name: slave.name,
-              files: msg.files,
+              mode,
+              files: seen,
               ms: Math.round(performance.now() - started),
+              rescans,
               ...stats,
             },
           );

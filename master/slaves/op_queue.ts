@@ -25,6 +25,15 @@ export function rewritePath(path: string, ops: readonly QueuedOp[]): string | nu
   return p;
 }
 
+/**
+ * Whether a rename in `ops` moved something at or below `path` (source or target): a partial
+ * remerge must not take the slave off such a path because of what a listing of its disk shows,
+ * since the disk catches up only when the queue is replayed.
+ */
+export function touchedByRename(path: string, ops: readonly QueuedOp[]): boolean {
+  return ops.some((o) => o.op === "rename" && (isWithin(path, o.from) || isWithin(path, o.to)));
+}
+
 /** The per-slave queue in KV: `["queue", slave, seq]`. */
 export class OpQueue {
   #kv: Deno.Kv;
