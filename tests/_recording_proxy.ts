@@ -23,7 +23,13 @@ export class RecordingProxy implements AsyncDisposable {
     for await (const client of this.#listener) {
       this.#conns.push(client);
       const p = (async () => {
-        const server = await Deno.connect(target());
+        let server: Deno.Conn;
+        try {
+          server = await Deno.connect(target());
+        } catch {
+          client.close(); // the target is not up yet: let the peer see it and retry
+          return;
+        }
         this.#conns.push(server);
         await Promise.allSettled([this.#copy(client, server), this.#copy(server, client)]);
         for (const c of [client, server]) {
