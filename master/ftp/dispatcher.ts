@@ -33,13 +33,13 @@ export async function dispatch(s: Session, line: string): Promise<void> {
   }
   // A command that may not run during a transfer waits for it (commands stay in order).
   if (s.transfer && !cmd.duringTransfer) await s.transfer.done.catch(() => {});
+  let path: string | null;
   try {
-    check(s, verb, cmd, arg);
+    path = check(s, verb, cmd, arg);
   } catch (e) {
     await sendError(s, verb, e);
     return;
   }
-  const path = cmd.path ? s.resolve(arg) : null;
   if (cmd.opensData) {
     // Runs in the background so ABOR/STAT/NOOP can be read meanwhile.
     let abort = () => {};
@@ -63,7 +63,8 @@ export async function dispatch(s: Session, line: string): Promise<void> {
   }
 }
 
-function check(s: Session, verb: string, cmd: Command, arg: string): void {
+/** Runs the generic checks; returns the normalised path argument (null when it takes none). */
+function check(s: Session, verb: string, cmd: Command, arg: string): string | null {
   if (cmd.arg === "required" && arg.trim() === "") {
     throw new FtpError(501, `${verb} needs an argument`);
   }
@@ -71,13 +72,11 @@ function check(s: Session, verb: string, cmd: Command, arg: string): void {
     throw new FtpError(501, `${verb} takes no argument`);
   }
   if (cmd.login && !s.user) throw new FtpError(530, "Please log in with USER and PASS first");
-  if (cmd.path) s.resolve(arg); // throws PathError → 553
-  if (cmd.action && s.user) {
-    const path = cmd.path ? s.resolve(arg) : s.cwd;
-    if (!permits(s.user, cmd.action, path)) {
-      throw new FtpError(550, `Permission denied: ${verb} ${path}`);
-    }
+  const path = cmd.path ? s.resolve(arg) : null; // throws PathError → 553
+  if (cmd.action && s.user && !permits(s.user, cmd.action, path ?? s.cwd)) {
+    throw new FtpError(550, `Permission denied: ${verb} ${path ?? s.cwd}`);
   }
+  return path;
 }
 
 async function sendError(s: Session, verb: string, e: unknown): Promise<void> {
