@@ -89,7 +89,10 @@ export function remergeMarkKey(slave: string): Deno.KvKey {
 
 /** The public entry for a stored one. */
 export function toEntry(name: string, stored: StoredEntry): Entry {
-  return stored.kind === "file" ? { ...stored, name } : { ...stored, name };
+  // copies (the holder list too): a stored value may sit in the read cache
+  return stored.kind === "file"
+    ? { ...stored, name, slaves: [...stored.slaves] }
+    : { ...stored, name };
 }
 
 /** The stored form of an entry (drops the name, which the key carries). */

@@ -44,6 +44,7 @@ import {
   toEntry,
   utf8Length,
 } from "./_keys.ts";
+import { ReadCache, watchWrites } from "./_cache.ts";
 import { KvRemerge } from "./_remerge.ts";
 import {
   type DirEntry,
@@ -64,27 +65,43 @@ const RENAME_CHUNK = 200;
 /** The filelist stored in Deno KV. The caller owns `kv` and closes it. */
 export class KvFilelist implements Filelist {
   #kv: Deno.Kv;
+  #cache: ReadCache<StoredEntry | null>;
 
-  /** Uses `kv`, which the caller opened and will close. */
-  constructor(kv: Deno.Kv) {
-    this.#kv = kv;
+  /**
+   * Uses `kv`, which the caller opened and will close, and which nothing else writes while this
+   * filelist is in use. Entries read are cached (`cacheEntries` paths, 0 = no cache); every
+   * write made through this filelist clears the cache (see `_cache.ts`).
+   */
+  constructor(kv: Deno.Kv, options: { cacheEntries?: number } = {}) {
+    this.#cache = new ReadCache(options.cacheEntries);
+    this.#kv = watchWrites(kv, () => this.#cache.invalidate());
   }
 
   /** The entry at `path`, or null. "/" is always a directory owned by drftpd. */
   async get(path: string): Promise<Entry | null> {
     checkPath(path);
     if (path === "/") return rootEntry();
+    const stored = await this.#stored(path);
+    return stored ? toEntry(baseName(path), stored) : null;
+  }
+
+  /** The stored entry at `path` (not "/"), from the cache or KV. */
+  async #stored(path: string): Promise<StoredEntry | null> {
+    const hit = this.#cache.get(path);
+    if (hit !== undefined) return hit;
+    const gen = this.#cache.generation;
     const r = await this.#kv.get<StoredEntry>(entryKey(path));
-    return r.value ? toEntry(baseName(path), r.value) : null;
+    this.#cache.put(path, r.value, gen);
+    return r.value;
   }
 
   /** The entries of directory `path`, in KV order (UTF-8 byte order of names = code point order). */
   async list(path: string): Promise<Entry[]> {
     checkPath(path);
     if (path !== "/") {
-      const r = await this.#kv.get<StoredEntry>(entryKey(path));
-      if (!r.value) throw new FilelistError("not_found", `No such directory: "${path}"`);
-      if (r.value.kind !== "dir") {
+      const stored = await this.#stored(path);
+      if (!stored) throw new FilelistError("not_found", `No such directory: "${path}"`);
+      if (stored.kind !== "dir") {
         throw new FilelistError("not_a_dir", `Not a directory: "${path}"`);
       }
     }
