@@ -493,8 +493,10 @@ export class TransferManager {
     let moved = 0;
     try {
       const { bytes, crc } = await pump(
-        // Fill whole buffers from the socket so the disk sees few, large writes.
-        (buf) => readSome(conn, buf, true),
+        // Each read is written at once. Filling whole buffers first (fewer, larger writes) was
+        // measured slower here: 1 GiB STOR median 975 → 2130 MiB/s writing per read, as the page
+        // cache then takes the pages the socket just freed (this VM's fresh pages are costly).
+        (buf) => readSome(conn, buf, false),
         // Synchronous: an async FsFile.write goes through the blocking thread pool for every
         // chunk, which made uploads CPU-bound (665 → 1787 MiB/s measured with writeSync).
         (chunk) => writeAllSync(file, chunk),

@@ -65,16 +65,30 @@ const RENAME_CHUNK = 200;
 /** The filelist stored in Deno KV. The caller owns `kv` and closes it. */
 export class KvFilelist implements Filelist {
   #kv: Deno.Kv;
-  #cache: ReadCache<StoredEntry | null>;
+  #entries: ReadCache<StoredEntry | null>;
+  #lists: ReadCache<readonly (readonly [string, StoredEntry])[]>;
 
   /**
    * Uses `kv`, which the caller opened and will close, and which nothing else writes while this
-   * filelist is in use. Entries read are cached (`cacheEntries` paths, 0 = no cache); every
-   * write made through this filelist clears the cache (see `_cache.ts`).
+   * filelist is in use. Entries and directory listings read are cached, each cache holding up
+   * to `cacheEntries` entries (0 = no cache); every write made through this filelist drops what
+   * it touches (see `_cache.ts`).
    */
   constructor(kv: Deno.Kv, options: { cacheEntries?: number } = {}) {
-    this.#cache = new ReadCache(options.cacheEntries);
-    this.#kv = watchWrites(kv, () => this.#cache.invalidate());
+    this.#entries = new ReadCache(options.cacheEntries);
+    this.#lists = new ReadCache(options.cacheEntries);
+    this.#kv = watchWrites(kv, (keys) => this.#written(keys));
+  }
+
+  #written(keys: readonly Deno.KvKey[]): void {
+    this.#entries.bump();
+    this.#lists.bump();
+    for (const key of keys) {
+      if (key[0] !== "fs") continue;
+      const dir = key[1] as string;
+      this.#entries.delete(joinPath(dir, key[2] as string));
+      this.#lists.delete(dir);
+    }
   }
 
   /** The entry at `path`, or null. "/" is always a directory owned by drftpd. */
@@ -87,11 +101,11 @@ export class KvFilelist implements Filelist {
 
   /** The stored entry at `path` (not "/"), from the cache or KV. */
   async #stored(path: string): Promise<StoredEntry | null> {
-    const hit = this.#cache.get(path);
+    const hit = this.#entries.get(path);
     if (hit !== undefined) return hit;
-    const gen = this.#cache.generation;
+    const gen = this.#entries.generation;
     const r = await this.#kv.get<StoredEntry>(entryKey(path));
-    this.#cache.put(path, r.value, gen);
+    this.#entries.put(path, r.value, gen);
     return r.value;
   }
 
@@ -105,10 +119,18 @@ export class KvFilelist implements Filelist {
         throw new FilelistError("not_a_dir", `Not a directory: "${path}"`);
       }
     }
-    const out: Entry[] = [];
-    const it = this.#kv.list<StoredEntry>({ prefix: childrenPrefix(path) }, { batchSize: 1000 });
-    for await (const r of it) out.push(toEntry(r.key[2] as string, r.value));
-    return out;
+    let children = this.#lists.get(path);
+    if (children === undefined) {
+      const gen = this.#lists.generation;
+      const read: (readonly [string, StoredEntry])[] = [];
+      const it = this.#kv.list<StoredEntry>({ prefix: childrenPrefix(path) }, {
+        batchSize: 1000,
+      });
+      for await (const r of it) read.push([r.key[2] as string, r.value]);
+      this.#lists.put(path, read, gen, read.length + 1);
+      children = read;
+    }
+    return children.map(([name, stored]) => toEntry(name, stored));
   }
 
   /** Creates a directory; its parent must exist. Throws exists / not_found / not_a_dir. */
