@@ -3,7 +3,7 @@
  * with their parameters, so the cost can be raised later without invalidating old hashes.
  */
 import { Buffer } from "node:buffer";
-import { randomBytes, scrypt, type ScryptOptions, timingSafeEqual } from "node:crypto";
+import { createHmac, randomBytes, scrypt, type ScryptOptions, timingSafeEqual } from "node:crypto";
 
 /** A user as the rest of the master sees it (never the password hash). */
 export interface User {
@@ -54,6 +54,26 @@ const SCRYPT = { N: 16384, r: 8, p: 1 } as const;
 const SALT_BYTES = 16;
 const KEY_BYTES = 32;
 
+/**
+ * How long a verified login is remembered, and for how many users. Like Dovecot's auth cache:
+ * FTP clients open a control connection per parallel transfer, each logging in again, and
+ * scrypt costs ~50 ms of CPU per login. A remembered login is checked with an HMAC (per-process
+ * random key) of the password instead; any other password still goes through scrypt, and a new
+ * password hash (user add) or a removed user makes the memory stale at once.
+ */
+const LOGIN_MEMORY_MS = 10 * 60_000;
+const LOGIN_MEMORY_USERS = 10_000;
+
+/** A remembered successful login. */
+interface VerifiedLogin {
+  /** The stored hash it was checked against (all of it): stale once that changes. */
+  stamp: string;
+  /** HMAC of the password with the store's key. */
+  mac: Buffer;
+  /** Date.now() when scrypt verified it. */
+  at: number;
+}
+
 /** The KV key of a user. */
 function userKey(name: string): Deno.KvKey {
   return ["user", name];
@@ -67,10 +87,18 @@ export class UserStore {
    * failing) logins grows the master's memory by hundreds of MiB. At most this many run at once.
    */
   #slots = new Semaphore(2);
+  #verified = new Map<string, VerifiedLogin>();
+  #macKey = randomBytes(32);
+  #now: () => number;
+  #scryptRuns = 0;
 
-  /** Uses `kv`, which the caller opened and will close. */
-  constructor(kv: Deno.Kv) {
+  /**
+   * Uses `kv`, which the caller opened and will close. `now` (tests) replaces the clock that
+   * ages remembered logins.
+   */
+  constructor(kv: Deno.Kv, options: { now?: () => number } = {}) {
     this.#kv = kv;
+    this.#now = options.now ?? Date.now;
   }
 
   /**
@@ -90,6 +118,7 @@ export class UserStore {
     const groups = [...new Set(options.groups?.length ? options.groups : ["users"])];
     for (const g of groups) checkName(g, "group name");
     const salt = randomBytes(SALT_BYTES);
+    this.#scryptRuns++;
     const hash = await deriveKey(password, salt, SCRYPT.N, SCRYPT.r, SCRYPT.p, KEY_BYTES);
     const stored: StoredUser = {
       groups,
@@ -125,6 +154,7 @@ export class UserStore {
     const pw = typeof password === "string" ? password.slice(0, MAX_PASSWORD_LENGTH + 1) : "";
     if (!stored) {
       // Burn the same time so response timing does not reveal which names exist.
+      this.#scryptRuns++;
       await this.#slots.run(() =>
         deriveKey(pw, randomBytes(SALT_BYTES), SCRYPT.N, SCRYPT.r, SCRYPT.p, KEY_BYTES)
       );
@@ -132,11 +162,37 @@ export class UserStore {
     }
     const h = stored.password;
     if (h.alg !== "scrypt") return null;
+    const stamp = JSON.stringify(h);
+    const mac = createHmac("sha256", this.#macKey).update(pw.normalize("NFC")).digest();
+    const known = this.#verified.get(name);
+    if (
+      known !== undefined && known.stamp === stamp && this.#now() - known.at < LOGIN_MEMORY_MS &&
+      timingSafeEqual(known.mac, mac)
+    ) {
+      return toUser(name, stored);
+    }
     const expected = Buffer.from(h.hash, "base64");
+    this.#scryptRuns++;
     const actual = await this.#slots.run(() =>
       deriveKey(pw, Buffer.from(h.salt, "base64"), h.N, h.r, h.p, expected.length)
     );
-    return timingSafeEqual(actual, expected) ? toUser(name, stored) : null;
+    if (!timingSafeEqual(actual, expected)) return null;
+    this.#remember(name, { stamp, mac, at: this.#now() });
+    return toUser(name, stored);
+  }
+
+  /** How many password hashes this store has computed (logins, failed ones and add()). */
+  get scryptRuns(): number {
+    return this.#scryptRuns;
+  }
+
+  #remember(name: string, login: VerifiedLogin): void {
+    this.#verified.delete(name); // re-insert: the Map's order is the age order
+    if (this.#verified.size >= LOGIN_MEMORY_USERS) {
+      const oldest = this.#verified.keys().next();
+      if (!oldest.done) this.#verified.delete(oldest.value);
+    }
+    this.#verified.set(name, login);
   }
 
   /** All users, sorted by name. */

@@ -116,3 +116,34 @@ Deno.test("hashing does not block the event loop", async () => {
     assert.ok(ticks > 5, `timer never ran while hashing (${ticks})`);
   });
 });
+
+Deno.test("a verified login is remembered for 10 minutes; other passwords still cost scrypt", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "drftpd_users_" });
+  const kv = await Deno.openKv(`${dir}/t.kv`);
+  try {
+    let now = 1_000_000;
+    const users = new UserStore(kv, { now: () => now });
+    const other = new UserStore(kv); // e.g. `drftpd user add` in another process
+    await other.add("alice", "first");
+    assert.ok(await users.verify("alice", "first"));
+    assert.equal(users.scryptRuns, 1);
+    assert.ok(await users.verify("alice", "first"));
+    assert.ok(await users.verify("alice", "first"));
+    assert.equal(users.scryptRuns, 1); // remembered
+    assert.equal(await users.verify("alice", "First"), null);
+    assert.equal(users.scryptRuns, 2); // a wrong password is hashed like always
+    assert.ok(await users.verify("alice", "first")); // and does not spoil the memory
+    assert.equal(users.scryptRuns, 2);
+    now += 10 * 60_000;
+    assert.ok(await users.verify("alice", "first"));
+    assert.equal(users.scryptRuns, 3); // expired: checked again, remembered again
+    await other.add("alice", "second"); // new password hash: the memory is stale
+    assert.equal(await users.verify("alice", "first"), null);
+    assert.ok(await users.verify("alice", "second"));
+    await other.remove("alice");
+    assert.equal(await users.verify("alice", "second"), null);
+  } finally {
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
