@@ -290,7 +290,9 @@ async function benchSingle(dr: Target, vs: Target | null, src: string): Promise<
     );
     const a = median(res.a);
     const b = median(res.b);
-    const ratio = a / b;
+    // Paired: the median of each round's drftpd/vsftpd ratio. Both run back to back in a
+    // round and meet the same machine state, which drifts between rounds (see curlTransfer).
+    const ratio = vs ? median(res.a.map((x, i) => x / res.b[i]!)) : NaN;
     row({
       section: "single stream",
       measure: `${kind.toUpperCase()} ${size}, curl, 1 slave`,
@@ -302,7 +304,11 @@ async function benchSingle(dr: Target, vs: Target | null, src: string): Promise<
     });
     notes.push(
       `${kind.toUpperCase()} rounds MiB/s: drftpd ${res.a.map((x) => fmt(x / MiB, 0)).join(", ")}` +
-        (vs ? `; vsftpd ${res.b.map((x) => fmt(x / MiB, 0)).join(", ")}` : ""),
+        (vs
+          ? `; vsftpd ${res.b.map((x) => fmt(x / MiB, 0)).join(", ")}; per-round ratios ${
+            res.a.map((x, i) => fmt(x / res.b[i]!)).join(", ")
+          } (the ratio column is their median)`
+          : ""),
     );
   }
 }
