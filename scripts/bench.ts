@@ -829,8 +829,7 @@ async function benchLab(src: string): Promise<void> {
           `~0.96 is the most payload a link can carry. "Aggregate" is the sum of the N streams' ` +
           `data-phase rates (they run side by side: the log shows when each started); "wall" is ` +
           `the payload over the window from the first data byte to the last, which also counts ` +
-          `the up to ~0.2 s between the first and last stream starting (8 logins hashing scrypt, ` +
-          `two at a time, on 2 cores).`,
+          `the time between the first and the last stream starting (login, PRET, PASV).`,
       );
       const site = await startLabSite(plan, dir, src);
       for (const n of LAB_NS) {

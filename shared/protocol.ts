@@ -17,8 +17,11 @@
  * or an `error` with the same id. Events have no id.
  */
 
-/** Protocol version spoken by this build (2: master-driven, possibly partial remerge). */
-export const PROTOCOL_VERSION = 2;
+/**
+ * Protocol version spoken by this build (2: master-driven, possibly partial remerge; 3: adds
+ * `set_mtime`). Master and slave must speak the same one.
+ */
+export const PROTOCOL_VERSION = 3;
 
 /** Largest frame either side accepts, in bytes (JSON text). */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -148,6 +151,13 @@ export interface RmdirReq {
   id: number;
   path: string;
 }
+/** Set the modification time (ms since the epoch) of a file or directory. Reply `{}`; "not_found". */
+export interface SetMtimeReq {
+  type: "set_mtime";
+  id: number;
+  path: string;
+  mtime: number;
+}
 /** Read a whole file and compute its CRC32. Reply `{crc32, size}`. */
 export interface ChecksumReq {
   type: "checksum";
@@ -193,7 +203,8 @@ export type SlaveRequest =
   | DeleteReq
   | RenameReq
   | RmdirReq
-  | ChecksumReq;
+  | ChecksumReq
+  | SetMtimeReq;
 
 // ---------------------------------------------------------------- replies (slave → master)
 
@@ -388,6 +399,7 @@ const SHAPES: Readonly<Record<string, Shape>> = {
   rename: { id: isInt, from: isStr, to: isStr },
   rmdir: { id: isInt, path: isStr },
   checksum: { id: isInt, path: isStr },
+  set_mtime: { id: isInt, path: isStr, mtime: (v) => Number.isSafeInteger(v) },
   reply: { id: isInt, data: isObj },
   error: {
     id: isInt,
@@ -425,6 +437,7 @@ const FROM_MASTER: ReadonlySet<string> = new Set([
   "rename",
   "rmdir",
   "checksum",
+  "set_mtime",
   "ping",
 ]);
 

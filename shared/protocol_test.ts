@@ -51,3 +51,21 @@ Deno.test("remerge batches may carry directory listings; remerge_done carries sc
     assert.throws(() => parseFromSlave(bad), TypeError, JSON.stringify(bad));
   }
 });
+
+Deno.test("set_mtime: path and an integer time (before 1970 too), master → slave only", () => {
+  const ok = { type: "set_mtime", id: 3, path: "/a b/f", mtime: Date.UTC(2001, 0, 1) };
+  assert.deepEqual(parseFromMaster(ok), ok);
+  parseFromMaster({ ...ok, mtime: -1000 });
+  for (
+    const bad of [
+      { ...ok, mtime: 1.5 },
+      { ...ok, mtime: "2001" },
+      { ...ok, mtime: Number.MAX_VALUE },
+      { type: "set_mtime", id: 3, path: "/f" },
+      { ...ok, extra: true },
+    ]
+  ) {
+    assert.throws(() => parseFromMaster(bad), TypeError, JSON.stringify(bad));
+  }
+  assert.throws(() => parseFromSlave(ok), /unknown message/);
+});

@@ -558,6 +558,9 @@ class LinkSession {
         return {};
       case "checksum":
         return { ...(await this.#storage.checksum(req.path, this.#ended.signal)) };
+      case "set_mtime":
+        await this.#storage.setMtime(req.path, req.mtime);
+        return {};
     }
   }
 

@@ -129,6 +129,17 @@ export class Storage {
     await this.#pruneEmptyParents(real);
   }
 
+  /** Sets the modification time (ms) of a file or folder; "not_found" when it is missing. */
+  async setMtime(vpath: string, mtime: number): Promise<void> {
+    const real = await this.resolve(vpath); // symlinks resolved and contained: utime follows them
+    try {
+      const info = await Deno.stat(real);
+      await Deno.utime(real, info.atime ?? new Date(mtime), new Date(mtime));
+    } catch (e) {
+      throw toSlaveError(e, "io", vpath);
+    }
+  }
+
   /** Reads a whole file and returns its CRC32 and size. Stops with "aborted" when `signal` aborts. */
   async checksum(vpath: string, signal?: AbortSignal): Promise<{ crc32: number; size: number }> {
     const real = await this.resolve(vpath);

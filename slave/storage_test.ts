@@ -58,6 +58,8 @@ Deno.test("Storage refuses symlinks leading out of the root for reads and writes
   await rejectsWithCode(storage.prepareUpload("/escape/new.bin"), "outside_root");
   await rejectsWithCode(storage.deleteFile("/escape/secret.txt"), "outside_root");
   await rejectsWithCode(storage.rename("/escape/secret.txt", "/mine.txt"), "outside_root");
+  await rejectsWithCode(storage.setMtime("/secret.lnk", 0), "outside_root");
+  await rejectsWithCode(storage.setMtime("/escape/secret.txt", 0), "outside_root");
   await rejectsWithCode(storage.rmdir("/escape"), "outside_root");
   assert.equal(await Deno.readTextFile(`${outside.path}/secret.txt`), "top secret");
   assert.ok(!(await exists(`${outside.path}/new`)));
@@ -327,6 +329,20 @@ Deno.test("checksum matches node:zlib crc32 over several buffers", async () => {
   });
   await rejectsWithCode(storage.checksum("/folder"), "not_a_file");
   await rejectsWithCode(storage.checksum("/none.bin"), "not_found");
+});
+
+Deno.test("setMtime sets a file's and a folder's time, keeps the content", async () => {
+  await using root = await tempDir();
+  await writeFile(`${root.path}/f.bin`, "content");
+  await Deno.mkdir(`${root.path}/d`);
+  const storage = new Storage(root.path);
+  const t = Date.UTC(2001, 1, 3, 4, 5, 6, 789);
+  await storage.setMtime("/f.bin", t);
+  await storage.setMtime("/d", t - 1000);
+  assert.equal((await Deno.stat(`${root.path}/f.bin`)).mtime?.getTime(), t);
+  assert.equal((await Deno.stat(`${root.path}/d`)).mtime?.getTime(), t - 1000);
+  assert.equal(await Deno.readTextFile(`${root.path}/f.bin`), "content");
+  await rejectsWithCode(storage.setMtime("/none.bin", t), "not_found");
 });
 
 Deno.test("diskSpace reports the file system of the root", async () => {

@@ -65,3 +65,46 @@ Deno.test("MKD, RNFR/RNTO, DELE and RMD reach the slave's disk", async (t) => {
     assert.deepEqual(await nlst("/ops"), []);
   });
 });
+
+Deno.test("MFMT sets the time in the filelist and on the slave's disk", async () => {
+  await using site = await makeSite({ slaves: [{ name: "s2", address: "127.0.0.2" }] });
+  await using ftp = await site.control();
+  const root = site.slaveRoot("s2");
+  assert.match((await ftp.send("FEAT")).lines.join("\n"), /^ MFMT$/m);
+  assert.equal((await ftp.send("MKD /t d")).code, 257);
+  await ftp.store("/t d/a file.bin", randomBytes(1000));
+
+  const r = await ftp.send("MFMT 20200102030405 /t d/a file.bin");
+  assert.equal(r.code, 213, r.lines.join(" | "));
+  assert.equal(r.lines[0], "213 Modify=20200102030405; /t d/a file.bin");
+  assert.equal((await ftp.send("MDTM /t d/a file.bin")).lines[0], "213 20200102030405");
+  // the holder applied it before the reply
+  const onDisk = (await Deno.stat(`${root}/t d/a file.bin`)).mtime?.getTime();
+  assert.equal(onDisk, Date.UTC(2020, 0, 2, 3, 4, 5));
+  const pasv = await ftp.pasv("LIST /t d");
+  const listing = new TextDecoder().decode((await ftp.transfer(pasv, "LIST /t d")).data);
+  assert.match(listing, / Jan {2}2 {2}2020 a file\.bin\r\n/);
+
+  const dir = await ftp.send("MFMT 19991231235959 /t d");
+  assert.equal(dir.code, 213, dir.lines.join(" | "));
+  assert.equal((await ftp.send("MDTM /t d")).lines[0], "213 19991231235959");
+  assert.equal(
+    (await Deno.stat(`${root}/t d`)).mtime?.getTime(),
+    Date.UTC(1999, 11, 31, 23, 59, 59),
+  );
+
+  for (
+    const [line, code, text] of [
+      ["MFMT 20201301000000 /t d/a file.bin", 501, /Invalid time "20201301000000"/],
+      ["MFMT yesterday /t d/a file.bin", 501, /Invalid time "yesterday"/],
+      ["MFMT 20200102030405", 501, /needs a path/],
+      ["MFMT 20200102030405 /t d/nope", 550, /No such file/],
+      ["MFMT 20200102030405 /", 550, /root directory/],
+    ] as const
+  ) {
+    const bad = await ftp.send(line);
+    assert.equal(bad.code, code, `${line}: ${bad.lines.join(" | ")}`);
+    assert.match(bad.lines.join(" "), text, line);
+  }
+  assert.equal((await ftp.send("MDTM /t d/a file.bin")).lines[0], "213 20200102030405");
+});

@@ -1,6 +1,6 @@
 /**
  * lftp mirror with PRET forced on: a tree of 120 files in nested folders goes up (mirror -R) and
- * comes back down into another folder byte for byte. The slaves sit on 127.0.0.1 with disjoint
+ * comes back down into another folder byte for byte, keeping every file's time. The slaves sit on 127.0.0.1 with disjoint
  * passive ranges, because lftp rewrites any other 127/8 address in a 227 reply.
  */
 
@@ -24,7 +24,11 @@ async function makeTree(root: string): Promise<number> {
     for (let i = 0; i < 15; i++) {
       // mostly small files, a few bigger ones, and one empty file
       const size = n === 3 ? 0 : i % 7 === 0 ? 150_000 + n : 100 + ((n * 997) % 8000);
-      await Deno.writeFile(`${root}/${dir}${dir ? "/" : ""}file-${i}.dat`, randomBytes(size));
+      const file = `${root}/${dir}${dir ? "/" : ""}file-${i}.dat`;
+      await Deno.writeFile(file, randomBytes(size));
+      // an old, distinct time per file: mirror must carry it both ways (MFMT up, MDTM down)
+      const mtime = new Date(Date.UTC(2001, 0, 1) + n * 86_400_000 + n * 1000);
+      await Deno.utime(file, mtime, mtime);
       n++;
     }
   }
@@ -95,7 +99,13 @@ async function mirrorTest(tls: boolean) {
     ]);
     assert.equal(b.length, a.length, `${rel}: size differs`);
     assert.equal(await sha256(b), await sha256(a), `${rel}: bytes differ`);
+    const [ta, tb] = await Promise.all([
+      Deno.stat(`${src}/${rel}`),
+      Deno.stat(`${dst}/${rel}`),
+    ]);
+    assert.equal(tb.mtime?.getTime(), ta.mtime?.getTime(), `${rel}: modification time lost`);
   }
+  assert.match(debug, /---> MFMT \d{14} /, "lftp should set times with MFMT");
 
   // every file sits under exactly one slave root at its virtual path, and both slaves got some
   const perSlave: Record<string, number> = { one: 0, two: 0 };

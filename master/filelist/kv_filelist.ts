@@ -316,6 +316,24 @@ export class KvFilelist implements Filelist {
     });
   }
 
+  /** Sets the modification time (ms) of a file or directory (not "/"). Throws not_found. */
+  async setMtime(path: string, mtime: number): Promise<Entry> {
+    checkPath(path);
+    if (path === "/") throw new RangeError(`Cannot set the time of the root directory: "/"`);
+    if (!Number.isSafeInteger(mtime)) throw new RangeError(`Invalid mtime for "${path}": ${mtime}`);
+    return await retry(`setMtime "${path}"`, async () => {
+      const e = await this.#kv.get<StoredEntry>(entryKey(path));
+      if (!e.value) throw new FilelistError("not_found", `No such file or directory: "${path}"`);
+      const value: StoredEntry = { ...e.value, mtime };
+      const ok = await this.#commit({
+        checks: [stamp(e)],
+        sets: [{ key: entryKey(path), value, bytes: storedBytes(value) }],
+        touchDirs: [parentOf(path)],
+      });
+      return ok ? toEntry(baseName(path), value) : CONFLICT;
+    });
+  }
+
   /** Removes `slave` from a file's holders; deletes the entry when nobody holds it (returns true). */
   async removeHolder(path: string, slave: string): Promise<boolean> {
     checkPath(path);

@@ -250,3 +250,26 @@ Deno.test("concurrent uploads into one directory and rmdir do not lose or orphan
   assert.notEqual(dirGone, fileThere);
   if (dirGone) assert.equal(await fl.get("/r/x"), null);
 });
+
+Deno.test("setMtime changes only the time of a file or directory", async () => {
+  await using t = await tempKv();
+  const fl = new KvFilelist(t.kv);
+  await fl.mkdir("/d", "u", "g");
+  const rec = { size: 5, mtime: 1, owner: "u", group: "g", crc32: 7, slaves: ["s1"], xferMs: 3 };
+  await fl.putFile("/d/f", rec);
+  assert.deepEqual(await fl.setMtime("/d/f", -5000), {
+    kind: "file",
+    name: "f",
+    ...rec,
+    mtime: -5000,
+  });
+  assert.deepEqual(await fl.get("/d/f"), { kind: "file", name: "f", ...rec, mtime: -5000 });
+  assert.equal((await fl.setMtime("/d", 42)).mtime, 42);
+  assert.equal((await fl.get("/d"))?.mtime, 42);
+  await assert.rejects(
+    fl.setMtime("/d/none", 1),
+    (e: unknown) => (e as { code?: string }).code === "not_found",
+  );
+  await assert.rejects(fl.setMtime("/", 1), RangeError);
+  await assert.rejects(fl.setMtime("/d/f", 1.5), RangeError);
+});

@@ -153,6 +153,8 @@ export interface Filelist {
   deleteFile(path: string): Promise<FileEntry>;
   /** Renames a file or a whole directory tree. Throws not_found (source or target parent) / exists. */
   rename(from: string, to: string): Promise<void>;
+  /** Sets the modification time (ms) of a file or directory (not "/"). Throws not_found. */
+  setMtime(path: string, mtime: number): Promise<Entry>;
   /** Adds `slave` to a file's holders (no-op if already there). */
   addHolder(path: string, slave: string): Promise<void>;
   /** Removes `slave` from a file's holders; deletes the entry when nobody holds it. Returns true if deleted. */

@@ -7,7 +7,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Entry, FileEntry } from "../filelist/types.ts";
 import type { QueuedOp } from "../slaves/op_queue.ts";
 import { SlaveError } from "../slaves/slave_handle.ts";
-import { formatMdtm } from "./codecs.ts";
+import { formatMdtm, parseMfmtArg, splitWord } from "./codecs.ts";
 import { FtpError } from "./errors.ts";
 import { formatMlstLine } from "./listing.ts";
 import { quotePath } from "./replies.ts";
@@ -116,6 +116,38 @@ export async function size(s: Session, _arg: string, path: string | null): Promi
 export async function mdtm(s: Session, _arg: string, path: string | null): Promise<void> {
   const e = await must(s, path!);
   await s.reply(213, formatMdtm(e.mtime));
+}
+
+/**
+ * MFMT (draft-somers-ftp-mfxx): the filelist takes the new time, then every holder of a file
+ * (or every online slave, for a directory) sets it on disk, best effort: the filelist is what
+ * clients see, and a slave that missed it keeps its own time until its files are rewritten.
+ */
+export async function mfmt(s: Session, arg: string, path: string | null): Promise<void> {
+  let mtime: number;
+  try {
+    mtime = parseMfmtArg(arg).ms;
+  } catch {
+    const word = splitWord(arg).word.slice(0, 64);
+    throw new FtpError(501, `Invalid time "${word}": use MFMT YYYYMMDDHHMMSS <path> (UTC)`);
+  }
+  if (path === "/") throw new FtpError(550, "Cannot change the time of the root directory");
+  await must(s, path!);
+  const e = await s.services.filelist.setMtime(path!, mtime);
+  const reg = s.services.slaves;
+  const names = e.kind === "file" ? e.slaves : await reg.known();
+  await Promise.all(names.map(async (name) => {
+    try {
+      await reg.get(name)?.request({ type: "set_mtime", path: path!, mtime });
+    } catch (err) {
+      log.info("Slave {slave} did not set the time of {path}: {why}", {
+        slave: name,
+        path,
+        why: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }));
+  await s.reply(213, `Modify=${formatMdtm(mtime)}; ${path}`);
 }
 
 /** MLST */

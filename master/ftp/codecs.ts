@@ -255,6 +255,13 @@ export function parseMdtm(s: string): number {
   return date.getTime();
 }
 
+/** Splits an argument at its first space: `MFMT <time> <path>` → word and the rest (may be ""). */
+export function splitWord(arg: string): { word: string; rest: string } {
+  const sp = arg.indexOf(" ");
+  if (sp < 0) return { word: arg, rest: "" };
+  return { word: arg.slice(0, sp), rest: arg.slice(sp + 1) };
+}
+
 /** Parses the time of an MFMT command (same `YYYYMMDDHHMMSS[.sss]` form as `parseMdtm`). */
 export function parseMfmtTime(s: string): number {
   return parseMdtm(s);
@@ -265,7 +272,7 @@ export function parseMfmtTime(s: string): number {
  * path (the rest of the line, may contain spaces, must not be empty). Throws like `parseMdtm`.
  */
 export function parseMfmtArg(arg: string): { ms: number; path: string } {
-  const sp = arg.indexOf(" ");
-  if (sp < 0 || sp === arg.length - 1) throw new TypeError(`Invalid MFMT argument: "${arg}"`);
-  return { ms: parseMdtm(arg.slice(0, sp)), path: arg.slice(sp + 1) };
+  const { word, rest } = splitWord(arg);
+  if (rest === "") throw new TypeError(`Invalid MFMT argument: "${arg}"`);
+  return { ms: parseMdtm(word), path: rest };
 }

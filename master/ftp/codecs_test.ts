@@ -13,6 +13,7 @@ import {
   parsePortArg,
   parseRestArg,
   parseTypeArg,
+  splitWord,
   unmapIPv4,
   UnsupportedFamilyError,
 } from "./codecs.ts";
@@ -355,4 +356,14 @@ Deno.test("parseMfmtArg", () => {
   assertThrowsNaming(() => parseMfmtArg("20261125075600 "), TypeError, "20261125075600 ");
   assert.throws(() => parseMfmtArg("2026 x"), TypeError);
   assert.throws(() => parseMfmtArg("20261325075600 x"), RangeError);
+});
+
+Deno.test("splitWord splits at the first space only", () => {
+  assert.deepEqual(splitWord("20261125075600 /a dir/f"), {
+    word: "20261125075600",
+    rest: "/a dir/f",
+  });
+  assert.deepEqual(splitWord("word"), { word: "word", rest: "" });
+  assert.deepEqual(splitWord("word "), { word: "word", rest: "" });
+  assert.deepEqual(splitWord(" x"), { word: "", rest: "x" });
 });

@@ -23,8 +23,11 @@ export interface Command {
   /** A login is needed first. */
   login: boolean;
   arg: "none" | "required" | "optional";
-  /** The argument is a path: the dispatcher normalises it and passes it as `path`. */
-  path?: boolean;
+  /**
+   * The argument is a path (true), or its path is what follows the first word ("after-word",
+   * e.g. `MFMT <time> <path>`): the dispatcher normalises it and passes it as `path`.
+   */
+  path?: true | "after-word";
   /** Permission the user needs on the path (or cwd). */
   action?: Action;
   /** Runs in the background as a transfer (ABOR may interrupt it). */
@@ -182,6 +185,15 @@ const TABLE: Readonly<Record<string, Command>> = {
     action: "read",
     feat: "MDTM",
     run: files.mdtm,
+  },
+  MFMT: {
+    help: "MFMT <YYYYMMDDHHMMSS> <path>: set the modification time (UTC)",
+    login: true,
+    arg: "required",
+    path: "after-word",
+    action: "write",
+    feat: "MFMT",
+    run: files.mfmt,
   },
   MLST: {
     help: "MLST [path]: facts about one entry",

@@ -5,6 +5,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { permits } from "../auth/permissions.ts";
+import { splitWord } from "./codecs.ts";
 import { type Command, lookup } from "./commands.ts";
 import { FtpError, replyFor } from "./errors.ts";
 import type { Session } from "./session.ts";
@@ -72,7 +73,14 @@ function check(s: Session, verb: string, cmd: Command, arg: string): string | nu
     throw new FtpError(501, `${verb} takes no argument`);
   }
   if (cmd.login && !s.user) throw new FtpError(530, "Please log in with USER and PASS first");
-  const path = cmd.path ? s.resolve(arg) : null; // throws PathError → 553
+  let pathArg = arg;
+  if (cmd.path === "after-word") {
+    pathArg = splitWord(arg).rest;
+    if (pathArg.trim() === "") {
+      throw new FtpError(501, `${verb} needs a path after "${splitWord(arg).word.slice(0, 64)}"`);
+    }
+  }
+  const path = cmd.path ? s.resolve(pathArg) : null; // throws PathError → 553
   if (cmd.action && s.user && !permits(s.user, cmd.action, path ?? s.cwd)) {
     throw new FtpError(550, `Permission denied: ${verb} ${path ?? s.cwd}`);
   }
