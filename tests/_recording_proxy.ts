@@ -1,6 +1,6 @@
 /**
  * A TCP proxy for tests that records every byte in both directions, to check what an observer
- * of the wire would see.
+ * of the wire would see, and can hold back what the connecting side sends (to order events).
  */
 
 /** One recording proxy on `listen` forwarding to `target`. */
@@ -11,6 +11,8 @@ export class RecordingProxy implements AsyncDisposable {
   #conns: Deno.Conn[] = [];
   #running: Promise<void>;
   #pipes = new Set<Promise<unknown>>();
+  #gate: Promise<void> | null = null;
+  #open: () => void = () => {};
 
   /** Listens on `hostname:port` (0 = any free port) and forwards to `target`. */
   constructor(hostname: string, port: number, target: () => { hostname: string; port: number }) {
@@ -31,7 +33,10 @@ export class RecordingProxy implements AsyncDisposable {
           return;
         }
         this.#conns.push(server);
-        await Promise.allSettled([this.#copy(client, server), this.#copy(server, client)]);
+        await Promise.allSettled([
+          this.#copy(client, server, true),
+          this.#copy(server, client, false),
+        ]);
         for (const c of [client, server]) {
           try {
             c.close();
@@ -45,16 +50,28 @@ export class RecordingProxy implements AsyncDisposable {
     }
   }
 
-  async #copy(from: Deno.Conn, to: Deno.Conn) {
+  async #copy(from: Deno.Conn, to: Deno.Conn, upstream: boolean) {
     const buf = new Uint8Array(64 * 1024);
     for (;;) {
       const n = await from.read(buf);
       if (n === null) break;
       this.#chunks.push(buf.slice(0, n));
+      while (upstream && this.#gate) await this.#gate;
       let off = 0;
       while (off < n) off += await to.write(buf.subarray(off, n));
     }
     await to.closeWrite().catch(() => {});
+  }
+
+  /** From now on, bytes the connecting side sends are held (not forwarded) until {@link release}. */
+  hold(): void {
+    this.#gate ??= new Promise((resolve) => (this.#open = resolve));
+  }
+
+  /** Forwards what {@link hold} kept, and everything after it. */
+  release(): void {
+    this.#gate = null;
+    this.#open();
   }
 
   /** Everything recorded so far, both directions concatenated per chunk. */

@@ -171,16 +171,40 @@ export async function site(s: Session, arg: string): Promise<void> {
   switch (sub.toUpperCase()) {
     case "SLAVES":
       return await siteSlaves(s);
+    case "REMERGE":
+      return await siteRemerge(s, arg.trim().split(/\s+/).slice(1));
     default:
-      throw new FtpError(501, `Unknown SITE command "${sub.slice(0, 32)}"; try SITE SLAVES`);
+      throw new FtpError(
+        501,
+        `Unknown SITE command "${sub.slice(0, 32)}"; try SITE SLAVES or SITE REMERGE <slave>`,
+      );
   }
+}
+
+/** SITE REMERGE <slave>: a full remerge of an online slave, which keeps serving meanwhile. */
+async function siteRemerge(s: Session, args: string[]): Promise<void> {
+  if (!s.user?.admin) throw new FtpError(550, "SITE REMERGE is for admins only");
+  const [name, ...extra] = args;
+  if (name === undefined || extra.length > 0) {
+    throw new FtpError(501, "Usage: SITE REMERGE <slave>");
+  }
+  const slave = s.services.slaves.get(name);
+  if (!slave || slave.state !== "online") {
+    throw new FtpError(450, `Slave ${name.slice(0, 64)} is not online`);
+  }
+  if (slave.remerging) throw new FtpError(450, `A remerge of ${name} is already running`);
+  await slave.startFullRemerge();
+  log.info("{who} started a full remerge of {slave}", { who: s.who, slave: name });
+  await s.reply(200, `Full remerge of ${name} started; SITE SLAVES shows when it is done`);
 }
 
 async function siteSlaves(s: Session): Promise<void> {
   if (!s.user?.admin) throw new FtpError(550, "SITE SLAVES is for admins only");
   const list = await s.services.slaves.status();
   const lines = list.map((x) =>
-    `${x.name} ${x.state} address=${x.address} free=${x.free} total=${x.total} transfers=${x.activeTransfers}`
+    `${x.name} ${x.state}${
+      x.state === "online" && x.remerging ? "+remerging" : ""
+    } address=${x.address} free=${x.free} total=${x.total} transfers=${x.activeTransfers}`
   );
   await s.reply(200, ["Slaves:", ...lines, `${list.length} slaves known`]);
 }

@@ -70,6 +70,7 @@ export async function mkd(s: Session, _arg: string, path: string | null): Promis
 /** RMD */
 export async function rmd(s: Session, _arg: string, path: string | null): Promise<void> {
   if (path === "/") throw new FtpError(550, "Cannot remove the root directory");
+  s.services.slaves.noteChange({ op: "rmdir", path: path! }); // before the filelist: see registry
   await s.services.filelist.rmdir(path!);
   await applyOnSlaves(s, null, { op: "rmdir", path: path! });
   await s.reply(250, `Directory ${path} removed`);
@@ -78,6 +79,7 @@ export async function rmd(s: Session, _arg: string, path: string | null): Promis
 /** DELE */
 export async function dele(s: Session, _arg: string, path: string | null): Promise<void> {
   await mustFile(s, path!);
+  s.services.slaves.noteChange({ op: "delete", path: path! });
   const gone = await s.services.filelist.deleteFile(path!);
   await applyOnSlaves(s, gone.slaves, { op: "delete", path: path! });
   log.info("{who} deleted {path}", { who: s.who, path });
@@ -100,6 +102,7 @@ export async function rnto(s: Session, _arg: string, path: string | null): Promi
   if (to === from) throw new FtpError(553, "Source and target are the same");
   if (to.startsWith(from + "/")) throw new FtpError(553, "Cannot move a directory into itself");
   const e = await must(s, from);
+  s.services.slaves.noteChange({ op: "rename", from, to });
   await s.services.filelist.rename(from, to);
   const holders = e.kind === "file" ? e.slaves : null;
   await applyOnSlaves(s, holders, { op: "rename", from, to });

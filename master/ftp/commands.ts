@@ -123,7 +123,7 @@ const TABLE: Readonly<Record<string, Command>> = {
     run: basic.stat,
   },
   SITE: {
-    help: "SITE SLAVES: slave status (admins)",
+    help: "SITE SLAVES, SITE REMERGE <slave>: slave status, full remerge (admins)",
     login: true,
     arg: "required",
     run: basic.site,

@@ -342,6 +342,7 @@ async function recordPartial(
 ): Promise<void> {
   const u = s.user!;
   if (partial.size === 0 && !before) {
+    s.services.slaves.noteChange({ op: "delete", path });
     await slave.request({ type: "delete", path }).catch(() => {});
     return;
   }

@@ -30,7 +30,7 @@ import {
   PROTOCOL_VERSION,
 } from "../../shared/protocol.ts";
 import type { Filelist, Remerge } from "../filelist/types.ts";
-import { type QueuedOp, rewritePath, touchedByRename } from "./op_queue.ts";
+import { type NamespaceOp, type QueuedOp, rewritePath, touchedByRename } from "./op_queue.ts";
 import type { SlaveRegistry } from "./registry.ts";
 import { SlaveError, SlaveHandle } from "./slave_handle.ts";
 
@@ -181,6 +181,23 @@ async function handshake(link: FrameConn, remote: string, secret: string): Promi
   return msg;
 }
 
+/** One remerge of a slave in progress. */
+interface RemergeRun {
+  remerge: Remerge;
+  /** For the logs: "full", "partial (changed since …)", "full (asked for)". */
+  mode: string;
+  /** The remerge every (re)connect runs (else one asked for while the slave is online). */
+  onConnect: boolean;
+  /** Live list: queued changes the slave missed, then every change made while this runs. */
+  ops: NamespaceOp[];
+  started: number;
+  /** The slave-clock start of the first pass: the next `since`. */
+  scannedAt: number | null;
+  rescans: number;
+  seen: number;
+  nextLog: number;
+}
+
 async function runSlave(slave: SlaveHandle, link: FrameConn, options: LinkServerOptions) {
   const heartbeat = setInterval(() => {
     if (Date.now() - slave.lastHeard > PEER_TIMEOUT_MS) {
@@ -193,25 +210,21 @@ async function runSlave(slave: SlaveHandle, link: FrameConn, options: LinkServer
     }
     slave.send({ type: "ping", t: Date.now() }).catch(() => slave.close());
   }, HEARTBEAT_MS);
-  const queued = await options.registry.queue.list(slave.name);
-  const ops = queued.map((q) => q.op);
-  const since = options.partialRemerge === false
-    ? 0
-    : await options.filelist.remergeSince(slave.name);
-  let remerge: Remerge | null = await options.filelist.beginRemerge(slave.name, {
-    partial: since > 0,
-    ...(ops.length > 0 ? { protect: (path: string) => touchedByRename(path, ops) } : {}),
-  });
-  const mode = since > 0 ? `partial (changed since ${new Date(since).toISOString()})` : "full";
-  await link.write({ type: "remerge_request", since });
-  log.info("Remerge of {name}: asked for a {mode} inventory", { name: slave.name, mode });
-  const started = performance.now();
-  /** The slave-clock start of the first pass: the next `since`. */
-  let scannedAt: number | null = null;
-  let rescans = 0;
-  let seen = 0;
-  let nextLog = 10_000;
+  let run: RemergeRun | null = null;
   try {
+    const queued = await options.registry.queue.list(slave.name);
+    const since = options.partialRemerge === false
+      ? 0
+      : await options.filelist.remergeSince(slave.name);
+    run = await startRemerge(slave, link, options, {
+      since,
+      onConnect: true,
+      ops: queued.map((q) => q.op),
+    });
+    slave.setRemergeStarter(async () => {
+      if (run !== null) throw new Error(`A remerge of ${slave.name} is already running`);
+      run = await startRemerge(slave, link, options, { since: 0, onConnect: false, ops: [] });
+    });
     for (;;) {
       const raw = await link.read();
       if (raw === null) return;
@@ -232,29 +245,34 @@ async function runSlave(slave: SlaveHandle, link: FrameConn, options: LinkServer
         case "progress":
           slave.progress(msg);
           break;
-        case "remerge":
-          if (!remerge) throw new Error("remerge batch after remerge_done");
+        case "remerge": {
+          if (!run) throw new Error("remerge batch while no remerge runs");
+          const ops = run.ops;
           // Awaiting here applies back-pressure: the slave's batches wait in TCP buffers.
-          await remerge.add(
+          await run.remerge.add(
             ops.length === 0 ? msg.entries : msg.entries.flatMap((e) => {
               const path = rewritePath(e.path, ops);
               return path === null ? [] : [{ ...e, path }];
             }),
             msg.dirs ?? [],
           );
-          seen += msg.entries.length;
-          if (seen >= nextLog) {
-            log.info("Remerge of {name}: {seen} files so far", { name: slave.name, seen });
-            nextLog += 10_000;
+          run.seen += msg.entries.length;
+          if (run.seen >= run.nextLog) {
+            log.info("Remerge of {name}: {seen} files so far", {
+              name: slave.name,
+              seen: run.seen,
+            });
+            run.nextLog += 10_000;
           }
           break;
+        }
         case "remerge_done": {
-          if (!remerge) throw new Error("second remerge_done");
-          scannedAt ??= msg.scannedAt;
-          const paths = remerge.partial ? remerge.takeRescans(MAX_RESCAN_PATHS) : [];
+          if (!run) throw new Error("remerge_done while no remerge runs");
+          run.scannedAt ??= msg.scannedAt;
+          const paths = run.remerge.partial ? run.remerge.takeRescans(MAX_RESCAN_PATHS) : [];
           if (paths.length > 0) {
             // New or moved-in directories: have their whole subtrees listed before finishing.
-            rescans += paths.length;
+            run.rescans += paths.length;
             log.info("Remerge of {name}: asking for {n} subtrees the filelist does not know", {
               name: slave.name,
               n: paths.length,
@@ -262,23 +280,31 @@ async function runSlave(slave: SlaveHandle, link: FrameConn, options: LinkServer
             await link.write({ type: "remerge_request", since: 0, paths });
             break;
           }
-          const stats = await remerge.finish(scannedAt);
-          remerge = null;
-          slave.state = "online";
-          replayQueue(slave, queued, options).catch((e) =>
-            log.warn("Replaying missed operations on {name} failed: {error}", {
-              name: slave.name,
-              error: String(e),
-            })
-          );
+          const done = run;
+          const stats = await done.remerge.finish(done.scannedAt ?? msg.scannedAt);
+          run = null;
+          slave.trackChanges(null);
+          if (done.onConnect) {
+            slave.state = "online";
+            // reread: an operation may have been queued for this slave while it remerged
+            options.registry.queue.list(slave.name)
+              .then((q) => replayQueue(slave, q, options))
+              .catch((e) =>
+                log.warn("Replaying missed operations on {name} failed: {error}", {
+                  name: slave.name,
+                  error: String(e),
+                })
+              );
+          }
           log.info(
-            "Slave {name} online: {mode} remerge of {files} files in {ms} ms (added {added}, removed {removed}, dropped {dropped}, resized {resized}, conflicts {conflicts}, listed folders {listed}, rescanned subtrees {rescans}, pruned folders {pruned})",
+            "Slave {name} {state}: {mode} remerge of {files} files in {ms} ms (added {added}, removed {removed}, dropped {dropped}, resized {resized}, conflicts {conflicts}, listed folders {listed}, rescanned subtrees {rescans}, pruned folders {pruned})",
             {
               name: slave.name,
-              mode,
-              files: seen,
-              ms: Math.round(performance.now() - started),
-              rescans,
+              state: done.onConnect ? "online" : "remerged",
+              mode: done.mode,
+              files: done.seen,
+              ms: Math.round(performance.now() - done.started),
+              rescans: done.rescans,
               ...stats,
             },
           );
@@ -294,7 +320,46 @@ async function runSlave(slave: SlaveHandle, link: FrameConn, options: LinkServer
     }
   } finally {
     clearInterval(heartbeat);
+    slave.setRemergeStarter(null);
+    slave.trackChanges(null);
   }
+}
+
+/**
+ * Begins a remerge and asks the slave for its inventory. From this call on, the master's
+ * namespace changes are collected in `ops` (see `SlaveHandle.trackChanges`): batches are
+ * rewritten through them, and paths a rename touched are never taken off the slave.
+ */
+async function startRemerge(
+  slave: SlaveHandle,
+  link: FrameConn,
+  options: LinkServerOptions,
+  run: { since: number; onConnect: boolean; ops: NamespaceOp[] },
+): Promise<RemergeRun> {
+  const { since, onConnect, ops } = run;
+  slave.trackChanges(ops);
+  const remerge = await options.filelist.beginRemerge(slave.name, {
+    partial: since > 0,
+    protect: (path: string) => touchedByRename(path, ops),
+  });
+  const mode = since > 0
+    ? `partial (changed since ${new Date(since).toISOString()})`
+    : onConnect
+    ? "full"
+    : "full (asked for)";
+  await link.write({ type: "remerge_request", since });
+  log.info("Remerge of {name}: asked for a {mode} inventory", { name: slave.name, mode });
+  return {
+    remerge,
+    mode,
+    onConnect,
+    ops,
+    started: performance.now(),
+    scannedAt: null,
+    rescans: 0,
+    seen: 0,
+    nextLog: 10_000,
+  };
 }
 
 /** Applies the deletes and renames a slave missed while offline, oldest first. */

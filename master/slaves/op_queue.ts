@@ -12,12 +12,23 @@ export type QueuedOp =
   | { op: "delete"; path: string }
   | { op: "rename"; from: string; to: string };
 
-/** Applies queued operations to one inventory path; returns the path now, or null if deleted. */
-export function rewritePath(path: string, ops: readonly QueuedOp[]): string | null {
+/**
+ * A change of the slave's namespace decided by the master: queued ones, and those made while a
+ * remerge of the slave runs (rmdir included: it removes a whole tree from the slave's disk).
+ */
+export type NamespaceOp = QueuedOp | { op: "rmdir"; path: string };
+
+/**
+ * Applies operations to one inventory path; returns the path now, or null if deleted (by a
+ * delete of it, or an rmdir of a folder above it).
+ */
+export function rewritePath(path: string, ops: readonly NamespaceOp[]): string | null {
   let p = path;
   for (const o of ops) {
     if (o.op === "delete") {
       if (p === o.path) return null;
+    } else if (o.op === "rmdir") {
+      if (isWithin(p, o.path)) return null;
     } else if (isWithin(p, o.from)) {
       p = o.to + p.slice(o.from.length);
     }
@@ -30,7 +41,7 @@ export function rewritePath(path: string, ops: readonly QueuedOp[]): string | nu
  * remerge must not take the slave off such a path because of what a listing of its disk shows,
  * since the disk catches up only when the queue is replayed.
  */
-export function touchedByRename(path: string, ops: readonly QueuedOp[]): boolean {
+export function touchedByRename(path: string, ops: readonly NamespaceOp[]): boolean {
   return ops.some((o) => o.op === "rename" && (isWithin(path, o.from) || isWithin(path, o.to)));
 }
 

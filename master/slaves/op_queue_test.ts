@@ -14,6 +14,18 @@ Deno.test("rewritePath applies deletes and renames in order", () => {
   assert.equal(rewritePath("/other", []), "/other");
 });
 
+Deno.test("rewritePath drops everything under a removed directory", () => {
+  const ops = [
+    { op: "rename" as const, from: "/old", to: "/d" },
+    { op: "rmdir" as const, path: "/d/sub" },
+  ];
+  assert.equal(rewritePath("/old/sub/f", ops), null);
+  assert.equal(rewritePath("/d/sub/deep/f", ops), null);
+  assert.equal(rewritePath("/d/sub", ops), null);
+  assert.equal(rewritePath("/d/subway", ops), "/d/subway");
+  assert.equal(rewritePath("/old/keep", ops), "/d/keep");
+});
+
 Deno.test("OpQueue keeps operations per slave in order", async () => {
   const dir = await Deno.makeTempDir();
   const kv = await Deno.openKv(`${dir}/q.kv`);

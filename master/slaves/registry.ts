@@ -3,7 +3,7 @@
  * picking one for a transfer.
  */
 import { getLogger } from "@logtape/logtape";
-import { OpQueue } from "./op_queue.ts";
+import { type NamespaceOp, OpQueue } from "./op_queue.ts";
 import { pickForDownload, pickForUpload } from "./selection.ts";
 import type { SlaveHandle } from "./slave_handle.ts";
 
@@ -13,6 +13,8 @@ const log = getLogger(["drftpd", "master", "slaves"]);
 export interface SlaveStatus {
   name: string;
   state: "online" | "remerging" | "offline";
+  /** An online slave whose full remerge (SITE REMERGE) is running. */
+  remerging: boolean;
   address: string;
   free: number;
   total: number;
@@ -48,6 +50,14 @@ export class SlaveRegistry {
   /** The connected slave called `name`, if any. */
   get(name: string): SlaveHandle | undefined {
     return this.#connected.get(name);
+  }
+
+  /**
+   * Tells every slave whose remerge is running about a namespace change the master is about to
+   * make (call it BEFORE changing the filelist; see `SlaveHandle.trackChanges`).
+   */
+  noteChange(op: NamespaceOp): void {
+    for (const s of this.#connected.values()) s.noteChange(op);
   }
 
   /** All connected slaves (remerging or online). */
@@ -105,6 +115,7 @@ export class SlaveRegistry {
       out.set(name, {
         name,
         state: "offline",
+        remerging: false,
         address: e.value.address,
         free: 0,
         total: 0,
@@ -116,6 +127,7 @@ export class SlaveRegistry {
       out.set(s.name, {
         name: s.name,
         state: s.state === "online" ? "online" : "remerging",
+        remerging: s.remerging,
         address: s.address,
         free: s.disk.free,
         total: s.disk.total,

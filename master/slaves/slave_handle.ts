@@ -4,6 +4,7 @@
  */
 import type { FrameConn } from "../../shared/link.ts";
 import type { ErrorCode, ErrorMsg, ProgressMsg, SlaveRequest } from "../../shared/protocol.ts";
+import type { NamespaceOp } from "./op_queue.ts";
 
 /** Distributes `Omit` over a union so each request variant keeps its own fields. */
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -64,6 +65,11 @@ export class SlaveHandle {
   /** When a frame was last received, ms. */
   lastHeard = Date.now();
 
+  /** Namespace changes decided while a remerge of this slave runs (null when none runs). */
+  #changes: NamespaceOp[] | null = null;
+  /** Starts a full remerge of this online slave (set by the link while it is up). */
+  #remergeStarter: (() => Promise<void>) | null = null;
+
   #link: FrameConn;
   #nextId = 1;
   #pending = new Map<number, Pending>();
@@ -102,6 +108,42 @@ export class SlaveHandle {
         reject(e instanceof Error ? new SlaveGoneError(this.name) : e);
       });
     });
+  }
+
+  /**
+   * While a remerge runs, the master's deletes, renames and rmdirs are collected in `ops` (the
+   * caller's live list), so a batch the slave scanned before such a change cannot bring the old
+   * path back. `null` stops collecting.
+   */
+  trackChanges(ops: NamespaceOp[] | null): void {
+    this.#changes = ops;
+  }
+
+  /** Whether a remerge of this slave is running (on connect, or asked for while online). */
+  get remerging(): boolean {
+    return this.#changes !== null;
+  }
+
+  /** Records a namespace change before the master makes it (see {@link trackChanges}). */
+  noteChange(op: NamespaceOp): void {
+    this.#changes?.push(op);
+  }
+
+  /** Lets the link start full remerges on request (null when the link cannot). */
+  setRemergeStarter(start: (() => Promise<void>) | null): void {
+    this.#remergeStarter = start;
+  }
+
+  /**
+   * Starts a full remerge of this online slave, which keeps serving meanwhile. Throws when the
+   * slave is not online or a remerge already runs.
+   */
+  async startFullRemerge(): Promise<void> {
+    if (this.state !== "online" || this.#remergeStarter === null) {
+      throw new Error(`Slave ${this.name} is not online`);
+    }
+    if (this.remerging) throw new Error(`A remerge of ${this.name} is already running`);
+    await this.#remergeStarter();
   }
 
   /** Sends a frame that needs no answer (heartbeat). */
