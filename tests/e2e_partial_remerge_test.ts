@@ -8,16 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  describeRun,
-  type FtpControl,
-  makeSite,
-  poll,
-  randomBytes,
-  repoRoot,
-  run,
-  tempDir,
-} from "./harness.ts";
+import { type FtpControl, makeSite, poll, randomBytes, tempDir } from "./harness.ts";
 
 /** Every entry below `dir` as "path" → size (files) or "dir" (directories), via MLSD. */
 async function listTree(ftp: FtpControl, dir: string): Promise<Record<string, number | "dir">> {
@@ -136,20 +127,7 @@ Deno.test("partial remerge: a restarted slave's disk changes show up exactly", a
     for await (const e of Deno.readDir(site.masterDataDir)) {
       if (e.name.startsWith("filelist.kv")) await Deno.remove(`${site.masterDataDir}/${e.name}`);
     }
-    const add = await run(Deno.execPath(), [
-      "run",
-      "-A",
-      "main.ts",
-      "user",
-      "add",
-      site.user,
-      "--password",
-      site.pass,
-      "--admin",
-      "--config",
-      site.masterConfig,
-    ], { cwd: repoRoot, timeoutMs: 30_000 });
-    assert.ok(add.success, describeRun("user add", add));
+    await site.addUser(site.user, site.pass, { admin: true });
     await site.restartMaster({ signal: "SIGTERM" });
     const modes = await poll(async () => {
       const m = await onlineModes(masterLog);

@@ -7,16 +7,7 @@
 
 import assert from "node:assert/strict";
 import { RecordingProxy } from "./_recording_proxy.ts";
-import {
-  describeRun,
-  exists,
-  FtpControl,
-  makeSite,
-  poll,
-  randomBytes,
-  repoRoot,
-  run,
-} from "./harness.ts";
+import { exists, FtpControl, makeSite, poll, randomBytes } from "./harness.ts";
 
 Deno.test("SITE REMERGE reconciles an online slave with its disk", async () => {
   await using site = await makeSite({ slaves: [{ name: "s1", address: "127.0.0.1" }] });
@@ -65,19 +56,7 @@ Deno.test("SITE REMERGE reconciles an online slave with its disk", async () => {
     assert.equal(bad.code, code, `${line}: ${bad.lines.join(" | ")}`);
   }
 
-  const add = await run(Deno.execPath(), [
-    "run",
-    "-A",
-    "main.ts",
-    "user",
-    "add",
-    "bob",
-    "--password",
-    "bob-pass",
-    "--config",
-    site.masterConfig,
-  ], { cwd: repoRoot, timeoutMs: 30_000 });
-  assert.ok(add.success, describeRun("user add", add));
+  await site.addUser("bob", "bob-pass");
   await using bob = await FtpControl.login({ host: site.host, port: site.ftpPort }, {
     user: "bob",
     pass: "bob-pass",

@@ -625,6 +625,8 @@ export interface Site extends AsyncDisposable {
   ): Promise<Deno.CommandStatus | null>;
   /** Kills the master and awaits its exit. */
   stopMaster(signal?: Deno.Signal): Promise<Deno.CommandStatus | null>;
+  /** Adds (or replaces) a user with `drftpd user add`, the master running or not. */
+  addUser(name: string, password: string, options?: { admin?: boolean }): Promise<void>;
   /** Logged-in control connection (TYPE I already sent). */
   control(): Promise<FtpControl>;
   /** SITE SLAVES parsed: every configured slave name mapped to online/offline/absent. */
@@ -902,6 +904,23 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
   }
 
   const site: Site = {
+    async addUser(name, password, options = {}) {
+      const add = await run(Deno.execPath(), [
+        "run",
+        "-A",
+        "main.ts",
+        "user",
+        "add",
+        name,
+        "--password",
+        password,
+        ...(options.admin ? ["--admin"] : []),
+        "--config",
+        masterConfig,
+      ], { cwd: repoRoot, timeoutMs: 30_000 });
+      await Deno.writeTextFile(logFile("user-add"), `${add.stdout}${add.stderr}`, { append: true });
+      if (!add.success) throw new Error(`user add failed: ${describeRun("user add", add)}`);
+    },
     host,
     ftpPort,
     user,
@@ -968,21 +987,7 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
 
   try {
     // the admin user must exist before the master opens the filelist
-    const add = await run(Deno.execPath(), [
-      "run",
-      "-A",
-      "main.ts",
-      "user",
-      "add",
-      user,
-      "--password",
-      pass,
-      "--admin",
-      "--config",
-      masterConfig,
-    ], { cwd: repoRoot, timeoutMs: 30_000 });
-    await Deno.writeTextFile(logFile("user-add"), `${add.stdout}${add.stderr}`);
-    if (!add.success) throw new Error(`user add failed: ${describeRun("user add", add)}`);
+    await site.addUser(user, pass, { admin: true });
 
     await startMaster();
     for (const [name, info] of slaveInfo) {
