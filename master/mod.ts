@@ -5,6 +5,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { MasterConfig } from "../shared/config_types.ts";
 import type { OpenSsl } from "../shared/tls.ts";
+import { LoginGuard } from "./auth/login_guard.ts";
 import { UserStore } from "./auth/users.ts";
 import { KvFilelist } from "./filelist/kv_filelist.ts";
 import { serveFtp } from "./ftp/server.ts";
@@ -39,10 +40,15 @@ export async function runMaster(
   const needTls = config.ftp.tls !== "off" || config.slaves.tls ||
     config.ftp.implicit_tls_listen !== null;
   const tls = needTls ? await loadMasterTls(config, options.tlsEngine) : null;
+  const loginGuard = new LoginGuard({
+    banAfter: config.ftp.ban_after_failures,
+    banMs: config.ftp.ban_seconds * 1000,
+  });
   const services: MasterServices = {
     config,
     filelist,
     users,
+    loginGuard,
     slaves,
     tls: config.ftp.tls === "off" ? null : tls,
     signal,

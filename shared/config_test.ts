@@ -40,6 +40,10 @@ Deno.test("parseMasterConfig() fills every default", () => {
       idle_timeout: 900,
       login_timeout: 60,
       max_connections: 2000,
+      max_login_failures: 3,
+      failed_login_delay_ms: 1000,
+      ban_after_failures: 10,
+      ban_seconds: 300,
       banner: "drftpd ready",
       fxp: "allow",
       fxp_rules: [],
@@ -92,6 +96,10 @@ pasv_without_pret = "reject"
 idle_timeout = 60
 login_timeout = 10
 max_connections = 5
+max_login_failures = 1
+failed_login_delay_ms = 0
+ban_after_failures = 0
+ban_seconds = 60
 banner = "hello"
 tls = "required"
 tls_cert = "certs/c.pem"
@@ -118,6 +126,10 @@ level = "debug"
     idle_timeout: 60,
     login_timeout: 10,
     max_connections: 5,
+    max_login_failures: 1,
+    failed_login_delay_ms: 0,
+    ban_after_failures: 0,
+    ban_seconds: 60,
     banner: "hello",
     fxp: "deny",
     fxp_rules: [{ path: "/incoming/**", upload: false, download: true }],

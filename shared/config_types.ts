@@ -48,6 +48,14 @@ export interface MasterConfig {
     login_timeout: number;
     /** Most control connections at once. Default 2000. */
     max_connections: number;
+    /** Failed logins on one connection before it is closed. Default 3. */
+    max_login_failures: number;
+    /** Wait before answering a failed login, ms. Default 1000. */
+    failed_login_delay_ms: number;
+    /** Failed logins from one address within `ban_seconds` that ban it (0 = never). Default 10. */
+    ban_after_failures: number;
+    /** Window for `ban_after_failures`, seconds; a ban lasts until the failures leave it. Default 300. */
+    ban_seconds: number;
     /** Greeting text on 220. Default "drftpd ready". */
     banner: string;
     /** Server-to-server transfers (data peer ≠ client): "allow" (default) or "deny". */

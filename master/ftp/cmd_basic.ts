@@ -30,9 +30,37 @@ export async function pass(s: Session, arg: string): Promise<void> {
   const name = s.pendingUser;
   if (name === null) throw new FtpError(503, "Send USER first");
   s.pendingUser = null;
+  const guard = s.services.loginGuard;
+  const cfg = s.services.config.ftp;
+  if (guard.bannedFor(s.remoteHost) > 0) {
+    // banned by failures on other connections: no more guesses through this one
+    await s.reply(421, "Too many failed logins from your address; closing");
+    s.quitting = true;
+    return;
+  }
   const found = await s.services.users.verify(name, arg);
   if (!found) {
+    s.loginFailures++;
+    const banned = guard.fail(s.remoteHost);
     log.warn("Failed login for {name} from {ip}", { name: name.slice(0, 64), ip: s.remoteHost });
+    if (banned) {
+      log.warn("Refusing {ip} for up to {seconds} s: {n} failed logins", {
+        ip: s.remoteHost,
+        seconds: cfg.ban_seconds,
+        n: cfg.ban_after_failures,
+      });
+    }
+    await delay(cfg.failed_login_delay_ms, s.services.signal);
+    if (banned || s.loginFailures >= cfg.max_login_failures) {
+      await s.reply(
+        530,
+        `Login incorrect; too many failed logins ${
+          banned ? "from your address" : "on this connection"
+        }, closing`,
+      );
+      s.quitting = true;
+      return;
+    }
     throw new FtpError(530, "Login incorrect");
   }
   s.user = found;
@@ -207,4 +235,18 @@ async function siteSlaves(s: Session): Promise<void> {
     } address=${x.address} free=${x.free} total=${x.total} transfers=${x.activeTransfers}`
   );
   await s.reply(200, ["Slaves:", ...lines, `${list.length} slaves known`]);
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts (shutdown does not wait for it). */
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }

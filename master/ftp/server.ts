@@ -24,6 +24,16 @@ export async function serveFtp(
         conn.write(msg).catch(() => {}).finally(() => conn.close());
         continue;
       }
+      const banned = services.loginGuard.bannedFor((conn.remoteAddr as Deno.NetAddr).hostname);
+      if (banned > 0) {
+        const msg = new TextEncoder().encode(
+          `421 Too many failed logins from your address; try again in ${
+            Math.ceil(banned / 1000)
+          } s\r\n`,
+        );
+        conn.write(msg).catch(() => {}).finally(() => conn.close());
+        continue;
+      }
       // Replies are small: don't let Nagle hold them for the client's delayed ACK.
       (conn as Deno.TcpConn).setNoDelay?.(true);
       const session = new Session(conn, services, nextId++);

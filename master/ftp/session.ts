@@ -2,6 +2,7 @@
  * One FTP control connection: its state, its reply writer and its read loop.
  * What each command does lives in the command table (`commands.ts`); the checks in `dispatcher.ts`.
  */
+import type { LoginGuard } from "../auth/login_guard.ts";
 import { getLogger } from "@logtape/logtape";
 import type { MasterConfig } from "../../shared/config_types.ts";
 import type { ByteConn } from "../../shared/link.ts";
@@ -24,6 +25,8 @@ export interface MasterServices {
   config: MasterConfig;
   filelist: Filelist;
   users: UserStore;
+  /** Failed logins per client address, and the bans they cause. */
+  loginGuard: LoginGuard;
   slaves: SlaveRegistry;
   /** TLS material, or null when `[ftp] tls = "off"`. */
   tls: MasterTls | null;
@@ -88,6 +91,8 @@ export class Session {
   transfer: RunningTransfer | null = null;
   /** Set by QUIT: the loop ends after the current reply. */
   quitting = false;
+  /** Failed PASS attempts on this connection. */
+  loginFailures = 0;
   /** The control connection is TLS (AUTH TLS done, or implicit FTPS). */
   secure = false;
   /** PBSZ was sent after AUTH. */

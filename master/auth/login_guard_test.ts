@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { LoginGuard } from "./login_guard.ts";
+
+Deno.test("an address is banned while its last N failures lie within the window", () => {
+  let now = 1_000_000;
+  const g = new LoginGuard({ banAfter: 3, banMs: 60_000, now: () => now });
+  assert.equal(g.fail("10.0.0.1"), false);
+  now += 10_000;
+  assert.equal(g.fail("10.0.0.1"), false);
+  assert.equal(g.bannedFor("10.0.0.1"), 0);
+  now += 10_000;
+  assert.equal(g.fail("10.0.0.1"), true);
+  assert.equal(g.bannedFor("10.0.0.1"), 40_000); // the oldest of the three leaves the window then
+  assert.equal(g.bannedFor("10.0.0.2"), 0); // other addresses are not affected
+  now += 40_000;
+  assert.equal(g.bannedFor("10.0.0.1"), 0);
+  assert.equal(g.fail("10.0.0.1"), true); // still two failures in the window: banned again
+  assert.equal(g.bannedFor("10.0.0.1"), 10_000);
+  now += 120_000;
+  assert.equal(g.bannedFor("10.0.0.1"), 0);
+  assert.equal(g.fail("10.0.0.1"), false); // old failures expired
+});
+
+Deno.test("failures spread wider than the window never ban", () => {
+  let now = 0;
+  const g = new LoginGuard({ banAfter: 2, banMs: 1000, now: () => now });
+  for (let i = 0; i < 10; i++) {
+    assert.equal(g.fail("a"), false);
+    now += 1000;
+  }
+});
+
+Deno.test("banAfter 0 never bans; memory is bounded; bad options are RangeErrors", () => {
+  const off = new LoginGuard({ banAfter: 0, banMs: 1000 });
+  for (let i = 0; i < 100; i++) assert.equal(off.fail("a"), false);
+  assert.equal(off.bannedFor("a"), 0);
+  const g = new LoginGuard({ banAfter: 1, banMs: 60_000, maxAddresses: 2 });
+  g.fail("a");
+  g.fail("b");
+  g.fail("c"); // forgets "a", the least recently failing
+  assert.equal(g.bannedFor("a"), 0);
+  assert.ok(g.bannedFor("b") > 0 && g.bannedFor("c") > 0);
+  assert.throws(() => new LoginGuard({ banAfter: -1, banMs: 1 }), RangeError);
+  assert.throws(() => new LoginGuard({ banAfter: 1, banMs: 0 }), /banMs must be a positive/);
+});
