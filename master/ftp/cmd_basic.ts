@@ -1,6 +1,7 @@
 /**
  * Session-level commands: login, FEAT/HELP/SYST, TYPE/MODE/STRU, PWD/CWD, STAT, SITE.
  */
+import { sleep } from "../../shared/timers.ts";
 import { getLogger } from "@logtape/logtape";
 import { VERSION } from "../../shared/version.ts";
 import { parentOf } from "../../shared/paths.ts";
@@ -50,7 +51,7 @@ export async function pass(s: Session, arg: string): Promise<void> {
         n: cfg.ban_after_failures,
       });
     }
-    await delay(cfg.failed_login_delay_ms, s.services.signal);
+    await sleep(cfg.failed_login_delay_ms, s.services.signal); // shutdown does not wait
     if (banned || s.loginFailures >= cfg.max_login_failures) {
       await s.reply(
         530,
@@ -235,18 +236,4 @@ async function siteSlaves(s: Session): Promise<void> {
     } address=${x.address} free=${x.free} total=${x.total} transfers=${x.activeTransfers}`
   );
   await s.reply(200, ["Slaves:", ...lines, `${list.length} slaves known`]);
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts (shutdown does not wait for it). */
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
