@@ -5,6 +5,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { MasterConfig } from "../shared/config_types.ts";
 import type { OpenSsl } from "../shared/tls.ts";
+import { lockFolder } from "../shared/lock.ts";
 import { LoginGuard } from "./auth/login_guard.ts";
 import { UserStore } from "./auth/users.ts";
 import { KvFilelist } from "./filelist/kv_filelist.ts";
@@ -29,6 +30,8 @@ export async function runMaster(
   signal: AbortSignal,
   options: MasterOptions = {},
 ): Promise<void> {
+  // Security: one master per data folder (its read cache assumes it is the only writer).
+  using _lock = await lockFolder(config.master.data_dir, "Master data folder");
   const filelist = new KvFilelist(kv);
   const users = new UserStore(kv);
   const slaves = new SlaveRegistry(kv);

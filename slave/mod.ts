@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { lockFolder } from "../shared/lock.ts";
 import { sleep } from "../shared/timers.ts";
 import { Buffer } from "node:buffer";
 import { createPrivateKey, X509Certificate } from "node:crypto";
@@ -91,6 +92,8 @@ export async function runSlave(
 ): Promise<void> {
   const log = getLogger(["drftpd", "slave"]);
   await Deno.mkdir(config.slave.root, { recursive: true });
+  // A slave needs exclusive write access to its root: a second one on it stops here.
+  using _lock = await lockFolder(config.slave.root, "Slave root");
   const storage = new Storage(await Deno.realPath(config.slave.root));
   const pair = await loadDataCert(config);
   const tls: DataTlsOptions = { cert: pair.cert, key: pair.key };
