@@ -177,12 +177,13 @@ export class Storage {
 
 /**
  * Opens `real` for reading and checks it is a regular file ("not_a_file" otherwise, "not_found"
- * when missing). The caller owns the returned file. Internal to the slave folder.
+ * when missing); returns it with its size and mtime (ms). The caller owns the returned file.
+ * Internal to the slave folder.
  */
 export async function openRegularFile(
   real: string,
   vpath: string,
-): Promise<{ file: Deno.FsFile; size: number }> {
+): Promise<{ file: Deno.FsFile; size: number; mtime: number }> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(real, { read: true });
@@ -192,7 +193,7 @@ export async function openRegularFile(
   try {
     const info = await file.stat();
     if (!info.isFile) throw new SlaveError("not_a_file", `Not a file: "${vpath}"`);
-    return { file, size: info.size };
+    return { file, size: info.size, mtime: info.mtime?.getTime() ?? 0 };
   } catch (e) {
     file.close();
     throw toSlaveError(e, "io", vpath);

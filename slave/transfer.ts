@@ -384,8 +384,8 @@ export class TransferManager {
         `Offset ${req.offset} is beyond the end of "${req.path}" (${opened.size} bytes)`,
       );
     }
-    const mtime = (await file.stat()).mtime?.getTime() ?? 0;
-    await file.seek(req.offset, Deno.SeekMode.Start);
+    const mtime = opened.mtime;
+    if (req.offset > 0) await file.seek(req.offset, Deno.SeekMode.Start);
     using data = new DataLink(signal, await this.#dataConn(req, slot, signal));
     await this.#secure(req, data, signal);
     const out = data.conn;
