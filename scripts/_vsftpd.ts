@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { freePort, freePortRange } from "../tests/harness.ts";
+import { prepareVsftpd } from "../tests/_vsftpd_setup.ts";
 import { Ftp } from "./_ftp.ts";
 import { deadline, sleep, spawnTracked, stopChild } from "./_util.ts";
 
@@ -36,72 +36,20 @@ export async function findVsftpd(): Promise<string | null> {
   return null;
 }
 
-/** The user anonymous sessions run as: "ftp" when it exists (Debian's package makes it). */
-async function anonUser(): Promise<string> {
-  const passwd = await Deno.readTextFile("/etc/passwd");
-  return /^ftp:/m.test(passwd) ? "ftp" : "nobody";
-}
-
-async function uidOf(name: string): Promise<number> {
-  const passwd = await Deno.readTextFile("/etc/passwd");
-  const line = passwd.split("\n").find((l) => l.startsWith(`${name}:`));
-  return Number(line?.split(":")[2] ?? 65534);
-}
-
 /** Starts vsftpd serving `dir/root`; fill `pub` before or after, it reads the disk live. */
 export async function startVsftpd(dir: string, maxClients = 0): Promise<Vsftpd> {
   const bin = await findVsftpd();
   if (bin === null) throw new Error("vsftpd is not installed (apt-get install vsftpd)");
-  const root = `${dir}/root`;
-  const pub = `${root}/pub`;
-  const empty = `${dir}/empty`;
-  await Deno.mkdir(pub, { recursive: true });
-  await Deno.mkdir(empty, { recursive: true });
-  // vsftpd refuses a writable chroot root; the writable part is /pub
-  await Deno.chmod(dir, 0o755);
-  await Deno.chmod(root, 0o755);
-  await Deno.chmod(pub, 0o777);
-  const user = await anonUser();
-  await Deno.chown(pub, await uidOf(user), null);
-  const port = freePort();
-  const pasv = freePortRange(100);
-  const conf = `${dir}/vsftpd.conf`;
-  await Deno.writeTextFile(
-    conf,
-    [
-      "listen=YES",
-      "listen_ipv6=NO",
-      "listen_address=127.0.0.1",
-      `listen_port=${port}`,
-      "background=NO",
-      "anonymous_enable=YES",
-      "local_enable=NO",
-      "no_anon_password=YES",
-      `ftp_username=${user}`,
-      `nopriv_user=${user}`,
-      `anon_root=${root}`,
-      "write_enable=YES",
-      "anon_upload_enable=YES",
-      "anon_mkdir_write_enable=YES",
-      "anon_other_write_enable=YES",
-      "anon_world_readable_only=NO",
-      "anon_umask=022",
-      "pasv_enable=YES",
-      `pasv_min_port=${pasv.from}`,
-      `pasv_max_port=${pasv.to}`,
-      "pasv_address=127.0.0.1",
-      "seccomp_sandbox=NO",
-      `secure_chroot_dir=${empty}`,
-      "xferlog_enable=NO",
-      "dirlist_enable=YES",
+  const { conf, root, pub, port } = await prepareVsftpd(dir, {
+    host: "127.0.0.1",
+    passivePorts: 100,
+    extra: [
       "use_sendfile=YES",
       `max_clients=${maxClients}`,
-      "max_per_ip=0",
       "idle_session_timeout=900",
       "data_connection_timeout=300",
-      "",
-    ].join("\n"),
-  );
+    ],
+  });
   const child = spawnTracked(bin, [conf], { stdout: "null", stderr: "piped" });
   const errText = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
   let stderr = "";

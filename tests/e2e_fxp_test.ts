@@ -31,6 +31,7 @@
  */
 
 import assert from "node:assert/strict";
+import { passwdEntry, prepareVsftpd } from "./_vsftpd_setup.ts";
 import {
   crc32Hex,
   exists,
@@ -85,14 +86,6 @@ function expectCode(r: FtpReply, code: number, what: string): void {
 
 function portArg(host: string, port: number): string {
   return `${host.replaceAll(".", ",")},${port >> 8},${port & 255}`;
-}
-
-async function passwdEntry(name: string): Promise<{ uid: number; gid: number } | null> {
-  const passwd = await Deno.readTextFile("/etc/passwd");
-  const line = passwd.split("\n").find((l) => l.startsWith(`${name}:`));
-  if (!line) return null;
-  const f = line.split(":");
-  return { uid: Number(f[2]), gid: Number(f[3]) };
 }
 
 // ------------------------------------------------------------------------------ other servers
@@ -171,59 +164,19 @@ async function waitLogin(
 
 /** vsftpd on OTHER_HOST, anonymous with uploads into /pub, FXP allowed both ways. */
 async function startVsftpd(dir: string): Promise<OtherServer> {
-  const root = `${dir}/root`;
-  const pub = `${root}/pub`;
-  const empty = `${dir}/empty`;
-  await Deno.mkdir(pub, { recursive: true });
-  await Deno.mkdir(empty, { recursive: true });
-  // vsftpd refuses a chroot root writable by the session user; only /pub is writable
-  for (const d of [dir, root, empty]) await Deno.chmod(d, 0o755);
-  await Deno.chmod(pub, 0o777);
-  const anon = (await passwdEntry("ftp")) ? "ftp" : "nobody";
-  const ids = (await passwdEntry(anon))!;
-  await Deno.chown(pub, ids.uid, ids.gid);
-  const port = freePort();
-  const pasv = freePortRange(20);
-  const conf = `${dir}/vsftpd.conf`;
-  await Deno.writeTextFile(
-    conf,
-    [
-      "listen=YES",
-      "listen_ipv6=NO",
-      `listen_address=${OTHER_HOST}`,
-      `listen_port=${port}`,
-      "background=NO",
-      "anonymous_enable=YES",
-      "local_enable=NO",
-      "no_anon_password=YES",
-      `ftp_username=${anon}`,
-      `nopriv_user=${anon}`,
-      `anon_root=${root}`,
-      "write_enable=YES",
-      "anon_upload_enable=YES",
-      "anon_mkdir_write_enable=YES",
-      "anon_other_write_enable=YES",
-      "anon_world_readable_only=NO",
-      "anon_umask=022",
-      "pasv_enable=YES",
-      `pasv_min_port=${pasv.from}`,
-      `pasv_max_port=${pasv.to}`,
-      `pasv_address=${OTHER_HOST}`,
+  const { conf, pub, port } = await prepareVsftpd(dir, {
+    host: OTHER_HOST,
+    passivePorts: 20,
+    extra: [
       // FXP: accept a data connection from another address than the control connection's
       // (passive), and PORT to another address than the client's (active)
       "pasv_promiscuous=YES",
       "port_promiscuous=YES",
       "connect_from_port_20=NO",
-      "seccomp_sandbox=NO",
-      `secure_chroot_dir=${empty}`,
-      "xferlog_enable=NO",
       "syslog_enable=NO",
-      "dirlist_enable=YES",
       "max_clients=0",
-      "max_per_ip=0",
-      "",
-    ].join("\n"),
-  );
+    ],
+  });
   const proc = spawnWithOutput(VSFTPD!, [conf]);
   let exited = false;
   void proc.child.status.then(() => (exited = true));
