@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { prepareVsftpd } from "../tests/_vsftpd_setup.ts";
-import { Ftp } from "./_ftp.ts";
+import { FtpControl, prepareVsftpd } from "../testing/mod.ts";
 import { deadline, sleep, spawnTracked, stopChild } from "./_util.ts";
 
 /** A running vsftpd. `root/pub` is the writable folder clients see as `/pub`. */
@@ -66,7 +65,11 @@ export async function startVsftpd(dir: string, maxClients = 0): Promise<Vsftpd> 
   for (;;) {
     try {
       const ftp = await deadline(
-        Ftp.login("127.0.0.1", port, "anonymous", "bench@"),
+        FtpControl.login({ host: "127.0.0.1", port: port }, {
+          user: "anonymous",
+          pass: "bench@",
+          timeoutMs: 30_000,
+        }),
         3000,
         "login",
       );

@@ -19,8 +19,7 @@
  *
  * @module
  */
-import { makeSite, type Site } from "../tests/harness.ts";
-import { Ftp } from "./_ftp.ts";
+import { FtpControl, makeSite, type Site } from "../testing/mod.ts";
 import {
   deadline,
   exec,
@@ -264,7 +263,11 @@ async function curlTransfer(
     throw new Error(`${t.name} ${kind}: curl exit ${r.code}, ${bytes} bytes: ${r.stderr.trim()}`);
   }
   if (kind === "stor") {
-    const ftp = await Ftp.login(t.host, t.port, t.user, t.pass);
+    const ftp = await FtpControl.login({ host: t.host, port: t.port }, {
+      user: t.user,
+      pass: t.pass,
+      timeoutMs: 30_000,
+    });
     try {
       await ftp.expect(`DELE ${t.base}/${upName}`, 250);
     } finally {
@@ -315,15 +318,21 @@ async function benchSingle(dr: Target, vs: Target | null, src: string): Promise<
 
 // ------------------------------------------------------------------------------ control channel
 
-async function loginMany(t: Target, n: number, concurrency = 32): Promise<Ftp[]> {
-  const out: Ftp[] = [];
+async function loginMany(t: Target, n: number, concurrency = 32): Promise<FtpControl[]> {
+  const out: FtpControl[] = [];
   let next = 0;
   let failure: unknown = null;
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < n && failure === null) {
       next++;
       try {
-        out.push(await Ftp.login(t.host, t.port, t.user, t.pass, 60_000));
+        out.push(
+          await FtpControl.login({ host: t.host, port: t.port }, {
+            user: t.user,
+            pass: t.pass,
+            timeoutMs: 60_000,
+          }),
+        );
       } catch (e) {
         failure = e;
       }
@@ -342,7 +351,7 @@ async function commandRate(t: Target): Promise<number> {
   const cmds = [`CWD ${t.base}/d`, "PWD", "SIZE f.bin", "MDTM f.bin"];
   const want = [250, 257, 213, 213];
   try {
-    const loop = async (c: Ftp) => {
+    const loop = async (c: FtpControl) => {
       for (let i = 0; i < cmds.length; i++) {
         const r = await c.send(cmds[i]!);
         if (r.code !== want[i]) throw new Error(`${t.name} ${cmds[i]}: ${r.lines.join(" | ")}`);
@@ -366,7 +375,11 @@ async function commandRate(t: Target): Promise<number> {
 
 /** PASV (with PRET for drftpd) + LIST of the 10k folder to the 226; ms. Checks the line count. */
 async function listTime(t: Target): Promise<number> {
-  const ftp = await Ftp.login(t.host, t.port, t.user, t.pass);
+  const ftp = await FtpControl.login({ host: t.host, port: t.port }, {
+    user: t.user,
+    pass: t.pass,
+    timeoutMs: 30_000,
+  });
   try {
     const path = `${t.base}/list10k`;
     const start = performance.now();
@@ -387,7 +400,11 @@ async function listTime(t: Target): Promise<number> {
 
 /** PRET+PASV, RETR of the 1 KiB d/f.bin, drain, 226 — `n` times on one session; median ms. */
 async function smallRetr(t: Target, n = 50): Promise<number> {
-  const ftp = await Ftp.login(t.host, t.port, t.user, t.pass);
+  const ftp = await FtpControl.login({ host: t.host, port: t.port }, {
+    user: t.user,
+    pass: t.pass,
+    timeoutMs: 30_000,
+  });
   try {
     const path = `${t.base}/d/f.bin`;
     const times: number[] = [];
@@ -547,7 +564,7 @@ async function benchControl(dr: Target, vs: Target | null): Promise<void> {
 // ------------------------------------------------------------------------------ remerge
 
 /** Polls SITE SLAVES on one admin session until `name` is online; returns ms from `since`. */
-async function waitOnline(ftp: Ftp, name: string, since: number, timeoutMs: number) {
+async function waitOnline(ftp: FtpControl, name: string, since: number, timeoutMs: number) {
   const online = new RegExp(`(^|[\\s:-])${name} online\\b`);
   const until = since + timeoutMs;
   for (;;) {
@@ -577,7 +594,11 @@ async function benchRemerge(): Promise<void> {
     );
   }
   notes.push(`created ${REMERGE_FILES} files in ${fmt((performance.now() - t0) / 1000, 1)} s`);
-  const admin = await Ftp.login(site.host, site.ftpPort, site.user, site.pass, 60_000);
+  const admin = await FtpControl.login({ host: site.host, port: site.ftpPort }, {
+    user: site.user,
+    pass: site.pass,
+    timeoutMs: 60_000,
+  });
   try {
     log("remerge: full");
     t0 = performance.now();

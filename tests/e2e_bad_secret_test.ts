@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { makeSite, poll } from "./harness.ts";
+import { makeSite, poll } from "../testing/mod.ts";
 
 Deno.test("a slave with a wrong secret is refused", async () => {
   await using site = await makeSite({

@@ -76,7 +76,7 @@ import {
   type SiteOptions,
   slavesHolding,
   tempDir,
-} from "./harness.ts";
+} from "../testing/mod.ts";
 
 const decoder = new TextDecoder();
 

@@ -13,7 +13,7 @@ import {
   makeSite,
   randomBytes,
   tempDir,
-} from "./harness.ts";
+} from "../testing/mod.ts";
 
 /** Parses "type=file;size=12;modify=…; name" into lower-cased facts and the name. */
 function parseFacts(line: string): { facts: Record<string, string>; name: string } {

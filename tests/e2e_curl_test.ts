@@ -18,7 +18,7 @@ import {
   sameFile,
   slavesHolding,
   tempDir,
-} from "./harness.ts";
+} from "../testing/mod.ts";
 
 Deno.test("curl: PRET passive and active transfers go to the slaves", async (t) => {
   await using site = await makeSite({

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { describeRun, makeSite, repoRoot, run } from "./harness.ts";
+import { describeRun, makeSite, repoRoot, run } from "../testing/mod.ts";
 
 Deno.test("a second master or slave on the same folder refuses to start", async () => {
   await using site = await makeSite({ slaves: [{ name: "s1", address: "127.0.0.1" }] });

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { exists, makeSite, randomBytes, sha256 } from "./harness.ts";
+import { exists, makeSite, randomBytes, sha256 } from "../testing/mod.ts";
 
 Deno.test("MKD, RNFR/RNTO, DELE and RMD reach the slave's disk", async (t) => {
   await using site = await makeSite({ slaves: [{ name: "s2", address: "127.0.0.2" }] });

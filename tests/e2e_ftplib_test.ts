@@ -17,7 +17,7 @@ import {
   type Site,
   slavesHolding,
   tempDir,
-} from "./harness.ts";
+} from "../testing/mod.ts";
 
 const SCRIPT = `
 import ftplib, json, sys

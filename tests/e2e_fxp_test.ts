@@ -31,7 +31,7 @@
  */
 
 import assert from "node:assert/strict";
-import { passwdEntry, prepareVsftpd } from "./_vsftpd_setup.ts";
+import { passwdEntry, prepareVsftpd } from "../testing/vsftpd.ts";
 import {
   crc32Hex,
   exists,
@@ -46,7 +46,7 @@ import {
   sha256,
   type Site,
   tempDir,
-} from "./harness.ts";
+} from "../testing/mod.ts";
 
 const isRoot = Deno.uid() === 0;
 const decoder = new TextDecoder();

@@ -14,7 +14,7 @@ import {
   sha256,
   slavesHolding,
   tempDir,
-} from "./harness.ts";
+} from "../testing/mod.ts";
 
 async function makeTree(root: string): Promise<number> {
   let n = 0;

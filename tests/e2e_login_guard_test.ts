@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { FtpControl, makeSite } from "./harness.ts";
+import { FtpControl, makeSite } from "../testing/mod.ts";
 
 Deno.test("failed logins are slowed, end the connection, then ban the address", async () => {
   await using site = await makeSite({

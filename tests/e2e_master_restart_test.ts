@@ -12,7 +12,7 @@ import {
   randomBytes,
   sameFile,
   tempDir,
-} from "./harness.ts";
+} from "../testing/mod.ts";
 
 Deno.test("master restart: filelist intact, slaves reconnect, downloads work", async () => {
   await using site = await makeSite({

@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { type FtpControl, makeSite, poll, randomBytes, tempDir } from "./harness.ts";
+import { type FtpControl, makeSite, poll, randomBytes, tempDir } from "../testing/mod.ts";
 
 /** Every entry below `dir` as "path" → size (files) or "dir" (directories), via MLSD. */
 async function listTree(ftp: FtpControl, dir: string): Promise<Record<string, number | "dir">> {

@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { findByName, makeSite, randomBytes, sha256 } from "./harness.ts";
+import { findByName, makeSite, randomBytes, sha256 } from "../testing/mod.ts";
 
 function inRange(port: number, range: { from: number; to: number }): boolean {
   return port >= range.from && port <= range.to;

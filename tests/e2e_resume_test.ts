@@ -16,7 +16,7 @@ import {
   sha256,
   slavesHolding,
   tempDir,
-} from "./harness.ts";
+} from "../testing/mod.ts";
 
 Deno.test("resume: REST downloads and APPE uploads", async (t) => {
   await using site = await makeSite({

@@ -8,7 +8,14 @@
  */
 
 import assert from "node:assert/strict";
-import { type FtpReply, makeSite, randomBytes, readAll, sha256, withTimeout } from "./harness.ts";
+import {
+  type FtpReply,
+  makeSite,
+  randomBytes,
+  readAll,
+  sha256,
+  withTimeout,
+} from "../testing/mod.ts";
 
 const BIG = 32 * 1024 * 1024;
 

@@ -6,8 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { RecordingProxy } from "./_recording_proxy.ts";
-import { exists, FtpControl, makeSite, poll, randomBytes } from "./harness.ts";
+import { RecordingProxy } from "../testing/recording_proxy.ts";
+import { exists, FtpControl, makeSite, poll, randomBytes } from "../testing/mod.ts";
 
 Deno.test("SITE REMERGE reconciles an online slave with its disk", async () => {
   await using site = await makeSite({ slaves: [{ name: "s1", address: "127.0.0.1" }] });

@@ -18,7 +18,7 @@ import {
   sameFile,
   slavesHolding,
   tempDir,
-} from "./harness.ts";
+} from "../testing/mod.ts";
 
 Deno.test("slave killed: its files unavailable, others fine, back after restart", async (t) => {
   await using site = await makeSite({

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { RecordingProxy } from "./_recording_proxy.ts";
+import { RecordingProxy } from "../testing/recording_proxy.ts";
 import {
   curl,
   CURL_BASE,
@@ -20,7 +20,7 @@ import {
   sha256,
   slavesHolding,
   tempDir,
-} from "./harness.ts";
+} from "../testing/mod.ts";
 
 const FTPS = [...CURL_BASE, "--ssl-reqd", "-k", "--ftp-pret", "--no-ftp-skip-pasv-ip"];
 

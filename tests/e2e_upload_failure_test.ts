@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { makeSite, randomBytes, sha256, slavesHolding } from "./harness.ts";
+import { makeSite, randomBytes, sha256, slavesHolding } from "../testing/mod.ts";
 
 Deno.test("a slave killed mid-upload: 426, nothing recorded as complete", async () => {
   await using site = await makeSite({

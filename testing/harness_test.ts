@@ -13,7 +13,7 @@ import {
   parse229,
   pasvHostsFromCurlTrace,
   run,
-} from "./harness.ts";
+} from "./mod.ts";
 
 Deno.test("freePort and freePortRange give bindable ports", () => {
   const port = freePort();

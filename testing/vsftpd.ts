@@ -4,7 +4,7 @@
  * anonymous sessions and refuses a chroot root the session user can write, so only `/pub` is
  * writable.
  */
-import { freePort, freePortRange } from "./harness.ts";
+import { freePort, freePortRange } from "./ports.ts";
 
 /** uid and gid of a local user, or null when there is none. */
 export async function passwdEntry(name: string): Promise<{ uid: number; gid: number } | null> {
