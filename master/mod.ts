@@ -14,6 +14,7 @@ import type { MasterServices } from "./ftp/session.ts";
 import { serveSlaveLinks } from "./slaves/link_server.ts";
 import { SlaveRegistry } from "./slaves/registry.ts";
 import { loadMasterTls } from "./tls_material.ts";
+import { closeQuietly } from "../shared/net.ts";
 
 const log = getLogger(["drftpd", "master"]);
 
@@ -107,12 +108,4 @@ export async function runMaster(
     }),
   ]);
   log.info("Master stopped");
-}
-
-function closeQuietly(l: Deno.Listener): void {
-  try {
-    l.close();
-  } catch {
-    // already closed
-  }
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { deadline } from "../shared/timers.ts";
 
 /** Median of some numbers (NaN for none). */
 export function median(values: readonly number[]): number {
@@ -28,26 +29,6 @@ export function fmt(value: number, digits = 2): string {
 /** Bytes per second as MiB/s text. */
 export function mibps(bytesPerSecond: number): string {
   return `${fmt(bytesPerSecond / 1048576, 1)} MiB/s`;
-}
-
-/** Resolves after `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Rejects when `promise` has not settled within `ms`; always clears its timer. */
-export async function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Facts about the machine for the results header. */
@@ -124,7 +105,7 @@ export async function killAll(): Promise<void> {
     }
     waits.push(child.status.catch(() => {}));
   }
-  await deadline(Promise.all(waits), 10_000, "children to exit").catch(() => {});
+  await deadline(Promise.all(waits), { ms: 10_000, what: "children to exit" }).catch(() => {});
 }
 
 /** Stops one tracked child: `signal`, then SIGKILL after `graceMs`; resolves when it exited. */

@@ -6,7 +6,8 @@
  * @module
  */
 import { FtpControl, prepareVsftpd } from "../testing/mod.ts";
-import { deadline, sleep, spawnTracked, stopChild } from "./_util.ts";
+import { deadline, sleep } from "../shared/timers.ts";
+import { spawnTracked, stopChild } from "./_util.ts";
 
 /** A running vsftpd. `root/pub` is the writable folder clients see as `/pub`. */
 export interface Vsftpd extends AsyncDisposable {
@@ -70,8 +71,7 @@ export async function startVsftpd(dir: string, maxClients = 0): Promise<Vsftpd> 
           pass: "bench@",
           timeoutMs: 30_000,
         }),
-        3000,
-        "login",
+        { ms: 3000, what: "login" },
       );
       await ftp.quit();
       break;

@@ -20,8 +20,8 @@
  * @module
  */
 import { FtpControl, makeSite, type Site } from "../testing/mod.ts";
+import { deadline, sleep } from "../shared/timers.ts";
 import {
-  deadline,
   exec,
   findPids,
   fmt,
@@ -31,7 +31,6 @@ import {
   mibps,
   percentile,
   rssBytes,
-  sleep,
   spawnTracked,
 } from "./_util.ts";
 import { findVsftpd, startVsftpd, type Vsftpd } from "./_vsftpd.ts";
@@ -387,7 +386,7 @@ async function listTime(t: Target): Promise<number> {
     using conn = await Deno.connect({ hostname: ep.host, port: ep.port });
     const r = await ftp.send(`LIST ${path}`);
     if (r.code !== 150 && r.code !== 125) throw new Error(`${t.name} LIST: ${r.lines.join(" | ")}`);
-    const lines = await deadline(countLines(conn), 60_000, "LIST data");
+    const lines = await deadline(countLines(conn), { ms: 60_000, what: "LIST data" });
     const done = await ftp.read();
     const ms = performance.now() - start;
     if (done.code !== 226) throw new Error(`${t.name} LIST end: ${done.lines.join(" | ")}`);
@@ -416,7 +415,7 @@ async function smallRetr(t: Target, n = 50): Promise<number> {
       if (r.code !== 150 && r.code !== 125) {
         throw new Error(`${t.name} RETR: ${r.lines.join(" | ")}`);
       }
-      const lines = await deadline(countLines(conn), 30_000, "RETR data");
+      const lines = await deadline(countLines(conn), { ms: 30_000, what: "RETR data" });
       const done = await ftp.read();
       if (done.code !== 226) throw new Error(`${t.name} RETR end: ${done.lines.join(" | ")}`);
       void lines;

@@ -6,6 +6,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { MAX_FRAME_BYTES } from "./protocol.ts";
+import { writeAll } from "./bytes.ts";
 
 /** The part of a connection the link needs; `Deno.Conn` and `Deno.TlsConn` both fit. */
 export interface ByteConn {
@@ -102,8 +103,7 @@ export class FrameConn {
     frame.set(body, 4);
     const next = this.#writing.then(async () => {
       if (this.#closed) throw new LinkProtocolError("Link is closed");
-      let off = 0;
-      while (off < frame.length) off += await this.#conn.write(frame.subarray(off));
+      await writeAll(this.#conn, frame);
     });
     this.#writing = next.catch(() => {});
     return next;

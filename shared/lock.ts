@@ -4,6 +4,7 @@
  * process on the same folder stops with a clear error instead of corrupting the first one's state.
  * The kernel drops the lock when the process ends, however it ends.
  */
+import { deadline, TimeoutError } from "./timers.ts";
 
 /** A folder that another process holds locked. */
 export class FolderInUseError extends Error {
@@ -26,18 +27,11 @@ export async function lockFolder(
   waitMs = 1000,
 ): Promise<Disposable> {
   const dir = await Deno.open(path, { read: true });
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const locked = await Promise.race([
-      dir.lock(true).then(() => true),
-      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), waitMs))),
-    ]);
-    if (!locked) throw new FolderInUseError(what, path);
+    await deadline(dir.lock(true), { ms: waitMs, what: `the lock on ${path}` });
   } catch (e) {
     dir.close();
-    throw e;
-  } finally {
-    clearTimeout(timer);
+    throw e instanceof TimeoutError ? new FolderInUseError(what, path) : e;
   }
   return {
     [Symbol.dispose]() {

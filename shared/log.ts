@@ -7,6 +7,7 @@
  */
 import { configure, getTextFormatter, type LogRecord, type Sink } from "@logtape/logtape";
 import type { LogLevelName } from "./config.ts";
+import { writeAllSync } from "./bytes.ts";
 
 /** Root category of every drftpd logger. */
 export const LOG_CATEGORY = "drftpd";
@@ -66,9 +67,7 @@ function formatValue(v: unknown): string {
 const ENCODER = new TextEncoder();
 
 function writeStderr(line: string): void {
-  const bytes = ENCODER.encode(line);
-  let off = 0;
-  while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
+  writeAllSync(Deno.stderr, ENCODER.encode(line));
 }
 
 function escapeControls(text: string): string {

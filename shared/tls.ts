@@ -40,6 +40,8 @@ import { isIP } from "node:net";
 import { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import type { ByteConn } from "./link.ts";
+import { concat, writeAll } from "./bytes.ts";
+import { closeQuietly } from "./net.ts";
 
 /** A plain connection that TLS can run over; `Deno.Conn` fits. */
 export interface PlainConn extends ByteConn {
@@ -388,19 +390,6 @@ class TlsConn implements TlsByteConn, TransportSink {
     this.close();
     await this.closed;
   }
-}
-
-function closeQuietly(conn: ByteConn): void {
-  try {
-    conn.close();
-  } catch {
-    // already closed
-  }
-}
-
-async function writeAll(conn: ByteConn, p: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < p.length) off += await conn.write(p.subarray(off));
 }
 
 /**
@@ -1586,10 +1575,6 @@ function der(tag: number, body: Uint8Array): Uint8Array {
   out.set(head);
   out.set(body, head.length);
   return out;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  return new Uint8Array(Buffer.concat(parts));
 }
 
 function seq(...parts: Uint8Array[]): Uint8Array {

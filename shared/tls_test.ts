@@ -11,6 +11,7 @@ import {
   TlsHandshakeError,
   upgradeToTlsServer,
 } from "./tls.ts";
+import { readAll, writeAll } from "./bytes.ts";
 
 const PAIR = createSelfSignedCert("localhost");
 const enc = new TextEncoder();
@@ -65,11 +66,6 @@ function portOf(l: Deno.Listener): number {
   return (l.addr as Deno.NetAddr).port;
 }
 
-async function writeAll(c: { write(p: Uint8Array): Promise<number> }, p: Uint8Array) {
-  let off = 0;
-  while (off < p.length) off += await c.write(p.subarray(off));
-}
-
 /** Reads one CRLF/LF-terminated line (byte by byte: the rest stays in the connection). */
 async function readLine(c: { read(p: Uint8Array): Promise<number | null> }): Promise<string> {
   const bytes: number[] = [];
@@ -81,23 +77,6 @@ async function readLine(c: { read(p: Uint8Array): Promise<number | null> }): Pro
     if (one[0] === 0x0a) return dec.decode(new Uint8Array(bytes)).replace(/\r$/, "");
     bytes.push(one[0]!);
   }
-}
-
-async function readAll(c: { read(p: Uint8Array): Promise<number | null> }): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  const buf = new Uint8Array(64 * 1024);
-  while (true) {
-    const n = await c.read(buf);
-    if (n === null) break;
-    parts.push(buf.slice(0, n));
-  }
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 /** A server on port 0 that upgrades each accepted connection and runs `handle` on it. */

@@ -23,6 +23,8 @@ import {
 } from "../shared/tls.ts";
 import { type PartialInfo, SlaveError, toSlaveError } from "./_errors.ts";
 import { IO_BUFFER_SIZE, openRegularFile, type Storage } from "./storage.ts";
+import { writeAll, writeAllSync } from "../shared/bytes.ts";
+import { closeQuietly, sameHost } from "../shared/net.ts";
 
 /** Tunables of a TransferManager; the defaults are the production values. */
 export interface TransferOptions {
@@ -630,16 +632,6 @@ async function readSome(
   return filled === 0 ? null : buf.subarray(0, filled);
 }
 
-function writeAllSync(w: { writeSync(p: Uint8Array): number }, p: Uint8Array): void {
-  let off = 0;
-  while (off < p.length) off += w.writeSync(p.subarray(off));
-}
-
-async function writeAll(w: { write(p: Uint8Array): Promise<number> }, p: Uint8Array) {
-  let off = 0;
-  while (off < p.length) off += await w.write(p.subarray(off));
-}
-
 /**
  * The data connection of one transfer: the plain socket and, with TLS, the TLS connection over
  * it. An abort of `signal` drops it at once (no close_notify); so does disposing it unless
@@ -692,14 +684,6 @@ class DataLink implements Disposable {
   }
 }
 
-function closeQuietly(c: { close(): void }): void {
-  try {
-    c.close();
-  } catch {
-    // already closed
-  }
-}
-
 function abortedError(xfer: string): SlaveError {
   return new SlaveError("aborted", `Transfer "${xfer}" aborted`);
 }
@@ -707,18 +691,6 @@ function abortedError(xfer: string): SlaveError {
 function dataError(e: unknown): SlaveError {
   const why = e instanceof Error ? e.message : String(e);
   return new SlaveError("data_connection", `Data connection failed: ${why}`, { cause: e });
-}
-
-/** Whether two textual IP addresses name the same host (IPv4-mapped IPv6 and case ignored). */
-export function sameHost(a: string, b: string): boolean {
-  return canonicalHost(a) === canonicalHost(b);
-}
-
-function canonicalHost(h: string): string {
-  let s = h.toLowerCase();
-  if (s.startsWith("[") && s.endsWith("]")) s = s.slice(1, -1);
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  return mapped ? mapped[1]! : s;
 }
 
 /** The ports from..to (inclusive) in random order. */

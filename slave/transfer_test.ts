@@ -3,7 +3,7 @@ import { crc32 } from "node:zlib";
 import type { TransferReq } from "../shared/protocol.ts";
 import { SlaveError } from "./_errors.ts";
 import { Storage } from "./storage.ts";
-import { announcedHost, sameHost, TransferManager, type TransferOptions } from "./transfer.ts";
+import { announcedHost, TransferManager, type TransferOptions } from "./transfer.ts";
 import {
   connectTlsClient,
   createSelfSignedCert,
@@ -11,6 +11,7 @@ import {
   type OpenSsl,
   upgradeToTlsServer,
 } from "../shared/tls.ts";
+import { readAll, writeAll } from "../shared/bytes.ts";
 
 /** A temp folder (symlink-free path) removed on dispose. */
 async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
@@ -54,33 +55,6 @@ function pattern(size: number, seed = 1): Uint8Array {
   return data;
 }
 
-async function readAll(
-  conn: { read(p: Uint8Array): Promise<number | null> },
-): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  const buf = new Uint8Array(64 * 1024);
-  for (;;) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    parts.push(buf.slice(0, n));
-  }
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
-async function writeAll(
-  conn: { write(p: Uint8Array): Promise<number> },
-  data: Uint8Array,
-): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await conn.write(data.subarray(off));
-}
-
 function hasCode(code: string) {
   return (e: unknown) => {
     assert.ok(e instanceof SlaveError, `expected SlaveError, got ${String(e)}`);
@@ -117,13 +91,6 @@ Deno.test("announcedHost prefers public_address, then a concrete listen_address,
     "10.0.0.1",
   );
   assert.equal(announcedHost({ ...base, listen_address: "::", public_address: "" }, "::1"), "::1");
-});
-
-Deno.test("sameHost ignores IPv4-mapped IPv6 prefixes, brackets and case", () => {
-  assert.ok(sameHost("::ffff:127.0.0.1", "127.0.0.1"));
-  assert.ok(sameHost("[::1]", "::1"));
-  assert.ok(sameHost("FE80::1", "fe80::1"));
-  assert.ok(!sameHost("127.0.0.1", "127.0.0.9"));
 });
 
 Deno.test("passive send from an offset streams the rest of the file with its CRC32", async () => {

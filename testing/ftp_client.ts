@@ -5,7 +5,10 @@
  * @module
  */
 
-import { withTimeout } from "./wait.ts";
+import { readAll, writeAll } from "../shared/bytes.ts";
+import { deadline } from "../shared/timers.ts";
+
+export { readAll };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -127,9 +130,7 @@ export class FtpControl implements AsyncDisposable {
 
   /** Writes one command line without reading a reply. */
   async write(command: string): Promise<void> {
-    const data = encoder.encode(`${command}\r\n`);
-    let written = 0;
-    while (written < data.length) written += await this.#conn.write(data.subarray(written));
+    await writeAll(this.#conn, encoder.encode(`${command}\r\n`));
   }
 
   /** Reads the next complete reply. */
@@ -190,13 +191,12 @@ export class FtpControl implements AsyncDisposable {
       }
       let bytes: Uint8Array = new Uint8Array(0);
       if (upload === undefined) {
-        bytes = await withTimeout(readAll(data), {
+        bytes = await deadline(readAll(data), {
           ms: this.timeoutMs,
           what: "data connection EOF",
         });
       } else {
-        let off = 0;
-        while (off < upload.length) off += await data.write(upload.subarray(off));
+        await writeAll(data, upload);
       }
       data.close();
       const done = await this.read();
@@ -294,24 +294,4 @@ export class FtpControl implements AsyncDisposable {
       clearTimeout(timer);
     }
   }
-}
-
-/** Reads a connection to EOF. */
-export async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  const buf = new Uint8Array(65536);
-  while (true) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    parts.push(buf.slice(0, n));
-    total += n;
-  }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }

@@ -1,19 +1,13 @@
 /**
- * Bounded waiting for tests and scripts: polling a condition with a deadline, and a deadline on
- * one promise.
+ * Bounded polling of a condition for tests and scripts (a deadline on one promise is
+ * `shared/timers.ts#deadline`).
  *
  * @module
  */
+import { sleep } from "../shared/timers.ts";
 
 /** How long a site may take to come up (master answering and every slave online). */
 export const STARTUP_TIMEOUT_MS = 30_000;
-
-// ------------------------------------------------------------------------------ small helpers
-
-/** Resolves after `ms` milliseconds: only ever used as the interval of a bounded poll. */
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** Thrown inside a {@link poll} check to stop polling at once (e.g. a process exited). */
 export class PollAbortedError extends Error {
@@ -46,29 +40,10 @@ export async function poll<T>(
       const why = lastError === undefined ? "" : `\nlast error: ${errorText(lastError)}`;
       throw new Error(`Timed out after ${timeoutMs} ms waiting for: ${what}${why}`);
     }
-    await delay(intervalMs);
+    await sleep(intervalMs);
   }
 }
 
 function errorText(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-}
-
-/** Rejects when `promise` has not settled within `ms`; always clears its timer. */
-export async function withTimeout<T>(
-  promise: Promise<T>,
-  options: { ms: number; what: string },
-): Promise<T> {
-  const { ms, what } = options;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

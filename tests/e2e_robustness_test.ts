@@ -8,14 +8,8 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  type FtpReply,
-  makeSite,
-  randomBytes,
-  readAll,
-  sha256,
-  withTimeout,
-} from "../testing/mod.ts";
+import { type FtpReply, makeSite, randomBytes, readAll, sha256 } from "../testing/mod.ts";
+import { deadline } from "../shared/timers.ts";
 
 const BIG = 32 * 1024 * 1024;
 
@@ -114,7 +108,7 @@ Deno.test("failure paths: remerge, no slave, ABOR, slave dying mid-transfer", as
       const chunk = new Uint8Array(65536);
       received += (await data.read(chunk)) ?? 0;
       await site.killSlave("s2", "SIGKILL");
-      received += await withTimeout(readAll(data), { ms: 20_000, what: "data EOF after the kill" })
+      received += await deadline(readAll(data), { ms: 20_000, what: "data EOF after the kill" })
         .then((rest) => rest.length, () => 0);
     } finally {
       data.close();

@@ -15,12 +15,13 @@ import {
   parseRestArg,
   unmapIPv4,
 } from "./codecs.ts";
-import { PassiveChannel, sameHost } from "./data_channel.ts";
+import { PassiveChannel } from "./data_channel.ts";
 import { FtpError } from "./errors.ts";
 import { PasvProxy } from "./pasv_proxy.ts";
 import { fxpAllowed } from "../auth/permissions.ts";
 import type { DataPlan, Pret, Session } from "./session.ts";
 import type { SlaveHandle } from "../slaves/slave_handle.ts";
+import { sameHost } from "../../shared/net.ts";
 
 const log = getLogger(["drftpd", "master", "ftp"]);
 

@@ -6,7 +6,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Entry, FileEntry } from "../filelist/types.ts";
 import type { QueuedOp } from "../slaves/op_queue.ts";
-import { SlaveError } from "../slaves/slave_handle.ts";
+import { SlaveReplyError } from "../slaves/slave_handle.ts";
 import { formatMdtm, parseMfmtArg, splitWord } from "./codecs.ts";
 import { FtpError } from "./errors.ts";
 import { formatMlstLine } from "./listing.ts";
@@ -48,7 +48,9 @@ export async function applyOnSlaves(
         await slave.request({ type: "rename", from: op.from, to: op.to });
       } else await slave.request({ type: "rmdir", path: op.path });
     } catch (e) {
-      if (e instanceof SlaveError && (e.code === "not_found" || e.code === "not_a_file")) return;
+      if (e instanceof SlaveReplyError && (e.code === "not_found" || e.code === "not_a_file")) {
+        return;
+      }
       if (op.op === "rmdir") return;
       log.info("Queued {op} for slave {slave}: {why}", {
         op: op.op,

@@ -4,6 +4,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { PortRange } from "../../shared/config_types.ts";
+import { sameHost } from "../../shared/net.ts";
 
 const log = getLogger(["drftpd", "master", "data"]);
 
@@ -164,10 +165,4 @@ export class ActiveChannel implements DataChannel {
   [Symbol.dispose](): void {
     this.close();
   }
-}
-
-/** Compares two IP address strings, treating IPv4-mapped IPv6 as IPv4. */
-export function sameHost(a: string, b: string): boolean {
-  const strip = (s: string) => s.startsWith("::ffff:") ? s.slice(7) : s;
-  return strip(a) === strip(b);
 }

@@ -1,11 +1,12 @@
 /**
- * TLS on the data connections the master serves itself (listings, relay), and a byte pump
- * that works for plain and TLS connections alike.
+ * TLS on the data connections the master serves itself (listings, relay), and the relay's byte
+ * copy, which works for plain and TLS connections alike.
  */
 import type { ByteConn } from "../../shared/link.ts";
 import { connectTlsClient, upgradeToTlsServer } from "../../shared/tls.ts";
 import { FtpError } from "./errors.ts";
 import type { DataSecurity, Session } from "./session.ts";
+import { writeAll } from "../../shared/bytes.ts";
 
 /** A data connection, plain or TLS. */
 export interface DataConn extends ByteConn {
@@ -45,12 +46,6 @@ export async function secureDataConn(
   }
 }
 
-/** Writes all of `bytes`. */
-export async function writeAll(conn: ByteConn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
-}
-
 /** Ends our side of a data connection cleanly: close_notify + FIN for TLS, FIN for TCP. */
 export async function finish(conn: DataConn): Promise<void> {
   if (conn.closeWrite) await conn.closeWrite();
@@ -58,7 +53,7 @@ export async function finish(conn: DataConn): Promise<void> {
 }
 
 /** Copies `src` to `dst` until `src` ends, then ends `dst`'s write side. Returns bytes copied. */
-export async function pump(src: DataConn, dst: DataConn): Promise<number> {
+export async function relayBytes(src: DataConn, dst: DataConn): Promise<number> {
   const buf = new Uint8Array(256 * 1024);
   let total = 0;
   for (;;) {

@@ -3,7 +3,7 @@
  */
 import { PathError } from "../../shared/paths.ts";
 import { FilelistError } from "../filelist/types.ts";
-import { SlaveError, SlaveGoneError } from "../slaves/slave_handle.ts";
+import { SlaveGoneError, SlaveReplyError } from "../slaves/slave_handle.ts";
 import { UnsupportedFamilyError } from "./codecs.ts";
 import { NoPortError } from "./data_channel.ts";
 
@@ -27,7 +27,7 @@ export function replyFor(e: unknown): { code: number; text: string; unexpected: 
     return { code: 550, text: e.message, unexpected: false };
   }
   if (e instanceof SlaveGoneError) return { code: 450, text: e.message, unexpected: false };
-  if (e instanceof SlaveError) {
+  if (e instanceof SlaveReplyError) {
     switch (e.code) {
       case "not_found":
       case "not_a_file":

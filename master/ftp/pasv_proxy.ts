@@ -6,7 +6,7 @@
  * itself is unchanged. This costs the master the transfer's bytes, and is logged with the count.
  */
 import { getLogger } from "@logtape/logtape";
-import { sameHost } from "./data_channel.ts";
+import { sameHost } from "../../shared/net.ts";
 
 const log = getLogger(["drftpd", "master", "data"]);
 

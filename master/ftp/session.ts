@@ -17,6 +17,7 @@ import type { DataChannel } from "./data_channel.ts";
 import type { PasvProxy } from "./pasv_proxy.ts";
 import { ControlLineReader, LineTooLongError } from "./line_reader.ts";
 import { formatReply } from "./replies.ts";
+import { writeAll } from "../../shared/bytes.ts";
 
 const log = getLogger(["drftpd", "master", "ftp"]);
 
@@ -127,8 +128,7 @@ export class Session {
     const bytes = this.#encoder.encode(formatReply(code, text));
     const next = this.#writing.then(async () => {
       if (this.#closed) return;
-      let off = 0;
-      while (off < bytes.length) off += await this.#conn.write(bytes.subarray(off));
+      await writeAll(this.#conn, bytes);
     });
     this.#writing = next.catch(() => {});
     return next;

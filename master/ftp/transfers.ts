@@ -11,16 +11,18 @@ import {
   type TransferResult,
 } from "../../shared/protocol.ts";
 import { connectTlsClient } from "../../shared/tls.ts";
-import { type DataConn, finish, pump, secureDataConn, writeAll } from "./data_tls.ts";
+import { type DataConn, finish, relayBytes, secureDataConn } from "./data_tls.ts";
 import type { Entry, FileEntry } from "../filelist/types.ts";
-import { SlaveError, SlaveGoneError, type SlaveHandle } from "../slaves/slave_handle.ts";
+import { SlaveGoneError, type SlaveHandle, SlaveReplyError } from "../slaves/slave_handle.ts";
 import type { TransferControl } from "./commands.ts";
 import { applyOnSlaves } from "./cmd_files.ts";
-import { ActiveChannel, type DataChannel, sameHost } from "./data_channel.ts";
+import { ActiveChannel, type DataChannel } from "./data_channel.ts";
 import { fxpAllowed } from "../auth/permissions.ts";
 import { FtpError } from "./errors.ts";
 import { formatListing, formatMlsxFacts, formatNlst, parseListArgs } from "./listing.ts";
 import type { DataPlan, DataSecurity, Session } from "./session.ts";
+import { writeAll } from "../../shared/bytes.ts";
+import { sameHost } from "../../shared/net.ts";
 
 const log = getLogger(["drftpd", "master", "transfer"]);
 
@@ -191,7 +193,7 @@ async function fileTransfer(
         }`,
       );
     } catch (e) {
-      if (kind === "upload" && e instanceof SlaveError && e.partial) {
+      if (kind === "upload" && e instanceof SlaveReplyError && e.partial) {
         await recordPartial(s, path, slave, file, e.partial).catch((err) =>
           log.error("Could not record partial upload {path}: {err}", { path, err: String(err) })
         );
@@ -207,7 +209,7 @@ async function fileTransfer(
       if (e instanceof SlaveGoneError) {
         throw new FtpError(426, `Slave ${slave.name} went offline during the transfer`);
       }
-      if (e instanceof SlaveError && (e.code === "io" || e.code === "data_connection")) {
+      if (e instanceof SlaveReplyError && (e.code === "io" || e.code === "data_connection")) {
         throw new FtpError(426, `Transfer failed: ${e.message}`);
       }
       throw e;
@@ -295,7 +297,7 @@ async function relay(
       ? await connectTlsClient(raw, { insecure: true, handshakeTimeoutMs: 30_000 })
       : raw;
     conns.push(toSlave);
-    const pipe = req.dir === "send" ? pump(toSlave, client) : pump(client, toSlave);
+    const pipe = req.dir === "send" ? relayBytes(toSlave, client) : relayBytes(client, toSlave);
     const [res] = await Promise.all([result, pipe]);
     return res as unknown as TransferResult;
   } finally {

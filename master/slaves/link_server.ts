@@ -32,7 +32,8 @@ import {
 import type { Filelist, Remerge } from "../filelist/types.ts";
 import { type NamespaceOp, type QueuedOp, rewritePath, touchedByRename } from "./op_queue.ts";
 import type { SlaveRegistry } from "./registry.ts";
-import { SlaveError, SlaveHandle } from "./slave_handle.ts";
+import { SlaveHandle, SlaveReplyError } from "./slave_handle.ts";
+import { deadline } from "../../shared/timers.ts";
 
 const log = getLogger(["drftpd", "master", "link"]);
 
@@ -82,20 +83,6 @@ function addrOf(a: Deno.Addr): string {
   return a.transport === "tcp" || a.transport === "udp" ? a.hostname : String(a.transport);
 }
 
-async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 async function handleLink(conn: Deno.Conn, options: LinkServerOptions): Promise<void> {
   (conn as Deno.TcpConn).setNoDelay?.(true);
   const remote = addrOf(conn.remoteAddr);
@@ -104,11 +91,10 @@ async function handleLink(conn: Deno.Conn, options: LinkServerOptions): Promise<
   const onAbort = () => link.close();
   options.signal.addEventListener("abort", onAbort, { once: true });
   try {
-    const auth = await withTimeout(
-      handshake(link, remote, options.secret),
-      HANDSHAKE_MS,
-      "Handshake",
-    );
+    const auth = await deadline(handshake(link, remote, options.secret), {
+      ms: HANDSHAKE_MS,
+      what: "the slave's handshake",
+    });
     if (!auth) return;
     const slave = new SlaveHandle(auth.name, link, remote, local);
     if (!(await options.registry.attach(slave))) {
@@ -132,7 +118,7 @@ async function handleLink(conn: Deno.Conn, options: LinkServerOptions): Promise<
     }
     log.info("Slave {name} connected from {remote}; remerge starting", { name: auth.name, remote });
     try {
-      await runSlave(slave, link, options);
+      await serveSlave(slave, link, options);
     } finally {
       slave.close();
       await options.registry.detach(slave);
@@ -198,7 +184,7 @@ interface RemergeRun {
   nextLog: number;
 }
 
-async function runSlave(slave: SlaveHandle, link: FrameConn, options: LinkServerOptions) {
+async function serveSlave(slave: SlaveHandle, link: FrameConn, options: LinkServerOptions) {
   const heartbeat = setInterval(() => {
     if (Date.now() - slave.lastHeard > PEER_TIMEOUT_MS) {
       log.error("Slave {name} silent for {ms} ms; declaring it gone", {
@@ -373,7 +359,7 @@ async function replayQueue(
       if (op.op === "delete") await slave.request({ type: "delete", path: op.path });
       else await slave.request({ type: "rename", from: op.from, to: op.to });
     } catch (e) {
-      if (!(e instanceof SlaveError) || (e.code !== "not_found" && e.code !== "not_a_file")) {
+      if (!(e instanceof SlaveReplyError) || (e.code !== "not_found" && e.code !== "not_a_file")) {
         throw e;
       }
     }

@@ -13,7 +13,7 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 export type RequestBody = DistributiveOmit<SlaveRequest, "id">;
 
 /** A slave answered a request with an error. */
-export class SlaveError extends Error {
+export class SlaveReplyError extends Error {
   /** The slave's reason code. */
   readonly code: ErrorCode;
   /** What is on disk after a failed receive, when the slave said. */
@@ -21,7 +21,7 @@ export class SlaveError extends Error {
   /** Creates the error from an error frame. */
   constructor(slave: string, msg: ErrorMsg) {
     super(`Slave "${slave}": ${msg.message}`);
-    this.name = "SlaveError";
+    this.name = "SlaveReplyError";
     this.code = msg.code;
     this.partial = msg.partial;
   }
@@ -96,7 +96,7 @@ export class SlaveHandle {
     return this.state === "online";
   }
 
-  /** Sends a request and resolves with the reply's data; rejects with SlaveError or SlaveGoneError. */
+  /** Sends a request and resolves with the reply's data; rejects with SlaveReplyError or SlaveGoneError. */
   request(body: RequestBody): Promise<Record<string, unknown>> {
     if (this.state === "gone") return Promise.reject(new SlaveGoneError(this.name));
     const id = this.#nextId++;
@@ -164,7 +164,7 @@ export class SlaveHandle {
     const p = this.#pending.get(msg.id);
     if (!p) return;
     this.#pending.delete(msg.id);
-    p.reject(new SlaveError(this.name, msg));
+    p.reject(new SlaveReplyError(this.name, msg));
   }
 
   /** Subscribes to progress events of transfer `xfer`; returns the unsubscribe function. */
