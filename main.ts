@@ -31,6 +31,7 @@ import { setupLogging } from "./shared/log.ts";
 import { VERSION } from "./shared/version.ts";
 import { loadOpenSsl, type OpenSsl } from "./shared/tls.ts";
 import type { User, UserStore } from "./master/auth/users.ts";
+import type { StartedMaster } from "./master/mod.ts";
 
 // The roles are imported on demand so that `--help`, `slave` and `user` do not load (or need)
 // the master's code, and vice versa; `deno compile` still bundles them (static specifiers).
@@ -139,8 +140,20 @@ async function runLocal(cmd: LocalCommand): Promise<number> {
   const stopAll = new AbortController();
   const stop = () => stopAll.abort();
   shutdown.signal.addEventListener("abort", stop, { once: true });
+  let started: StartedMaster | null = null;
+  const masterStarted = Promise.withResolvers<void>();
   const roles = [
-    { name: "master", run: () => runMaster(setup.master, kv.kv, stopAll.signal, engine) },
+    {
+      name: "master",
+      run: () =>
+        runMaster(setup.master, kv.kv, stopAll.signal, {
+          ...engine,
+          started: (m) => {
+            started = m;
+            masterStarted.resolve();
+          },
+        }),
+    },
     ...setup.slaves.map((s) => ({
       name: s.slave.name,
       run: () => runSlave(s, stopAll.signal, engine),
@@ -159,10 +172,35 @@ async function runLocal(cmd: LocalCommand): Promise<number> {
       stop();
     }
   });
-  console.log(localBanner(setup, LOCAL_USER, password));
-  await Promise.all(running);
+  const allDone = Promise.all(running);
+  // The ready line only once the FTP port listens and every slave is online, so a first
+  // download right after it finds its slave.
+  const ready = (async () => {
+    await Promise.race([masterStarted.promise, allDone]);
+    const m = started as StartedMaster | null;
+    if (m === null) return false;
+    await m.slaves.whenOnline(setup.slaves.map((s) => s.slave.name), stopAll.signal);
+    await writeCaFile(setup, m.cert);
+    return true;
+  })().catch((e) => {
+    if (!stopAll.signal.aborted) throw e;
+    return false;
+  });
+  if (await ready) console.log(localBanner(setup, LOCAL_USER, password));
+  await allDone;
   shutdown.signal.removeEventListener("abort", stop);
   return failed ? 1 : 0;
+}
+
+/** Writes DIR/ca.pem: the master's certificate and each slave's self-signed one. */
+async function writeCaFile(setup: LocalSetup, masterCert: string | null): Promise<void> {
+  const pems = masterCert ? [masterCert.trim()] : [];
+  for (const s of setup.slaves) {
+    const file = s.slave.tls_cert || `${s.slave.root.replace(/\/+$/, "")}.tls/cert.pem`;
+    const pem = await Deno.readTextFile(file).catch(() => null);
+    if (pem) pems.push(pem.trim());
+  }
+  await Deno.writeTextFile(setup.caFile, pems.join("\n") + "\n");
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { MasterConfig } from "../shared/config_types.ts";
+import { formatHostPort } from "../shared/config.ts";
 import type { OpenSsl } from "../shared/tls.ts";
 import { lockFolder } from "../shared/lock.ts";
 import { LoginGuard } from "./auth/login_guard.ts";
@@ -22,6 +23,15 @@ const log = getLogger(["drftpd", "master"]);
 export interface MasterOptions {
   /** The OpenSSL TLS engine (lets slaves resume TLS sessions negotiated with the master). */
   tlsEngine?: OpenSsl;
+  /** Called once every listener is up, with the parts a caller may watch. */
+  started?: (master: StartedMaster) => void;
+}
+
+/** What {@link MasterOptions.started} receives. */
+export interface StartedMaster {
+  slaves: SlaveRegistry;
+  /** The certificate clients and slaves see (PEM), or null when TLS is off. */
+  cert: string | null;
 }
 
 /** Runs the master until `signal` aborts. `kv` is the filelist database, owned by the caller. */
@@ -65,9 +75,7 @@ export async function runMaster(
     },
   };
   const listen = (what: string, hp: { host: string; port: number }, secure = false) => {
-    const l = secure && tls
-      ? Deno.listenTls({ hostname: hp.host, port: hp.port, cert: tls.cert, key: tls.key })
-      : Deno.listen({ hostname: hp.host, port: hp.port });
+    const l = listenNamed(what, hp, secure ? tls : null);
     listeners.push(l);
     log.info("{what} listening on {host}:{port}", {
       what,
@@ -83,10 +91,7 @@ export async function runMaster(
     config.slaves.tls,
   );
   const implicit = config.ftp.implicit_tls_listen && services.tls
-    ? Deno.listen({
-      hostname: config.ftp.implicit_tls_listen.host,
-      port: config.ftp.implicit_tls_listen.port,
-    })
+    ? listenNamed("Implicit FTPS", config.ftp.implicit_tls_listen, null)
     : null;
   if (implicit) {
     listeners.push(implicit);
@@ -95,6 +100,7 @@ export async function runMaster(
       port: (implicit.addr as Deno.NetAddr).port,
     });
   }
+  options.started?.({ slaves, cert: tls?.cert ?? null });
   await Promise.all([
     serveFtp(ftp, services),
     implicit ? serveFtp(implicit, services, { implicitTls: true }) : Promise.resolve(),
@@ -108,4 +114,24 @@ export async function runMaster(
     }),
   ]);
   log.info("Master stopped");
+}
+
+/** Opens a listener; a failure names what and where ("FTP on 0.0.0.0:21: address in use"). */
+function listenNamed(
+  what: string,
+  hp: { host: string; port: number },
+  tls: { cert: string; key: string } | null,
+): Deno.Listener {
+  try {
+    return tls
+      ? Deno.listenTls({ hostname: hp.host, port: hp.port, cert: tls.cert, key: tls.key })
+      : Deno.listen({ hostname: hp.host, port: hp.port });
+  } catch (e) {
+    const why = e instanceof Deno.errors.AddrInUse
+      ? "address already in use (is another drftpd or FTP server running?)"
+      : e instanceof Error
+      ? e.message
+      : String(e);
+    throw new Error(`Cannot listen for ${what} on ${formatHostPort(hp)}: ${why}`, { cause: e });
+  }
 }

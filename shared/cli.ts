@@ -41,6 +41,8 @@ export interface LocalCommand {
   /** As given (relative to the cwd) */
   dir: string;
   port: number;
+  /** Port for implicit FTPS on 127.0.0.1, or null for none. */
+  tlsPort: number | null;
   logLevel: LogLevelName | null;
 }
 
@@ -89,6 +91,7 @@ Options:
   -c, --config FILE      master.toml (default: built-in defaults, paths relative to the cwd)
       --log-level LEVEL  ${LEVELS}; overrides [log] level
   -h, --help             show this help
+  -V, --version          print the version
 `,
   "drftpd slave": `Usage: drftpd slave [--config FILE] [--log-level LEVEL]
 
@@ -99,19 +102,25 @@ Options:
   -c, --config FILE      slave.toml (default: built-in defaults, paths relative to the cwd)
       --log-level LEVEL  ${LEVELS}; overrides [log] level
   -h, --help             show this help
+  -V, --version          print the version
 `,
-  "drftpd local": `Usage: drftpd local [--slaves N] [--dir DIR] [--port PORT] [--log-level LEVEL]
+  "drftpd local":
+    `Usage: drftpd local [--slaves N] [--dir DIR] [--port PORT] [--tls-port PORT] [--log-level LEVEL]
 
 Runs a master and N slaves in one process, everything on 127.0.0.1. State lives in
 DIR/master (filelist) and DIR/slave1..N (files). On first start a user "${LOCAL_USER}" (admin)
-is created; its password is kept in DIR/login.txt.
+is created; its password is kept in DIR/login.txt. The ready line is printed once every
+slave is online. DIR/ca.pem holds the site's self-signed certificates, for clients that
+verify TLS (lftp: set ssl:ca-file DIR/ca.pem; curl: --cacert DIR/ca.pem).
 
 Options:
   -n, --slaves N         number of slaves, 1-${MAX_LOCAL_SLAVES} (default 2)
   -d, --dir DIR          state folder (default ./data)
   -p, --port PORT        FTP port on 127.0.0.1 (default 2121)
+      --tls-port PORT    also serve implicit FTPS (TLS from the first byte) on this port
       --log-level LEVEL  ${LEVELS} (default info)
   -h, --help             show this help
+  -V, --version          print the version
 `,
   "drftpd user": `Usage:
   drftpd user add NAME --password PW [--group G]... [--admin] [--config FILE]
@@ -130,6 +139,7 @@ Options:
       --admin         make the user an administrator
   -c, --config FILE   master.toml (default: built-in defaults, ./data/master)
   -h, --help          show this help
+  -V, --version       print the version
 `,
   "drftpd user list": `Usage: drftpd user list [--config FILE]
 
@@ -138,6 +148,7 @@ Lists the users in the master's KV store.
 Options:
   -c, --config FILE   master.toml (default: built-in defaults, ./data/master)
   -h, --help          show this help
+  -V, --version       print the version
 `,
 };
 
@@ -171,8 +182,9 @@ function parseServer(kind: "master" | "slave", args: string[]): Command {
   const { values } = strictParse(cmd, args, {
     config: { type: "string", short: "c" },
     "log-level": { type: "string" },
-    help: { type: "boolean", short: "h" },
+    ...COMMON_FLAGS,
   }, false);
+  if (values.version) return { kind: "version" };
   if (values.help) return { kind: "help", text: HELP[cmd]! };
   return {
     kind,
@@ -187,9 +199,11 @@ function parseLocal(args: string[]): Command {
     slaves: { type: "string", short: "n" },
     dir: { type: "string", short: "d" },
     port: { type: "string", short: "p" },
+    "tls-port": { type: "string" },
     "log-level": { type: "string" },
-    help: { type: "boolean", short: "h" },
+    ...COMMON_FLAGS,
   }, false);
+  if (values.version) return { kind: "version" };
   if (values.help) return { kind: "help", text: HELP[cmd]! };
   const dir = values.dir ?? "data";
   if (dir === "") throw new UsageError(cmd, `--dir "": must not be empty`);
@@ -198,6 +212,9 @@ function parseLocal(args: string[]): Command {
     slaves: integer(cmd, "--slaves", values.slaves, 2, 1, MAX_LOCAL_SLAVES),
     dir,
     port: integer(cmd, "--port", values.port, 2121, 1, 65535),
+    tlsPort: values["tls-port"] === undefined
+      ? null
+      : integer(cmd, "--tls-port", values["tls-port"], 0, 1, 65535),
     logLevel: logLevel(cmd, values["log-level"]),
   };
 }
@@ -208,12 +225,14 @@ function parseUser(args: string[]): Command {
     throw new UsageError("drftpd user", "a subcommand is required (add, list)");
   }
   if (sub === "-h" || sub === "--help") return { kind: "help", text: HELP["drftpd user"]! };
+  if (sub === "-V" || sub === "--version") return { kind: "version" };
   if (sub === "list") {
     const cmd = "drftpd user list";
     const { values } = strictParse(cmd, rest, {
       config: { type: "string", short: "c" },
-      help: { type: "boolean", short: "h" },
+      ...COMMON_FLAGS,
     }, false);
+    if (values.version) return { kind: "version" };
     if (values.help) return { kind: "help", text: HELP[cmd]! };
     return { kind: "user-list", config: values.config ?? null };
   }
@@ -224,8 +243,9 @@ function parseUser(args: string[]): Command {
     password: { type: "string", short: "p" },
     group: { type: "string", short: "g", multiple: true },
     admin: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
+    ...COMMON_FLAGS,
   }, true);
+  if (values.version) return { kind: "version" };
   if (values.help) return { kind: "help", text: HELP[cmd]! };
   const [name, ...extra] = positionals;
   if (name === undefined) throw new UsageError(cmd, "the user NAME is required");
@@ -240,6 +260,12 @@ function parseUser(args: string[]): Command {
     admin: values.admin ?? false,
   };
 }
+
+/** Flags every (sub)command takes. */
+const COMMON_FLAGS = {
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const;
 
 type OptionSpec = {
   type: "string" | "boolean";
@@ -319,6 +345,8 @@ export interface LocalSetup {
   slaves: SlaveConfig[];
   /** DIR/login.txt. */
   loginFile: string;
+  /** DIR/ca.pem: the master's and the slaves' self-signed certificates, for TLS clients. */
+  caFile: string;
 }
 
 /**
@@ -339,6 +367,9 @@ export function localSetup(
       ftp: {
         listen: formatHostPort({ host: "127.0.0.1", port: cmd.port }),
         passive_ports: "50000-50099",
+        ...(cmd.tlsPort === null
+          ? {}
+          : { implicit_tls_listen: formatHostPort({ host: "127.0.0.1", port: cmd.tlsPort }) }),
       },
       slaves: { listen: link, secret: options.secret },
       log,
@@ -366,7 +397,13 @@ export function localSetup(
       dir,
     ));
   }
-  return { dir, master, slaves, loginFile: resolve(dir, "login.txt") };
+  return {
+    dir,
+    master,
+    slaves,
+    loginFile: resolve(dir, "login.txt"),
+    caFile: resolve(dir, "ca.pem"),
+  };
 }
 
 const ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -411,20 +448,29 @@ export async function writeLoginFile(
   if (Deno.build.os !== "windows") await Deno.chmod(path, 0o600);
 }
 
-/** The banner `drftpd local` prints once everything runs. */
+/**
+ * The banner `drftpd local` prints once the master listens and every slave is online. Every
+ * command in it works as printed from the same working directory.
+ */
 export function localBanner(setup: LocalSetup, user: string, password: string): string {
   const { host, port } = setup.master.ftp.listen;
   const url = `ftp://${user}:${password}@${host}:${port}/`;
+  const implicit = setup.master.ftp.implicit_tls_listen;
+  const ftps = implicit ? `ftps://${user}:${password}@${implicit.host}:${implicit.port}/` : null;
+  const names = setup.slaves.map((s) => s.slave.name);
   return [
     "",
-    `drftpd is running: ${url}`,
+    `drftpd is running, ${names.length} slave${names.length === 1 ? "" : "s"} online: ${url}`,
+    ...(ftps ? [`  implicit FTPS: ${ftps}`] : []),
     `  state: ${setup.dir} (login in ${setup.loginFile})`,
-    `  slaves: ${setup.slaves.map((s) => s.slave.name).join(", ")}`,
+    `  slaves: ${names.join(", ")}`,
+    `  certificates (self-signed) for TLS clients: ${setup.caFile}`,
     "",
     "Try:",
     `  curl --ftp-pret --no-ftp-skip-pasv-ip -T file ${url}`,
     `  curl --ftp-pret --no-ftp-skip-pasv-ip ${url}`,
-    `  lftp -e "set ftp:use-pret true" -u ${user},${password} ${host} -p ${port}`,
+    `  lftp -e "set ftp:use-pret true; set ssl:ca-file ${setup.caFile}" -u ${user},${password} ${host} -p ${port}`,
+    ...(ftps ? [`  curl --ftp-pret --no-ftp-skip-pasv-ip --cacert ${setup.caFile} ${ftps}`] : []),
     "",
     "Press Ctrl-C to stop.",
     "",

@@ -28,14 +28,32 @@ Deno.test("parseCommand() accepts every command form", () => {
     [["master", "--help"], { kind: "help", text: HELP["drftpd master"]! }],
     [["slave", "--config=s.toml"], { kind: "slave", config: "s.toml", logLevel: null }],
     [["slave", "-h"], { kind: "help", text: HELP["drftpd slave"]! }],
-    [["local"], { kind: "local", slaves: 2, dir: "data", port: 2121, logLevel: null }],
+    [["local"], {
+      kind: "local",
+      slaves: 2,
+      dir: "data",
+      port: 2121,
+      tlsPort: null,
+      logLevel: null,
+    }],
     [["local", "--slaves", "5", "--dir", "/tmp/x", "--port", "2222", "--log-level", "warning"], {
       kind: "local",
       slaves: 5,
       dir: "/tmp/x",
       port: 2222,
+      tlsPort: null,
       logLevel: "warning",
     }],
+    [["local", "--tls-port", "2990"], {
+      kind: "local",
+      slaves: 2,
+      dir: "data",
+      port: 2121,
+      tlsPort: 2990,
+      logLevel: null,
+    }],
+    [["master", "-V"], { kind: "version" }],
+    [["user", "add", "--version"], { kind: "version" }],
     [["local", "--help"], { kind: "help", text: HELP["drftpd local"]! }],
     [["user", "--help"], { kind: "help", text: HELP["drftpd user"]! }],
     [["user", "add", "--help"], { kind: "help", text: HELP["drftpd user add"]! }],
@@ -98,7 +116,14 @@ Deno.test("parseCommand() rejects bad command lines naming the flag or value", (
 });
 
 Deno.test("localSetup() builds disjoint loopback configs", () => {
-  const cmd: LocalCommand = { kind: "local", slaves: 3, dir: "data", port: 2121, logLevel: null };
+  const cmd: LocalCommand = {
+    kind: "local",
+    slaves: 3,
+    dir: "data",
+    port: 2121,
+    tlsPort: null,
+    logLevel: null,
+  };
   const setup = localSetup(cmd, { cwd: "/work", linkPort: 40123, secret: "s" });
   assert.equal(setup.dir, "/work/data");
   assert.equal(setup.loginFile, "/work/data/login.txt");
@@ -126,8 +151,19 @@ Deno.test("localSetup() builds disjoint loopback configs", () => {
     assert.equal(s.slave.passive_ports.to, s.slave.passive_ports.from + 99);
   }
   const banner = localBanner(setup, "drftpd", "pw");
-  assert.match(banner, /drftpd is running: ftp:\/\/drftpd:pw@127\.0\.0\.1:2121\//);
-  assert.match(banner, /lftp -e "set ftp:use-pret true" -u drftpd,pw 127\.0\.0\.1 -p 2121/);
+  assert.match(banner, /drftpd is running, 3 slaves online: ftp:\/\/drftpd:pw@127\.0\.0\.1:2121\//);
+  assert.ok(
+    banner.includes(
+      `lftp -e "set ftp:use-pret true; set ssl:ca-file ${setup.caFile}" -u drftpd,pw 127.0.0.1 -p 2121`,
+    ),
+    banner,
+  );
+  assert.doesNotMatch(banner, /ftps:/);
+  const tls = localSetup({ ...cmd, tlsPort: 2990 }, { cwd: "/", linkPort: 1, secret: "s" });
+  assert.match(
+    localBanner(tls, "drftpd", "pw"),
+    /--cacert \S+ca\.pem ftps:\/\/drftpd:pw@127\.0\.0\.1:2990\//,
+  );
   // The largest setup still fits in the port space.
   const big = localSetup({ ...cmd, slaves: 100 }, { cwd: "/", linkPort: 1, secret: "s" });
   assert.equal(big.slaves.at(-1)!.slave.passive_ports.to, 60099);

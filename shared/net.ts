@@ -42,6 +42,12 @@ export function closeQuietly(resource: { close(): void }): void {
   }
 }
 
+/** Whether `e` is what a read or write gets when the peer closed or reset the connection. */
+export function isHangUp(e: unknown): e is Error {
+  return e instanceof Deno.errors.BrokenPipe || e instanceof Deno.errors.ConnectionReset ||
+    e instanceof Deno.errors.ConnectionAborted || e instanceof Deno.errors.NotConnected;
+}
+
 function parseIpv4(s: string): number[] | null {
   const parts = s.split(".");
   if (parts.length !== 4) return null;

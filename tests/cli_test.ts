@@ -84,3 +84,63 @@ Deno.test("drftpd slave with a bad value exits 2 naming file, key and value", as
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** Every (sub)command as typed; `--help` and `--version` must work after each. */
+const SUBCOMMANDS = [[], ["master"], ["slave"], ["local"], ["user"], ["user", "add"], [
+  "user",
+  "list",
+]];
+
+Deno.test("--version and --help work after every subcommand", async () => {
+  for (const sub of SUBCOMMANDS) {
+    const v = await drftpd(...sub, "--version");
+    assert.equal(v.code, 0, `${sub.join(" ")} --version: ${v.stderr}`);
+    assert.equal(v.stdout, `drftpd ${VERSION}\n`);
+    const h = await drftpd(...sub, "--help");
+    assert.equal(h.code, 0, `${sub.join(" ")} --help: ${h.stderr}`);
+    assert.match(h.stdout, new RegExp(`drftpd ${sub.join(" ")}`));
+  }
+});
+
+Deno.test("the help of each command lists every flag the README shows for it", async () => {
+  const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+  // Inline code spans and code-block lines that start with "drftpd <command>".
+  const uses = [
+    ...[...readme.matchAll(/`(drftpd [^`]+)`/g)].map((m) => m[1]!),
+    ...readme.split("\n").filter((l) => l.startsWith("drftpd ")),
+  ];
+  let checked = 0;
+  for (const use of uses) {
+    const words = use.split(/\s+/);
+    // The longest help key the use starts with: "drftpd user add" before "drftpd user".
+    const helpKeys = ["drftpd user add", "drftpd user list", "drftpd user", "drftpd"];
+    for (const w of ["master", "slave", "local", "init"]) helpKeys.unshift(`drftpd ${w}`);
+    const key = helpKeys.find((k) => words.slice(0, k.split(" ").length).join(" ") === k)!;
+    const sub = key.split(" ").slice(1);
+    const help = (await drftpd(...sub, "--help")).stdout;
+    for (const flag of use.match(/--[a-z][a-z-]*/g) ?? []) {
+      assert.ok(help.includes(flag), `"${key} --help" lists ${flag} (README: ${use})`);
+      checked++;
+    }
+  }
+  assert.ok(checked >= 10, `checked ${checked} flags`);
+});
+
+Deno.test("drftpd master on a busy port names the address", async () => {
+  const dir = await Deno.makeTempDir();
+  using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (busy.addr as Deno.NetAddr).port;
+  try {
+    const file = `${dir}/master.toml`;
+    await Deno.writeTextFile(
+      file,
+      `[master]\ndata_dir = "${dir}/data"\n[ftp]\nlisten = "127.0.0.1:${port}"\n` +
+        `[slaves]\nlisten = "127.0.0.1:0"\nsecret = "s"\n`,
+    );
+    const r = await drftpd("master", "--config", file);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`FTP on 127\\.0\\.0\\.1:${port}: address already in use`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -18,6 +18,7 @@ import type { PasvProxy } from "./pasv_proxy.ts";
 import { ControlLineReader, LineTooLongError } from "./line_reader.ts";
 import { formatReply } from "./replies.ts";
 import { writeAll } from "../../shared/bytes.ts";
+import { isHangUp } from "../../shared/net.ts";
 
 const log = getLogger(["drftpd", "master", "ftp"]);
 
@@ -128,7 +129,14 @@ export class Session {
     const bytes = this.#encoder.encode(formatReply(code, text));
     const next = this.#writing.then(async () => {
       if (this.#closed) return;
-      await writeAll(this.#conn, bytes);
+      try {
+        await writeAll(this.#conn, bytes);
+      } catch (e) {
+        if (!isHangUp(e)) throw e;
+        // The client went away: not an error of ours; the read loop ends on its own.
+        log.info("{who} hung up ({error})", { who: this.who, error: e.name });
+        this.close();
+      }
     });
     this.#writing = next.catch(() => {});
     return next;

@@ -271,7 +271,7 @@ async function serveSlave(slave: SlaveHandle, link: FrameConn, options: LinkServ
           run = null;
           slave.trackChanges(null);
           if (done.onConnect) {
-            slave.state = "online";
+            options.registry.markOnline(slave);
             // reread: an operation may have been queued for this slave while it remerged
             options.registry.queue.list(slave.name)
               .then((q) => replayQueue(slave, q, options))

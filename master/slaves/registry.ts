@@ -31,6 +31,8 @@ interface KnownSlave {
 export class SlaveRegistry {
   #kv: Deno.Kv;
   #connected = new Map<string, SlaveHandle>();
+  /** Called whenever a slave comes online (see {@link whenOnline}). */
+  #onlineWaiters = new Set<() => void>();
   /** Operations offline slaves missed. */
   readonly queue: OpQueue;
 
@@ -77,6 +79,30 @@ export class SlaveRegistry {
       } satisfies KnownSlave,
     );
     return true;
+  }
+
+  /** Marks a connected slave online (its first remerge is complete) and wakes {@link whenOnline}. */
+  markOnline(slave: SlaveHandle): void {
+    slave.state = "online";
+    for (const wake of [...this.#onlineWaiters]) wake();
+  }
+
+  /** Resolves once every slave in `names` is connected and online; rejects when `signal` aborts. */
+  whenOnline(names: readonly string[], signal: AbortSignal): Promise<void> {
+    const allOnline = () => names.every((n) => this.#connected.get(n)?.state === "online");
+    if (allOnline()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        this.#onlineWaiters.delete(check);
+        signal.removeEventListener("abort", onAbort);
+      };
+      const check = () => {
+        if (allOnline()) (done(), resolve());
+      };
+      const onAbort = () => (done(), reject(signal.reason));
+      this.#onlineWaiters.add(check);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
   }
 
   /** Removes a slave whose link is gone. */
