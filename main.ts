@@ -30,6 +30,7 @@ import {
 import { setupLogging } from "./shared/log.ts";
 import { VERSION } from "./shared/version.ts";
 import { loadOpenSsl, type OpenSsl } from "./shared/tls.ts";
+import { type FdLimit, raiseFdLimit } from "./shared/rlimit.ts";
 import type { User, UserStore } from "./master/auth/users.ts";
 import type { StartedMaster } from "./master/mod.ts";
 
@@ -281,12 +282,20 @@ if (import.meta.main) {
  * The OpenSSL TLS engine when libssl is present (it lets slaves resume TLS sessions the client
  * negotiated with the master); otherwise node:tls is used and resumption works on the master only.
  */
-function tlsOptions(): { tlsEngine?: OpenSsl } {
-  let options: { tlsEngine?: OpenSsl } = {};
+function tlsOptions(): { tlsEngine?: OpenSsl; fdLimit?: FdLimit } {
+  const options: { tlsEngine?: OpenSsl; fdLimit?: FdLimit } = {};
   try {
-    options = { tlsEngine: loadOpenSsl() };
+    options.tlsEngine = loadOpenSsl();
   } catch (e) {
     getLogger(["drftpd"]).info("OpenSSL engine unavailable ({error}); using node:tls", {
+      error: e instanceof Error ? e.message : String(e),
+    });
+  }
+  // Every socket is a file descriptor: take all the hard limit allows while FFI is allowed.
+  try {
+    options.fdLimit = raiseFdLimit();
+  } catch (e) {
+    getLogger(["drftpd"]).warn("Cannot read or raise the open-file limit: {error}", {
       error: e instanceof Error ? e.message : String(e),
     });
   }

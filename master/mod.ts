@@ -7,6 +7,7 @@ import type { MasterConfig } from "../shared/config_types.ts";
 import { formatHostPort } from "../shared/config.ts";
 import type { OpenSsl } from "../shared/tls.ts";
 import { lockFolder } from "../shared/lock.ts";
+import { connectionBudget, type FdLimit } from "../shared/rlimit.ts";
 import { LoginGuard } from "./auth/login_guard.ts";
 import { UserStore } from "./auth/users.ts";
 import { KvFilelist } from "./filelist/kv_filelist.ts";
@@ -25,6 +26,8 @@ export interface MasterOptions {
   tlsEngine?: OpenSsl;
   /** Called once every listener is up, with the parts a caller may watch. */
   started?: (master: StartedMaster) => void;
+  /** The process's open-file limits (`raiseFdLimit()`, read while FFI was still allowed). */
+  fdLimit?: FdLimit;
 }
 
 /** What {@link MasterOptions.started} receives. */
@@ -43,6 +46,7 @@ export async function runMaster(
 ): Promise<void> {
   // Security: one master per data folder (its read cache assumes it is the only writer).
   using _lock = await lockFolder(config.master.data_dir, "Master data folder");
+  config = withinFdLimit(config, options.fdLimit);
   const filelist = new KvFilelist(kv);
   const users = new UserStore(kv);
   const slaves = new SlaveRegistry(kv);
@@ -85,11 +89,8 @@ export async function runMaster(
     return l;
   };
   const ftp = listen("FTP", config.ftp.listen);
-  const link = listen(
-    config.slaves.tls ? "Slave link (TLS)" : "Slave link",
-    config.slaves.listen,
-    config.slaves.tls,
-  );
+  // Plain TCP: the link server runs TLS itself, under the handshake deadline.
+  const link = listen(config.slaves.tls ? "Slave link (TLS)" : "Slave link", config.slaves.listen);
   const implicit = config.ftp.implicit_tls_listen && services.tls
     ? listenNamed("Implicit FTPS", config.ftp.implicit_tls_listen, null)
     : null;
@@ -110,6 +111,10 @@ export async function runMaster(
       filelist,
       signal,
       ticketSecret: tls?.ticketSecret ?? null,
+      tls: config.slaves.tls && tls
+        ? { cert: tls.cert, key: tls.key, ...(tls.engine ? { engine: tls.engine } : {}) }
+        : null,
+      handshakeMs: config.slaves.handshake_timeout * 1000,
       partialRemerge: config.slaves.partial_remerge,
     }),
   ]);
@@ -134,4 +139,25 @@ function listenNamed(
       : String(e);
     throw new Error(`Cannot listen for ${what} on ${formatHostPort(hp)}: ${why}`, { cause: e });
   }
+}
+
+/**
+ * `config` with `max_connections` lowered to what the open-file limit affords, said in the log;
+ * unchanged when the limit is unknown or large enough.
+ */
+function withinFdLimit(config: MasterConfig, fdLimit: FdLimit | undefined): MasterConfig {
+  if (!fdLimit) {
+    log.warn("Open-file limit unknown (no FFI): max_connections = {n} is not checked against it", {
+      n: config.ftp.max_connections,
+    });
+    return config;
+  }
+  const budget = connectionBudget(fdLimit.soft);
+  log.info("Open-file limit {soft} (hard {hard}, was {before})", { ...fdLimit });
+  if (config.ftp.max_connections <= budget) return config;
+  log.warn(
+    "max_connections lowered from {n} to {budget}: the open-file limit is {soft} (raise the hard limit, e.g. LimitNOFILE= or ulimit -Hn)",
+    { n: config.ftp.max_connections, budget, soft: fdLimit.soft },
+  );
+  return { ...config, ftp: { ...config.ftp, max_connections: budget } };
 }

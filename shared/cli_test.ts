@@ -135,6 +135,7 @@ Deno.test("localSetup() builds disjoint loopback configs", () => {
     secret: "s",
     tls: true,
     partial_remerge: true,
+    handshake_timeout: 10,
   });
   assert.deepEqual(
     setup.slaves.map((s) => [s.slave.name, s.slave.root, s.slave.passive_ports.from]),

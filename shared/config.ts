@@ -227,6 +227,7 @@ export const MASTER_SCHEMA: Schema<MasterSections> = {
     secret: { default: DEFAULT_SECRET, read: str({ nonEmpty: true }) },
     tls: { default: true, read: bool },
     partial_remerge: { default: true, read: bool },
+    handshake_timeout: { default: 10, read: int(1, 600) },
   },
   log: LOG_SECTION,
 };

@@ -57,6 +57,7 @@ Deno.test("parseMasterConfig() fills every default", () => {
       secret: "change-me",
       tls: true,
       partial_remerge: true,
+      handshake_timeout: 10,
     },
     log: { level: "info" },
   };
@@ -143,6 +144,7 @@ level = "debug"
     secret: "s3cret",
     tls: true,
     partial_remerge: true,
+    handshake_timeout: 10,
   });
   assertEquals(c.log.level, "debug");
 });

@@ -83,6 +83,11 @@ export interface MasterConfig {
      * (a file rewritten in place in an unchanged directory is missed until a full one). Default true.
      */
     partial_remerge: boolean;
+    /**
+     * Seconds a connection to the link port has to finish TLS and prove the secret; it is
+     * closed then. Default 10.
+     */
+    handshake_timeout: number;
   };
   log: {
     /** "debug" | "info" | "warning" | "error". Default "info". */

@@ -34,6 +34,11 @@ export class FrameConn {
   #closed = false;
   #encoder = new TextEncoder();
   #decoder = new TextDecoder();
+  /**
+   * Largest frame `read()` accepts (default `MAX_FRAME_BYTES`). Security: keep it small until
+   * the peer has authenticated, so a stranger cannot make us buffer a megabyte.
+   */
+  maxReadBytes: number = MAX_FRAME_BYTES;
 
   /** Wraps `conn`; the FrameConn owns it from now on. */
   constructor(conn: ByteConn) {
@@ -72,8 +77,8 @@ export class FrameConn {
     }
     const view = new DataView(this.#buf.buffer, this.#buf.byteOffset + this.#start, 4);
     const len = view.getUint32(0);
-    if (len > MAX_FRAME_BYTES) {
-      throw new LinkProtocolError(`Frame too large: ${len} bytes (limit ${MAX_FRAME_BYTES})`);
+    if (len > this.maxReadBytes) {
+      throw new LinkProtocolError(`Frame too large: ${len} bytes (limit ${this.maxReadBytes})`);
     }
     this.#start += 4;
     if (!(await this.#fill(len))) {

@@ -51,6 +51,10 @@ export interface SiteOptions {
    * keys (`fxp = "deny"`), and table headers such as `[[ftp.fxp_rules]]` work too.
    */
   masterExtra?: string;
+  /** Extra master.toml text at the end of the `[slaves]` section (`handshake_timeout = 2`). */
+  slavesExtra?: string;
+  /** A command the master runs under, e.g. `["prlimit", "--nofile=256", "--"]`. */
+  masterWrapper?: string[];
 }
 
 /** What a slave reports in SITE SLAVES. */
@@ -145,6 +149,7 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
       "[slaves]",
       `listen = ${toml(`${host}:${linkPort}`)}`,
       `secret = ${toml(secret)}`,
+      ...(options.slavesExtra === undefined ? [] : [options.slavesExtra]),
       "",
       "[log]",
       `level = ${toml(logLevel)}`,
@@ -191,11 +196,12 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
   const procs = new Map<string, Proc>();
   const logFile = (name: string) => `${dir}/${name}.log`;
 
-  async function spawn(name: string, args: string[]): Promise<Proc> {
+  async function spawn(name: string, args: string[], wrapper: string[] = []): Promise<Proc> {
     const file = await Deno.open(logFile(name), { append: true, create: true });
     await file.write(encoder.encode(`\n===== ${new Date().toISOString()} start ${name}\n`));
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "main.ts", ...args],
+    const argv = [...wrapper, Deno.execPath(), "run", "-A", "main.ts", ...args];
+    const child = new Deno.Command(argv[0]!, {
+      args: argv.slice(1),
       cwd: repoRoot,
       stdin: "null",
       stdout: "piped",
@@ -281,7 +287,10 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
   }
 
   async function startMaster(): Promise<void> {
-    procs.set("master", await spawn("master", ["master", "--config", masterConfig]));
+    procs.set(
+      "master",
+      await spawn("master", ["master", "--config", masterConfig], options.masterWrapper),
+    );
   }
 
   async function startSlaveProc(name: string): Promise<void> {

@@ -2,12 +2,19 @@
  * Accepts FTP control connections and runs a Session for each.
  */
 import { getLogger } from "@logtape/logtape";
+import { acceptLoop } from "../../shared/accept.ts";
 import { dispatch } from "./dispatcher.ts";
 import { type MasterServices, Session } from "./session.ts";
 
 const log = getLogger(["drftpd", "master", "ftp"]);
 
-/** Serves FTP on `listener` until `services.signal` aborts; waits for sessions to end. */
+/**
+ * Serves FTP on `listener` until `services.signal` aborts; waits for sessions to end.
+ *
+ * Security: at `max_connections` a new connection takes the place of the oldest one that has
+ * not logged in yet (which gets 421), so idle unauthenticated connections cannot lock honest
+ * users out; only when every session is logged in is the newcomer refused.
+ */
 export async function serveFtp(
   listener: Deno.Listener,
   services: MasterServices,
@@ -15,24 +22,24 @@ export async function serveFtp(
 ): Promise<void> {
   const onAbort = () => listener.close();
   services.signal.addEventListener("abort", onAbort, { once: true });
-  const sessions = new Set<Promise<void>>();
+  const sessions = new Map<Session, Promise<void>>();
+  const running = new Set<Promise<void>>();
   let nextId = 1;
+  const refuse = (conn: Deno.Conn, text: string) => {
+    const msg = new TextEncoder().encode(`421 ${text}\r\n`);
+    conn.write(msg).catch(() => {}).finally(() => conn.close());
+  };
   try {
-    for await (const conn of listener) {
-      if (sessions.size >= services.config.ftp.max_connections) {
-        const msg = new TextEncoder().encode("421 Too many connections; try again later\r\n");
-        conn.write(msg).catch(() => {}).finally(() => conn.close());
-        continue;
+    await acceptLoop(listener, (conn) => {
+      if (sessions.size >= services.config.ftp.max_connections && !evictOldestAnonymous(sessions)) {
+        return refuse(conn, "Too many connections; try again later");
       }
       const banned = services.loginGuard.bannedFor((conn.remoteAddr as Deno.NetAddr).hostname);
       if (banned > 0) {
-        const msg = new TextEncoder().encode(
-          `421 Too many failed logins from your address; try again in ${
-            Math.ceil(banned / 1000)
-          } s\r\n`,
+        return refuse(
+          conn,
+          `Too many failed logins from your address; try again in ${Math.ceil(banned / 1000)} s`,
         );
-        conn.write(msg).catch(() => {}).finally(() => conn.close());
-        continue;
       }
       // Replies are small: don't let Nagle hold them for the client's delayed ACK.
       (conn as Deno.TcpConn).setNoDelay?.(true);
@@ -40,13 +47,29 @@ export async function serveFtp(
       const p = session.run(dispatch, options).catch((e) =>
         log.error("Session {id} ended with an error: {error}", { id: session.id, error: String(e) })
       );
-      sessions.add(p);
-      p.finally(() => sessions.delete(p));
-    }
-  } catch (e) {
-    if (!services.signal.aborted) throw e;
+      sessions.set(session, p);
+      running.add(p);
+      p.finally(() => {
+        sessions.delete(session);
+        running.delete(p);
+      });
+    }, { signal: services.signal, what: options.implicitTls ? "implicit FTPS" : "FTP" });
   } finally {
     services.signal.removeEventListener("abort", onAbort);
-    await Promise.allSettled(sessions);
+    await Promise.allSettled(running);
   }
+}
+
+/** Ends the oldest session that has not logged in (Map order is accept order); false if none. */
+function evictOldestAnonymous(sessions: Map<Session, Promise<void>>): boolean {
+  for (const s of sessions.keys()) {
+    if (s.user === null && !s.closed) {
+      s.reply(421, "Too many connections; closing the oldest not logged in").finally(() =>
+        s.close()
+      );
+      sessions.delete(s);
+      return true;
+    }
+  }
+  return false;
 }

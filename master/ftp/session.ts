@@ -159,7 +159,7 @@ export class Session {
       ticketKeys: tls.ticketSecret,
       ...(tls.engine ? { engine: tls.engine } : {}),
       signal: this.services.signal,
-      handshakeTimeoutMs: 30_000,
+      handshakeTimeoutMs: this.services.config.ftp.login_timeout * 1000,
     });
     this.#conn = conn;
     this.#reader = new ControlLineReader(conn, { maxLineBytes: 4096 });
@@ -206,15 +206,19 @@ export class Session {
   ): Promise<void> {
     const cfg = this.services.config.ftp;
     // The idle timer is re-armed lazily: a command only records the time (cheap on a hot loop).
-    let last = performance.now();
+    // Security: before login the deadline counts from the accept, not from the last command, so
+    // a connection that never proves itself is closed even if it keeps talking.
+    const accepted = performance.now();
+    let last = accepted;
     let idle: ReturnType<typeof setTimeout> | undefined;
     const arm = (ms: number) => {
       idle = setTimeout(() => {
         const secs = this.user ? cfg.idle_timeout : cfg.login_timeout;
-        const left = secs * 1000 - (performance.now() - last);
+        const left = secs * 1000 - (performance.now() - (this.user ? last : accepted));
         if (this.transfer || left > 0) return arm(this.transfer ? secs * 1000 : left);
         log.info("Closing idle session {who}", { who: this.who });
-        this.reply(421, `Idle for ${secs} seconds; closing control connection`)
+        const why = this.user ? `Idle for ${secs} seconds` : `No login within ${secs} seconds`;
+        this.reply(421, `${why}; closing control connection`)
           .finally(() => this.close());
       }, ms);
     };
@@ -223,6 +227,7 @@ export class Session {
     };
     this.services.signal.addEventListener("abort", onAbort, { once: true });
     try {
+      arm(cfg.login_timeout * 1000);
       if (options.implicitTls) {
         try {
           await this.startTls();
@@ -237,7 +242,6 @@ export class Session {
         this.prot = "P";
       }
       await this.reply(220, cfg.banner);
-      arm(cfg.login_timeout * 1000);
       while (!this.quitting) {
         let line: string | null;
         try {
@@ -261,6 +265,11 @@ export class Session {
       await this.#writing;
       this.close();
     }
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
   }
 
   /** Closes the control connection; safe to call more than once. */

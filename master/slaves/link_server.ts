@@ -20,10 +20,13 @@
  * on a guess.
  */
 import { getLogger } from "@logtape/logtape";
+import { acceptLoop } from "../../shared/accept.ts";
+import { type OpenSsl, TlsHandshakeError, upgradeToTlsServer } from "../../shared/tls.ts";
 import { FrameConn, masterProof, newNonce, proofsEqual, slaveProof } from "../../shared/link.ts";
 import {
   type AuthMsg,
   HEARTBEAT_MS,
+  MAX_FRAME_BYTES,
   MAX_RESCAN_PATHS,
   parseFromSlave,
   PEER_TIMEOUT_MS,
@@ -33,12 +36,18 @@ import type { Filelist, Remerge } from "../filelist/types.ts";
 import { type NamespaceOp, type QueuedOp, rewritePath, touchedByRename } from "./op_queue.ts";
 import type { SlaveRegistry } from "./registry.ts";
 import { SlaveHandle, SlaveReplyError } from "./slave_handle.ts";
-import { deadline } from "../../shared/timers.ts";
+import { closeQuietly } from "../../shared/net.ts";
 
 const log = getLogger(["drftpd", "master", "link"]);
 
-/** How long a connecting slave has to complete the handshake. */
+/** Default of how long a connecting slave has to finish TLS and the handshake (ms). */
 const HANDSHAKE_MS = 10_000;
+
+/** Connections still in their handshake at once; more are closed at accept. */
+export const MAX_PENDING_LINKS = 16;
+
+/** Largest frame read from a peer that has not authenticated yet (an `auth` is ~300 bytes). */
+const PRE_AUTH_FRAME_BYTES = 4096;
 
 /** What the link server needs. */
 export interface LinkServerOptions {
@@ -48,6 +57,10 @@ export interface LinkServerOptions {
   signal: AbortSignal;
   /** Session-ticket secret shared with slaves (null when TLS is off). */
   ticketSecret: Uint8Array | null;
+  /** Run the link over TLS with this certificate (the listener is plain TCP); null = clear. */
+  tls?: { cert: string; key: string; engine?: OpenSsl } | null;
+  /** Milliseconds a connection has to finish TLS and prove the secret (default 10 000). */
+  handshakeMs?: number;
   /**
    * Ask a reconnecting slave only for the directories changed since its last completed remerge
    * (`[slaves] partial_remerge`). Default true.
@@ -55,7 +68,15 @@ export interface LinkServerOptions {
   partialRemerge?: boolean;
 }
 
-/** Accepts slave links on `listener` until `signal` aborts. */
+/**
+ * Accepts slave links on `listener` (plain TCP) until `signal` aborts.
+ *
+ * Security: a connection has `handshakeMs` to finish TLS and prove the secret and is closed when
+ * that passes; at most `MAX_PENDING_LINKS` are in that state at once (more are closed at
+ * accept), and it may send only small frames until it has proved itself. The TLS handshake
+ * runs on the accepted TCP socket here, not in `Deno.listenTls`, whose connections stay open
+ * after `close()` while the handshake waits for a ClientHello that never comes.
+ */
 export async function serveSlaveLinks(
   listener: Deno.Listener,
   options: LinkServerOptions,
@@ -63,16 +84,32 @@ export async function serveSlaveLinks(
   const onAbort = () => listener.close();
   options.signal.addEventListener("abort", onAbort, { once: true });
   const running = new Set<Promise<void>>();
+  let pending = 0;
+  let refused = 0;
   try {
-    for await (const conn of listener) {
-      const p = handleLink(conn, options).catch((e) =>
+    await acceptLoop(listener, (conn) => {
+      if (pending >= MAX_PENDING_LINKS) {
+        if (refused++ % 1000 === 0) {
+          log.warn(
+            "{n} slave link connections are still in their handshake; closing new ones ({refused} so far)",
+            { n: pending, refused },
+          );
+        }
+        closeQuietly(conn);
+        return;
+      }
+      pending++;
+      let proven = false;
+      const onProven = () => {
+        if (!proven) pending--;
+        proven = true;
+      };
+      const p = handleLink(conn, options, onProven).catch((e) =>
         log.error("Slave link error: {error}", { error: String(e) })
-      );
+      ).finally(onProven);
       running.add(p);
       p.finally(() => running.delete(p));
-    }
-  } catch (e) {
-    if (!options.signal.aborted) throw e;
+    }, { signal: options.signal, what: "slave link" });
   } finally {
     options.signal.removeEventListener("abort", onAbort);
     await Promise.allSettled(running);
@@ -83,19 +120,76 @@ function addrOf(a: Deno.Addr): string {
   return a.transport === "tcp" || a.transport === "udp" ? a.hostname : String(a.transport);
 }
 
-async function handleLink(conn: Deno.Conn, options: LinkServerOptions): Promise<void> {
+/**
+ * TLS (when configured) and the handshake within `ms`: the connection is closed when the
+ * deadline passes, whatever it is waiting for. Null when the peer did not prove itself.
+ */
+async function admit(
+  conn: Deno.Conn,
+  remote: string,
+  options: LinkServerOptions,
+): Promise<{ link: FrameConn; auth: AuthMsg } | null> {
+  const ms = options.handshakeMs ?? HANDSHAKE_MS;
+  let link: FrameConn | null = null;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    closeQuietly(conn);
+    link?.close();
+  }, ms);
+  try {
+    const tls = options.tls;
+    const secured = tls
+      ? await upgradeToTlsServer(conn, {
+        cert: tls.cert,
+        key: tls.key,
+        ...(tls.engine ? { engine: tls.engine } : {}),
+        handshakeTimeoutMs: ms,
+        signal: options.signal,
+      })
+      : conn;
+    link = new FrameConn(secured);
+    if (timedOut) link.close();
+    link.maxReadBytes = PRE_AUTH_FRAME_BYTES;
+    const auth = await handshake(link, remote, options.secret);
+    if (auth === null) {
+      link.close();
+      return null;
+    }
+    link.maxReadBytes = MAX_FRAME_BYTES;
+    return { link, auth };
+  } catch (e) {
+    link?.close();
+    closeQuietly(conn);
+    if (timedOut || e instanceof TlsHandshakeError) {
+      log.info("Link connection from {remote} closed: {why}", {
+        remote,
+        why: timedOut ? `no handshake within ${ms} ms` : (e as Error).message,
+      });
+      return null;
+    }
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function handleLink(
+  conn: Deno.Conn,
+  options: LinkServerOptions,
+  onProven: () => void,
+): Promise<void> {
   (conn as Deno.TcpConn).setNoDelay?.(true);
   const remote = addrOf(conn.remoteAddr);
   const local = addrOf(conn.localAddr);
-  using link = new FrameConn(conn);
+  const admitted = await admit(conn, remote, options);
+  onProven();
+  if (!admitted) return;
+  const { auth } = admitted;
+  using link = admitted.link;
   const onAbort = () => link.close();
   options.signal.addEventListener("abort", onAbort, { once: true });
   try {
-    const auth = await deadline(handshake(link, remote, options.secret), {
-      ms: HANDSHAKE_MS,
-      what: "the slave's handshake",
-    });
-    if (!auth) return;
     const slave = new SlaveHandle(auth.name, link, remote, local);
     if (!(await options.registry.attach(slave))) {
       log.warn("Refused slave {name} from {remote}: a slave of that name is already online", {
