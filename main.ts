@@ -29,7 +29,7 @@ import {
 } from "./shared/config.ts";
 import { setupLogging } from "./shared/log.ts";
 import { VERSION } from "./shared/version.ts";
-import { loadOpenSsl, type OpenSsl } from "./shared/tls.ts";
+import { loadOpenSsl, type OpenSsl } from "./shared/tls/mod.ts";
 import { type FdLimit, raiseFdLimit } from "./shared/rlimit.ts";
 import type { User, UserStore } from "./master/auth/users.ts";
 import type { StartedMaster } from "./master/mod.ts";

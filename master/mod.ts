@@ -5,7 +5,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { MasterConfig } from "../shared/config_types.ts";
 import { formatHostPort } from "../shared/config.ts";
-import type { OpenSsl } from "../shared/tls.ts";
+import type { OpenSsl } from "../shared/tls/mod.ts";
 import { lockFolder } from "../shared/lock.ts";
 import { connectionBudget, type FdLimit } from "../shared/rlimit.ts";
 import { LoginGuard } from "./auth/login_guard.ts";

@@ -5,7 +5,7 @@
 import { getLogger } from "@logtape/logtape";
 import { randomBytes } from "node:crypto";
 import type { MasterConfig } from "../shared/config_types.ts";
-import { certFingerprint, ensureSelfSignedCert, type OpenSsl } from "../shared/tls.ts";
+import { certFingerprint, ensureSelfSignedCert, type OpenSsl } from "../shared/tls/mod.ts";
 
 const log = getLogger(["drftpd", "master", "tls"]);
 

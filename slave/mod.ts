@@ -46,7 +46,7 @@ import {
   ensureSelfSignedCert,
   type OpenSsl,
   type TlsByteConn,
-} from "../shared/tls.ts";
+} from "../shared/tls/mod.ts";
 import { toSlaveError } from "./_errors.ts";
 import { diskSpace, type ScanStats, scanTree, SINCE_SLACK_MS, Storage } from "./storage.ts";
 import {

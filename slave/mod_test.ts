@@ -10,7 +10,7 @@ import {
   parseFromSlave,
   PROTOCOL_VERSION,
 } from "../shared/protocol.ts";
-import { createSelfSignedCert } from "../shared/tls.ts";
+import { createSelfSignedCert } from "../shared/tls/mod.ts";
 import { dirMarkers, loadDataCert, normalizeFingerprint, runSlave } from "./mod.ts";
 
 const SECRET = "s3cret";

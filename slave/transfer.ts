@@ -20,7 +20,7 @@ import {
   type TlsByteConn,
   TlsHandshakeError,
   upgradeToTlsServer,
-} from "../shared/tls.ts";
+} from "../shared/tls/mod.ts";
 import { type PartialInfo, SlaveError, toSlaveError } from "./_errors.ts";
 import { IO_BUFFER_SIZE, openRegularFile, type Storage } from "./storage.ts";
 import { writeAll, writeAllSync } from "../shared/bytes.ts";

@@ -10,7 +10,7 @@ import {
   loadOpenSsl,
   type OpenSsl,
   upgradeToTlsServer,
-} from "../shared/tls.ts";
+} from "../shared/tls/mod.ts";
 import { readAll, writeAll } from "../shared/bytes.ts";
 
 /** A temp folder (symlink-free path) removed on dispose. */

@@ -3,7 +3,7 @@
  * copy, which works for plain and TLS connections alike.
  */
 import type { ByteConn } from "../../shared/link.ts";
-import { connectTlsClient, upgradeToTlsServer } from "../../shared/tls.ts";
+import { connectTlsClient, upgradeToTlsServer } from "../../shared/tls/mod.ts";
 import { FtpError } from "./errors.ts";
 import type { DataSecurity, Session } from "./session.ts";
 import { writeAll } from "../../shared/bytes.ts";

@@ -6,7 +6,7 @@ import type { LoginGuard } from "../auth/login_guard.ts";
 import { getLogger } from "@logtape/logtape";
 import type { MasterConfig } from "../../shared/config_types.ts";
 import type { ByteConn } from "../../shared/link.ts";
-import { type TlsByteConn, upgradeToTlsServer } from "../../shared/tls.ts";
+import { type TlsByteConn, upgradeToTlsServer } from "../../shared/tls/mod.ts";
 import type { MasterTls } from "../tls_material.ts";
 import { normalize } from "../../shared/paths.ts";
 import type { User, UserStore } from "../auth/users.ts";

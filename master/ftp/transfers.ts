@@ -10,7 +10,7 @@ import {
   type TransferReq,
   type TransferResult,
 } from "../../shared/protocol.ts";
-import { connectTlsClient } from "../../shared/tls.ts";
+import { connectTlsClient } from "../../shared/tls/mod.ts";
 import { type DataConn, finish, relayBytes, secureDataConn } from "./data_tls.ts";
 import type { Entry, FileEntry } from "../filelist/types.ts";
 import { SlaveGoneError, type SlaveHandle, SlaveReplyError } from "../slaves/slave_handle.ts";

@@ -21,7 +21,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { acceptLoop } from "../../shared/accept.ts";
-import { type OpenSsl, TlsHandshakeError, upgradeToTlsServer } from "../../shared/tls.ts";
+import { type OpenSsl, TlsHandshakeError, upgradeToTlsServer } from "../../shared/tls/mod.ts";
 import { FrameConn, masterProof, newNonce, proofsEqual, slaveProof } from "../../shared/link.ts";
 import {
   type AuthMsg,

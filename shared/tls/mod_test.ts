@@ -10,8 +10,8 @@ import {
   type TlsByteConn,
   TlsHandshakeError,
   upgradeToTlsServer,
-} from "./tls.ts";
-import { readAll, writeAll } from "./bytes.ts";
+} from "./mod.ts";
+import { readAll, writeAll } from "../bytes.ts";
 
 const PAIR = createSelfSignedCert("localhost");
 const enc = new TextEncoder();
@@ -426,7 +426,7 @@ async function otherProcess(
 ): Promise<{ port: number; results: () => Promise<boolean[]> }> {
   const code = `
     import { loadOpenSsl, upgradeToTlsServer } from ${
-    JSON.stringify(import.meta.resolve("./tls.ts"))
+    JSON.stringify(import.meta.resolve("./mod.ts"))
   };
     const input = JSON.parse(await new Response(Deno.stdin.readable).text());
     const engine = input.engine === "openssl" ? { engine: loadOpenSsl() } : {};
@@ -517,7 +517,7 @@ Deno.test({
   ignore: !HAS_OPENSSL,
   async fn() {
     // A known limitation of Deno 2.9.6 (rustls keeps one random ticket key per process). If this
-    // test fails, Deno started honouring ticketKeys: update the module documentation of tls.ts.
+    // test fails, Deno started honouring ticketKeys: update the module documentation of shared/tls/mod.ts.
     const dir = await Deno.makeTempDir();
     try {
       const sess = `${dir}/sess.pem`;
