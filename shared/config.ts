@@ -215,7 +215,7 @@ export const MASTER_SCHEMA: Schema<MasterSections> = {
     ban_after_failures: { default: 10, read: int(0, 1_000_000) },
     ban_seconds: { default: 300, read: int(1, 86_400 * 30) },
     banner: { default: "drftpd ready", read: str({ printable: true }) },
-    fxp: { default: "allow", read: oneOf(["allow", "deny"] as const) },
+    fxp: { default: "deny", read: oneOf(["allow", "deny"] as const) },
     fxp_rules: { default: [], read: fxpRules },
     tls: { default: "optional", read: oneOf(["off", "optional", "required"] as const) },
     tls_cert: { default: "", read: optionalPath },

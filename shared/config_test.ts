@@ -45,7 +45,7 @@ Deno.test("parseMasterConfig() fills every default", () => {
       ban_after_failures: 10,
       ban_seconds: 300,
       banner: "drftpd ready",
-      fxp: "allow",
+      fxp: "deny",
       fxp_rules: [],
       tls: "optional",
       tls_cert: "",

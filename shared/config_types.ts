@@ -58,7 +58,7 @@ export interface MasterConfig {
     ban_seconds: number;
     /** Greeting text on 220. Default "drftpd ready". */
     banner: string;
-    /** Server-to-server transfers (data peer ≠ client): "allow" (default) or "deny". */
+    /** Server-to-server transfers (data peer ≠ client): "deny" (default) or "allow". */
     fxp: "allow" | "deny";
     /** Per-path FXP rules; the first rule whose glob matches decides. Default none. */
     fxp_rules: FxpRule[];

@@ -26,6 +26,11 @@
  *   `PRET RETR /incoming/…` accepted (and the upload stored); active FXP (`PORT` to a third party)
  *   into /incoming or out of /private is 550. A transfer command naming another path than its
  *   PRET must not inherit the PRET path's FXP permission.
+ *   With FXP allowed, a foreign source is accepted on a passive port only after the session asked
+ *   for FXP (`askFxp`: AUTH TLS + SSCN ON).
+ * - Default policy (issue 11): `fxp = "deny"`, so EPRT/PORT elsewhere is 504; with the default and
+ *   with `fxp = "allow"` (not asked for), a third party that connects to a client's passive port
+ *   first is closed and the client, which sends RETR before connecting, gets its own file.
  *   The foreign source address is chosen with python3 (`socket.bind(("127.0.0.5", 0))`), since
  *   Deno.connect cannot pick one.
  */
@@ -43,6 +48,7 @@ import {
   parse227,
   poll,
   randomBytes,
+  readAll,
   sha256,
   type Site,
   tempDir,
@@ -86,6 +92,15 @@ function expectCode(r: FtpReply, code: number, what: string): void {
 
 function portArg(host: string, port: number): string {
   return `${host.replaceAll(".", ",")},${port >> 8},${port & 255}`;
+}
+
+/**
+ * Asks for FXP explicitly on a logged-in session: AUTH TLS, then SSCN ON (data stays in the
+ * clear under PROT C). Without it a passive port accepts only the client, even with FXP allowed.
+ */
+async function askFxp(ftp: FtpControl, site: Site): Promise<void> {
+  await ftp.startTls([await Deno.readTextFile(`${site.masterDataDir}/tls/cert.pem`)]);
+  expectCode(await ftp.send("SSCN ON"), 200, "SSCN ON");
 }
 
 // ------------------------------------------------------------------------------ other servers
@@ -272,6 +287,7 @@ async function fxpBothWays(t: Deno.TestContext, site: Site, other: OtherServer):
   expectCode(await ours.send(`MKD ${dir}`), 257, "MKD");
 
   await t.step(`${other.name} → drftpd: our slave passive, ${other.name} active`, async () => {
+    await askFxp(ours, site);
     const dst = `${dir}/in.bin`;
     const pasv = await ours.pasv(`STOR ${dst}`);
     assert.equal(pasv.host, SLAVE_HOST, `PASV should name the slave: ${lines(pasv.reply)}`);
@@ -338,7 +354,8 @@ async function fxpBothWays(t: Deno.TestContext, site: Site, other: OtherServer):
   });
 }
 
-const FXP_RULES = `[[ftp.fxp_rules]]
+const FXP_RULES = `fxp = "allow"
+[[ftp.fxp_rules]]
 path = "/incoming/**"
 upload = false
 download = true
@@ -442,8 +459,11 @@ Deno.test({
 
 // ------------------------------------------------------------------------------ bounce protection
 
-Deno.test("PORT/EPRT: privileged ports refused, FXP allowed by default", async () => {
-  await using site = await makeSite({ slaves: [{ name: "s2", address: SLAVE_HOST }] });
+Deno.test("PORT/EPRT: privileged ports refused, FXP when allowed", async () => {
+  await using site = await makeSite({
+    slaves: [{ name: "s2", address: SLAVE_HOST }],
+    masterExtra: `fxp = "allow"`,
+  });
   await using ftp = await site.control();
   const r21 = await ftp.send("PORT 127,0,0,1,0,21");
   expectCode(r21, 501, "PORT to port 21");
@@ -666,6 +686,7 @@ Deno.test("fxp_rules: FXP refused under /incoming (uploads) and /private (downlo
     masterExtra: FXP_RULES,
   });
   await using ftp = await site.control();
+  await askFxp(ftp, site);
   expectCode(await ftp.send("MKD /incoming"), 257, "MKD /incoming");
   expectCode(await ftp.send("MKD /public"), 257, "MKD /public");
   expectCode(await ftp.send("MKD /private"), 257, "MKD /private");
@@ -741,6 +762,7 @@ Deno.test("fxp_rules: a transfer naming another path than its PRET does not inhe
     masterExtra: FXP_RULES,
   });
   await using ftp = await site.control();
+  await askFxp(ftp, site);
   for (const d of ["/incoming", "/public", "/private"]) {
     expectCode(await ftp.send(`MKD ${d}`), 257, `MKD ${d}`);
   }
@@ -808,4 +830,49 @@ Deno.test("fxp_rules: a transfer naming another path than its PRET does not inhe
       );
     },
   );
+});
+
+Deno.test("default FXP policy: no bounce, and nobody else takes a client's passive port", async (t) => {
+  for (const masterExtra of [undefined, `fxp = "allow"`]) {
+    const config = masterExtra ?? "default config";
+    await using site = await makeSite({
+      slaves: [{ name: "s2", address: SLAVE_HOST }],
+      ...(masterExtra === undefined ? {} : { masterExtra }),
+    });
+    await using ftp = await site.control();
+    const bytes = randomBytes(300_000);
+    await ftp.store("/f.bin", bytes);
+
+    if (masterExtra === undefined) {
+      await t.step(`${config}: EPRT/PORT to another address is 504`, async () => {
+        const high = freePort();
+        expectCode(await ftp.send(`EPRT |1|127.0.0.9|${high}|`), 504, "EPRT to 127.0.0.9");
+        expectCode(await ftp.send(`PORT ${portArg("127.0.0.9", high)}`), 504, "PORT");
+        expectCode(await ftp.send(`EPRT |1|127.0.0.1|${high}|`), 200, "EPRT to the client");
+      });
+    }
+
+    await t.step(`${config}: a third party that connects first gets nothing`, async () => {
+      const pasv = await ftp.pasv("RETR /f.bin");
+      assert.equal(pasv.host, SLAVE_HOST, lines(pasv.reply));
+      const thief = peerFrom("127.0.0.5", pasv, { holdMs: 3000 });
+      await thief.connected;
+      // the victim sends RETR before connecting: the slave must not serve the thief
+      expectCode(await ftp.send("RETR /f.bin"), 150, "RETR");
+      const data = await Deno.connect({ hostname: pasv.host, port: pasv.port });
+      const got = await readAll(data);
+      data.close();
+      expectCode(await ftp.read(), 226, "RETR end");
+      assert.equal(await sha256(got), await sha256(bytes), "the client got its file");
+      assertRefused(await thief.done, "thief");
+    });
+
+    await t.step(`${config}: an upload's passive port refuses a third party too`, async () => {
+      const pasv = await ftp.pasv("STOR /g.bin");
+      assertRefused(await connectFrom("127.0.0.5", pasv), "slave port for STOR");
+      await ftp.transfer(pasv, "STOR /g.bin", { upload: bytes });
+      const onDisk = await Deno.readFile(`${site.slaveRoot("s2")}/g.bin`);
+      assert.equal(await sha256(onDisk), await sha256(bytes));
+    });
+  }
 });

@@ -221,8 +221,9 @@ Deno.test("FTPS: nothing readable on the wire (control, slave data, slave link)"
 });
 
 Deno.test("FTPS: secure FXP between two drftpd sites with CPSV and SSCN", async () => {
-  await using a = await makeSite({ slaves: [{ name: "a1", address: "127.0.0.2" }] });
-  await using b = await makeSite({ slaves: [{ name: "b1", address: "127.0.0.3" }] });
+  const masterExtra = `fxp = "allow"`;
+  await using a = await makeSite({ slaves: [{ name: "a1", address: "127.0.0.2" }], masterExtra });
+  await using b = await makeSite({ slaves: [{ name: "b1", address: "127.0.0.3" }], masterExtra });
   const bytes = randomBytes(700_000);
   const certA = await Deno.readTextFile(`${a.masterDataDir}/tls/cert.pem`);
   const certB = await Deno.readTextFile(`${b.masterDataDir}/tls/cert.pem`);

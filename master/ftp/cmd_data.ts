@@ -111,14 +111,7 @@ async function slavePassive(
 > {
   const slave = await slaveForPret(s, p);
   const xfer = crypto.randomUUID();
-  // Security: the slave's port accepts only the client unless FXP is allowed for this transfer.
-  const fxp = fxpAllowed(
-    s.services.config.ftp,
-    s.user!,
-    p.kind === "upload" ? "upload" : "download",
-    p.path,
-  );
-  const peer = fxp ? null : s.remoteHost;
+  const peer = passivePeer(s, p.kind === "upload" ? "upload" : "download", p.path);
   const r = await slave.request({ type: "listen", xfer, peer });
   const host = String(r.host);
   const port = Number(r.port);
@@ -126,13 +119,27 @@ async function slavePassive(
   return { plan, host, port, peer };
 }
 
+/**
+ * Who may connect to a passive port prepared for `s`: the client's own address (the usual case),
+ * or anyone (null) when FXP is allowed for `direction`/`path` and the session asked for FXP
+ * explicitly. Security: a passive port open to anyone lets whoever connects first take the
+ * download (or feed the upload) of a client that did not mean to do FXP.
+ */
+function passivePeer(
+  s: Session,
+  direction: "upload" | "download" | null,
+  path: string | null,
+): string | null {
+  const open = s.fxpAsked && fxpAllowed(s.services.config.ftp, s.user!, direction, path);
+  return open ? null : s.remoteHost;
+}
+
 /** Opens a passive port on the master (listings, relay). */
 function masterPassive(s: Session): PassiveChannel {
-  const fxp = fxpAllowed(s.services.config.ftp, s.user!, null, null);
   return new PassiveChannel(
     s.localHost,
     s.services.config.ftp.passive_ports,
-    fxp ? null : s.remoteHost,
+    passivePeer(s, null, null),
   );
 }
 
@@ -200,9 +207,9 @@ async function onlySlavePassive(s: Session): Promise<boolean> {
   const xfer = crypto.randomUUID();
   // Security: the transfer's path is unknown yet, so per-path FXP rules cannot be checked:
   // with any rule configured, only the client itself may connect.
-  const ftp = s.services.config.ftp;
-  const open = fxpAllowed(ftp, s.user!, null, null) && ftp.fxp_rules.length === 0;
-  const peer = open ? null : s.remoteHost;
+  const peer = s.services.config.ftp.fxp_rules.length === 0
+    ? passivePeer(s, null, null)
+    : s.remoteHost;
   const r = await slave.request({ type: "listen", xfer, peer });
   const host = String(r.host);
   const port = Number(r.port);
@@ -261,12 +268,15 @@ function checkActiveTarget(s: Session, host: string, port: number): void {
   if (port < 1024) throw new FtpError(501, `Refusing a data connection to privileged port ${port}`);
   if (s.epsvAll) throw new FtpError(503, "EPSV ALL was sent; PORT/EPRT are not allowed");
   // Security: a data connection to another host than the client's is FXP (or a bounce attack).
-  if (!sameHost(host, s.remoteHost) && !fxpAllowed(s.services.config.ftp, s.user!, null, null)) {
+  if (sameHost(host, s.remoteHost)) return;
+  if (!fxpAllowed(s.services.config.ftp, s.user!, null, null)) {
     throw new FtpError(
       504,
       `FXP is not allowed: data connections go only to your own address ${s.remoteHost}, not ${host}`,
     );
   }
+  // A transfer whose peer is another server: this session does FXP on purpose.
+  s.fxpAsked = true;
 }
 
 /** PORT h1,h2,h3,h4,p1,p2 */

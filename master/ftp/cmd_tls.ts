@@ -81,7 +81,7 @@ export function ccc(_s: Session): Promise<void> {
 export async function sscn(s: Session, arg: string): Promise<void> {
   const v = arg.trim().toUpperCase();
   if (!s.secure) throw new FtpError(503, "SSCN needs a protected control connection (AUTH TLS)");
-  if (v === "ON") s.sscn = true;
+  if (v === "ON") s.sscn = s.fxpAsked = true;
   else if (v === "OFF") s.sscn = false;
   else if (v !== "") throw new FtpError(501, `SSCN takes ON or OFF, not "${v.slice(0, 8)}"`);
   await s.reply(200, s.sscn ? "SSCN:CLIENT METHOD" : "SSCN:SERVER METHOD");
@@ -90,6 +90,7 @@ export async function sscn(s: Session, arg: string): Promise<void> {
 /** CPSV: PASV whose data connection we open as TLS client (secure FXP). */
 export async function cpsv(s: Session): Promise<void> {
   if (!s.secure) throw new FtpError(503, "CPSV needs a protected control connection (AUTH TLS)");
+  s.fxpAsked = true;
   await pasv(s);
   s.cpsv = true;
 }

@@ -105,6 +105,11 @@ export class Session {
   sscn = false;
   /** CPSV: be the TLS client on the next data connection only. */
   cpsv = false;
+  /**
+   * The session asked for FXP explicitly (SSCN ON, CPSV, or a PORT/EPRT to another server):
+   * only then may a third party connect to a passive port prepared for it (`fxpPeer`).
+   */
+  fxpAsked = false;
 
   #raw: Deno.Conn;
   #conn: ByteConn;
