@@ -82,8 +82,9 @@ async function run(cmd: Command): Promise<number> {
       await setupLogging(config.log.level);
       warnDefaultSecret(config.slave.secret);
       using shutdown = shutdownSignal();
-      const { runSlave } = await loadSlave();
-      await runSlave(config, shutdown.signal, tlsOptions());
+      const { runSlave, chooseDataEngine } = await loadSlave();
+      const dataEngine = chooseDataEngine(config); // loads libc: before tlsOptions() drops ffi
+      await runSlave(config, shutdown.signal, { ...tlsOptions(), dataEngine });
       return 0;
     }
     case "local":
@@ -127,12 +128,13 @@ async function runLocal(cmd: LocalCommand): Promise<number> {
   });
   await setupLogging(setup.master.log.level);
   const log = getLogger(["drftpd", "local"]);
-  const engine = tlsOptions();
-  const [{ runMaster }, { runSlave }, { UserStore }] = await Promise.all([
+  const [{ runMaster }, { runSlave, chooseDataEngine }, { UserStore }] = await Promise.all([
     loadMaster(),
     loadSlave(),
     loadUsers(),
   ]);
+  const dataEngines = setup.slaves.map((s) => chooseDataEngine(s)); // before ffi is dropped
+  const engine = tlsOptions();
   using shutdown = shutdownSignal();
   await using kv = await openMasterKv(setup.master);
   const password = await ensureLocalUser(new UserStore(kv.kv), setup);
@@ -155,9 +157,9 @@ async function runLocal(cmd: LocalCommand): Promise<number> {
           },
         }),
     },
-    ...setup.slaves.map((s) => ({
+    ...setup.slaves.map((s, i) => ({
       name: s.slave.name,
-      run: () => runSlave(s, stopAll.signal, engine),
+      run: () => runSlave(s, stopAll.signal, { ...engine, dataEngine: dataEngines[i]! }),
     })),
   ];
   let failed = false;

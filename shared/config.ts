@@ -246,6 +246,7 @@ export const SLAVE_SCHEMA: Schema<SlaveSections> = {
     master_fingerprint: { default: "", read: fingerprint },
     tls_cert: { default: "", read: optionalPath },
     tls_key: { default: "", read: optionalPath },
+    data_engine: { default: "native", read: oneOf(["native", "zero_copy"] as const) },
   },
   log: LOG_SECTION,
 };

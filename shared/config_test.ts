@@ -79,6 +79,7 @@ Deno.test("parseSlaveConfig() fills every default", () => {
       master_fingerprint: "",
       tls_cert: "",
       tls_key: "",
+      data_engine: "native",
     },
     log: { level: "info" },
   };

@@ -120,6 +120,8 @@ export interface SlaveConfig {
     tls_cert: string;
     /** PEM private key; "" = generated with the certificate. */
     tls_key: string;
+    /** What moves plain data-connection bytes: Deno's APIs, or sendfile/recv through libc. */
+    data_engine: "native" | "zero_copy";
   };
   log: {
     level: "debug" | "info" | "warning" | "error";

@@ -214,7 +214,10 @@ export interface TransferResult {
   bytes: number;
   /** Size of the file on disk after the transfer. */
   size: number;
-  /** CRC32 of the whole file (receive) or of the bytes sent (send), as unsigned integer. */
+  /**
+   * CRC32 of the whole file (receive) or of the bytes sent (send), as unsigned integer; 0 with
+   * `crcWhole` false when the slave's engine never saw the bytes (a zero-copy send).
+   */
   crc32: number;
   /** Whether `crc32` covers the whole file (false for a REST/APPE receive where the earlier part was not read). */
   crcWhole: boolean;

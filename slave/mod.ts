@@ -48,6 +48,14 @@ import {
   type TlsByteConn,
 } from "../shared/tls/mod.ts";
 import { toSlaveError } from "./_errors.ts";
+import {
+  DATA_ENGINE_ENV,
+  DATA_ENGINES,
+  type DataEngine,
+  type DataEngineName,
+  nativeEngine,
+} from "./data_engine.ts";
+import { loadZeroCopy } from "./zero_copy.ts";
 import { diskSpace, type ScanStats, scanTree, SINCE_SLACK_MS, Storage } from "./storage.ts";
 import {
   announcedHost,
@@ -77,6 +85,37 @@ export interface SlaveOptions {
    * Without it node:tls is used (no resumption across processes). The link always uses node:tls.
    */
   tlsEngine?: OpenSsl;
+  /** What moves plain data bytes (`chooseDataEngine()`); the native engine when absent. */
+  dataEngine?: DataEngine;
+}
+
+/**
+ * The data engine `config` (or the `DRFTPD_DATA_ENGINE` environment variable, which wins) asks
+ * for. Loads libc for "zero_copy", so call it while `--allow-ffi` is granted; when that fails it
+ * logs why and returns the native engine. Throws TypeError for an unknown engine in the variable.
+ */
+export function chooseDataEngine(config: SlaveConfig): DataEngine {
+  const log = getLogger(["drftpd", "slave"]);
+  const forced = Deno.env.get(DATA_ENGINE_ENV);
+  if (forced !== undefined && forced !== "" && !isDataEngineName(forced)) {
+    throw new TypeError(
+      `Invalid ${DATA_ENGINE_ENV} "${forced}": expected one of ${DATA_ENGINES.join(", ")}`,
+    );
+  }
+  const wanted = forced || config.slave.data_engine;
+  if (wanted === "native") return nativeEngine;
+  try {
+    return loadZeroCopy();
+  } catch (e) {
+    log.warn("Zero-copy data engine unavailable ({error}); using the native engine", {
+      error: errorText(e),
+    });
+    return nativeEngine;
+  }
+}
+
+function isDataEngineName(s: string): s is DataEngineName {
+  return (DATA_ENGINES as readonly string[]).includes(s);
 }
 
 /**
@@ -98,6 +137,7 @@ export async function runSlave(
   const pair = await loadDataCert(config);
   const tls: DataTlsOptions = { cert: pair.cert, key: pair.key };
   if (options.tlsEngine) tls.engine = options.tlsEngine;
+  const engine = options.dataEngine ?? nativeEngine;
   log.info("Slave {name} storing files in {root}", {
     name: config.slave.name,
     root: storage.root,
@@ -106,9 +146,10 @@ export async function runSlave(
     fingerprint: pair.fingerprint,
     engine: options.tlsEngine ? options.tlsEngine.version : "node:tls",
   });
+  log.info("Plain data connections use the {engine} data engine", { engine: engine.name });
   let failures = 0;
   while (!signal.aborted) {
-    const welcomed = await runSession(config, storage, tls, signal);
+    const welcomed = await runSession(config, storage, { tls, engine }, signal);
     if (signal.aborted) break;
     if (welcomed) failures = 0;
     const delay = backoffDelay(failures++);
@@ -116,6 +157,12 @@ export async function runSlave(
     await sleep(delay, signal);
   }
   log.info("Slave {name} stopped", { name: config.slave.name });
+}
+
+/** How data connections are secured and what moves their bytes. */
+interface DataOptions {
+  tls: DataTlsOptions;
+  engine: DataEngine;
 }
 
 /** The delay before reconnect attempt number `failures` (0-based), jittered ±20 %. */
@@ -186,7 +233,7 @@ function formatAddress(host: string, port: number): string {
 async function runSession(
   config: SlaveConfig,
   storage: Storage,
-  tls: DataTlsOptions,
+  data: DataOptions,
   signal: AbortSignal,
 ): Promise<boolean> {
   const log = getLogger(["drftpd", "slave"]);
@@ -218,7 +265,7 @@ async function runSession(
     if (secure === null) return false;
   }
   const link = new FrameConn(secure ?? conn);
-  const session = new LinkSession(config, storage, tls, link, localHost, signal);
+  const session = new LinkSession(config, storage, data, link, localHost, signal);
   const stop = () => link.close();
   signal.addEventListener("abort", stop, { once: true });
   try {
@@ -294,7 +341,7 @@ async function secureLink(
 class LinkSession {
   #config: SlaveConfig;
   #storage: Storage;
-  #tls: DataTlsOptions;
+  #data: DataOptions;
   #link: FrameConn;
   #localHost: string;
   #shutdown: AbortSignal;
@@ -315,7 +362,7 @@ class LinkSession {
   constructor(
     config: SlaveConfig,
     storage: Storage,
-    tls: DataTlsOptions,
+    data: DataOptions,
     link: FrameConn,
     localHost: string,
     shutdown: AbortSignal,
@@ -323,7 +370,7 @@ class LinkSession {
     this.#shutdown = shutdown;
     this.#config = config;
     this.#storage = storage;
-    this.#tls = tls;
+    this.#data = data;
     this.#link = link;
     this.#localHost = localHost;
   }
@@ -337,7 +384,8 @@ class LinkSession {
       passivePorts: this.#config.slave.passive_ports,
     }, {
       onProgress: (xfer, bytes) => this.#send({ type: "progress", xfer, bytes }),
-      tls: this.#tls,
+      tls: this.#data.tls,
+      engine: this.#data.engine,
     });
     try {
       if (!(await this.#handshake())) return false;

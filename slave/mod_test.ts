@@ -68,6 +68,7 @@ function slaveConfig(
       master_fingerprint: "",
       tls_cert: "",
       tls_key: "",
+      data_engine: "native",
       ...slave,
     },
     log: { level: "debug" },

@@ -74,6 +74,7 @@ Deno.test("announcedHost prefers public_address, then a concrete listen_address,
     master_fingerprint: "",
     tls_cert: "",
     tls_key: "",
+    data_engine: "native" as const,
   };
   assert.equal(
     announcedHost(

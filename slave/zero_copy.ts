@@ -1,0 +1,339 @@
+/**
+ * The zero-copy data engine (Linux): libc through FFI, loaded by `loadZeroCopy()` while
+ * `--allow-ffi` is still granted (the role revokes it right after, as for the OpenSSL engine;
+ * calling loaded symbols needs no permission).
+ *
+ * - **Send**: `sendfile(2)` from the file to the socket, from the requested offset, in chunks of
+ *   `SEND_CHUNK` bytes: the bytes go from the page cache to the socket without entering this
+ *   process. The engine therefore never sees them: a send reports no CRC32 (the master uses the
+ *   CRC of receives only).
+ * - **Receive**: `recv(2)` with `MSG_WAITALL` into two reused buffers of `RECV_BUFFER` bytes, the
+ *   next one filling while the previous one gets its CRC32 and is written to the file.
+ * - With TLS over the socket the native engine runs (OpenSSL or node:tls need the plaintext).
+ *
+ * **The socket's fd.** Deno does not expose the fd of a `Deno.TcpConn`, so the engine finds it: it
+ * lists `/proc/self/fd` and takes the socket whose `getsockname` and `getpeername` both equal the
+ * connection's local and remote address (family, address and port). A connected TCP socket's
+ * address pair is unique on the host, and the `Deno.TcpConn` stays open for as long as the engine
+ * uses the fd (the transfer owns it, and the engine never closes it), so the number cannot name
+ * another socket meanwhile. For the transfer the engine clears `O_NONBLOCK` (restored after) and
+ * runs every `sendfile`/`recv` as a `nonblocking` FFI call, i.e. on a worker thread, so the
+ * event loop stays free. Abort (ABOR, link loss, slave stop) drops the socket: the engine's drop
+ * hook `shutdown(2)`s the fd first, which wakes a blocked call at once, and only then is the
+ * connection closed; no call is started once the socket is dropped. A client that stops reading
+ * blocks `sendfile` exactly as it blocks the native engine's write, until an abort. If the
+ * process dies, the kernel closes the sockets as for the native engine.
+ *
+ * **The file's fd.** The transfer opened the file with Deno (after the path containment check);
+ * for `sendfile` the engine opens the same path again read-only with `open(2)` and checks with
+ * `fstat(2)` that it is the very inode Deno opened (device and inode number), else it refuses.
+ *
+ * The errno of a call made on a worker thread is not readable from JavaScript, so a failed call
+ * is reported without it ("the peer closed or reset the connection" is the usual cause).
+ *
+ * @module
+ */
+import { crc32 } from "node:zlib";
+import { getLogger } from "@logtape/logtape";
+import type { SlaveError } from "./_errors.ts";
+import {
+  type DataEngine,
+  type DataSocket,
+  type FileRange,
+  type Moved,
+  type MoveHooks,
+  nativeEngine,
+} from "./data_engine.ts";
+import { writeAllSync } from "../shared/bytes.ts";
+
+/** Bytes per `sendfile` call: bounds how long a send goes without a progress report. */
+export const SEND_CHUNK = 8 * 1024 * 1024;
+/** Bytes per `recv` buffer (there are two). */
+export const RECV_BUFFER = 1024 * 1024;
+
+const SYMBOLS = {
+  sendfile: { parameters: ["i32", "i32", "buffer", "usize"], result: "isize", nonblocking: true },
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize", nonblocking: true },
+  open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+} as const;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+const F_GETFL = 3;
+const F_SETFL = 4;
+const O_NONBLOCK = 0o4000;
+const O_RDONLY = 0;
+const O_CLOEXEC = 0o2000000;
+/** O_DIRECTORY differs between x86_64 and aarch64. */
+const O_DIRECTORY_X86 = 0o200000;
+const O_DIRECTORY_ARM = 0o40000;
+const DIRENT_BUFFER = 64 * 1024;
+const SHUT_RDWR = 2;
+const MSG_WAITALL = 0x100;
+const AF_INET = 2;
+const AF_INET6 = 10;
+/** `struct stat` is 144 bytes on x86_64 and 128 on aarch64; st_dev at 0, st_ino at 8 on both. */
+const STAT_BYTES = 256;
+const SOCKADDR_BYTES = 128;
+
+/**
+ * Loads libc and returns the zero-copy engine. Needs `--allow-ffi` for this call only. Throws
+ * (naming what is missing) off Linux or when a symbol is missing; the caller then uses the native
+ * engine.
+ */
+export function loadZeroCopy(path = "libc.so.6"): DataEngine {
+  if (Deno.build.os !== "linux") {
+    throw new Error(`The zero-copy engine needs Linux, not ${Deno.build.os}`);
+  }
+  return new ZeroCopyEngine(Deno.dlopen(path, SYMBOLS).symbols);
+}
+
+class ZeroCopyEngine implements DataEngine {
+  readonly name = "zero_copy" as const;
+  #libc: Libc;
+  #log = getLogger(["drftpd", "slave"]);
+
+  constructor(libc: Libc) {
+    this.#libc = libc;
+  }
+
+  async sendFile(
+    socket: DataSocket,
+    file: Deno.FsFile,
+    range: FileRange,
+    hooks: MoveHooks,
+  ): Promise<Moved> {
+    if (socket.secure) return await nativeEngine.sendFile(socket, file, range, hooks);
+    const libc = this.#libc;
+    const fd = this.#socketFd(socket.plain);
+    if (fd === null) return await nativeEngine.sendFile(socket, file, range, hooks);
+    const src = this.#openSame(file, range.realPath, hooks);
+    try {
+      return await borrow(libc, socket, fd, hooks.writeError, async (call) => {
+        const offset = new BigInt64Array([BigInt(range.offset)]);
+        const offsetBytes = new Uint8Array(offset.buffer);
+        let bytes = 0;
+        while (bytes < range.length) {
+          const want = Math.min(SEND_CHUNK, range.length - bytes);
+          const n = Number(await call(() => libc.sendfile(fd, src, offsetBytes, BigInt(want))));
+          if (n < 0) {
+            throw hooks.writeError(new Error("sendfile(2) failed: the peer closed or reset it?"));
+          }
+          if (n === 0) {
+            // The file got shorter under us: send what there is, like the native engine.
+            break;
+          }
+          bytes += n;
+          hooks.progress(bytes);
+        }
+        return { bytes, crc: null, path: "sendfile" };
+      });
+    } finally {
+      libc.close(src);
+    }
+  }
+
+  async receiveFile(socket: DataSocket, file: Deno.FsFile, hooks: MoveHooks): Promise<Moved> {
+    if (socket.secure) return await nativeEngine.receiveFile(socket, file, hooks);
+    const libc = this.#libc;
+    const fd = this.#socketFd(socket.plain);
+    if (fd === null) return await nativeEngine.receiveFile(socket, file, hooks);
+    return await borrow(libc, socket, fd, hooks.readError, async (call) => {
+      const bufs = [new Uint8Array(RECV_BUFFER), new Uint8Array(RECV_BUFFER)] as const;
+      let turn = 0;
+      const recvNext = (): Promise<Uint8Array | null> => {
+        const buf = bufs[turn]!;
+        turn ^= 1;
+        const p = call(() => libc.recv(fd, buf, BigInt(buf.length), MSG_WAITALL)).then((r) => {
+          const n = Number(r);
+          if (n < 0) throw hooks.readError(new Error("recv(2) failed: the peer reset it?"));
+          return n === 0 ? null : buf.subarray(0, n);
+        });
+        p.catch(() => {}); // settles after the caller gave up when a write failed first
+        return p;
+      };
+      let crc = 0;
+      let bytes = 0;
+      let receiving = recvNext();
+      for (;;) {
+        const chunk = await receiving;
+        if (chunk === null) return { bytes, crc, path: "recv" };
+        receiving = recvNext(); // into the other buffer, while this one is written
+        crc = crc32(chunk, crc);
+        try {
+          writeAllSync(file, chunk);
+        } catch (e) {
+          throw hooks.writeError(e);
+        }
+        bytes += chunk.length;
+        hooks.progress(bytes);
+      }
+    });
+  }
+
+  /** The fd of `conn` (see the module documentation), or null (logged) if none matches. */
+  #socketFd(conn: Deno.TcpConn): number | null {
+    const local = conn.localAddr;
+    const remote = conn.remoteAddr;
+    const want = `${canonical(local.hostname)}|${local.port}|${
+      canonical(remote.hostname)
+    }|${remote.port}`;
+    const fds = this.#openFds();
+    if (fds === null) {
+      this.#log.warn("Zero-copy engine cannot list /proc/self/fd; using native");
+      return null;
+    }
+    for (const fd of fds) {
+      const mine = this.#sockAddr(fd, "getsockname");
+      if (mine === null) continue;
+      const peer = this.#sockAddr(fd, "getpeername");
+      if (peer === null) continue;
+      if (`${mine.host}|${mine.port}|${peer.host}|${peer.port}` === want) return fd;
+    }
+    this.#log.warn("Zero-copy engine found no fd for the data connection {local} ↔ {remote}", {
+      local: `${local.hostname}:${local.port}`,
+      remote: `${remote.hostname}:${remote.port}`,
+    });
+    return null;
+  }
+
+  /**
+   * The process's open fds, read from /proc/self/fd with open(2) and getdents64(2) (Deno's own
+   * readDir needs every permission for /proc/self, and ffi is revoked by then), or null.
+   */
+  #openFds(): number[] | null {
+    const libc = this.#libc;
+    const flags = O_RDONLY | O_CLOEXEC |
+      (Deno.build.arch === "aarch64" ? O_DIRECTORY_ARM : O_DIRECTORY_X86);
+    const dir = libc.open(new TextEncoder().encode("/proc/self/fd\0"), flags, 0);
+    if (dir < 0) return null;
+    try {
+      const fds: number[] = [];
+      const buf = new Uint8Array(DIRENT_BUFFER);
+      const view = new DataView(buf.buffer);
+      const decoder = new TextDecoder();
+      for (;;) {
+        const n = Number(libc.getdents64(dir, buf, BigInt(buf.length)));
+        if (n < 0) return null;
+        if (n === 0) break;
+        // struct linux_dirent64: u64 d_ino, i64 d_off, u16 d_reclen, u8 d_type, char d_name[]
+        for (let off = 0; off < n;) {
+          const reclen = view.getUint16(off + 16, true);
+          if (reclen === 0) return null;
+          const name = buf.subarray(off + 19, off + reclen);
+          const text = decoder.decode(name.subarray(0, Math.max(0, name.indexOf(0))));
+          const fd = Number(text);
+          if (/^\d+$/.test(text) && fd !== dir) fds.push(fd);
+          off += reclen;
+        }
+      }
+      return fds;
+    } finally {
+      libc.close(dir);
+    }
+  }
+
+  #sockAddr(
+    fd: number,
+    which: "getsockname" | "getpeername",
+  ): { host: string; port: number } | null {
+    const addr = new Uint8Array(SOCKADDR_BYTES);
+    const len = new Uint32Array([SOCKADDR_BYTES]);
+    if (this.#libc[which](fd, addr, new Uint8Array(len.buffer)) !== 0) return null;
+    return parseSockAddr(addr);
+  }
+
+  /** Opens `realPath` read-only and checks it is the inode `file` has open; returns the fd. */
+  #openSame(file: Deno.FsFile, realPath: string, hooks: MoveHooks): number {
+    const libc = this.#libc;
+    const fd = libc.open(new TextEncoder().encode(`${realPath}\0`), O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) throw hooks.readError(new Error(`open(2) of "${realPath}" failed`));
+    const st = new BigUint64Array(STAT_BYTES / 8);
+    const info = file.statSync();
+    if (
+      libc.fstat(fd, new Uint8Array(st.buffer)) !== 0 ||
+      st[0] !== BigInt(info.dev) || st[1] !== BigInt(info.ino ?? -1)
+    ) {
+      libc.close(fd);
+      throw hooks.readError(new Error(`"${realPath}" was replaced while it was being opened`));
+    }
+    return fd;
+  }
+}
+
+/** Runs one blocking libc call on a worker thread; refuses once the socket is dropped. */
+type Call = <T>(start: () => Promise<T>) => Promise<T>;
+
+/**
+ * Runs `fn` with the socket's fd in blocking mode: registers the drop hook that wakes blocked
+ * calls with `shutdown(2)`, and on the way out wakes and awaits any call still running, then
+ * restores the fd's flags (unless it was dropped: then the fd may be closed already).
+ */
+async function borrow<T>(
+  libc: Libc,
+  socket: DataSocket,
+  fd: number,
+  fail: (e: unknown) => SlaveError,
+  fn: (call: Call) => Promise<T>,
+): Promise<T> {
+  let dropped = false;
+  const running = new Set<Promise<unknown>>();
+  const unregister = socket.onDrop(() => {
+    dropped = true;
+    libc.shutdown(fd, SHUT_RDWR); // wakes a blocked sendfile/recv; close follows
+  });
+  const flags = libc.fcntl(fd, F_GETFL, 0);
+  libc.fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  const call: Call = (start) => {
+    if (dropped) return Promise.reject(fail(new Error("The data connection was dropped")));
+    const p = start();
+    running.add(p);
+    p.finally(() => running.delete(p)).catch(() => {});
+    return p;
+  };
+  try {
+    return await fn(call);
+  } finally {
+    if (running.size > 0) {
+      if (!dropped) libc.shutdown(fd, SHUT_RDWR);
+      await Promise.allSettled([...running]);
+    }
+    unregister();
+    if (!dropped) libc.fcntl(fd, F_SETFL, flags);
+  }
+}
+
+/** Host and port of a `struct sockaddr_in`/`sockaddr_in6`, host canonical; null otherwise. */
+function parseSockAddr(a: Uint8Array): { host: string; port: number } | null {
+  const family = a[0]! | (a[1]! << 8); // sa_family_t is host order: little-endian here
+  const port = (a[2]! << 8) | a[3]!;
+  if (family === AF_INET) return { host: a.subarray(4, 8).join("."), port };
+  if (family === AF_INET6) {
+    const words: string[] = [];
+    for (let i = 8; i < 24; i += 2) words.push(((a[i]! << 8) | a[i + 1]!).toString(16));
+    return { host: canonical(words.join(":")), port };
+  }
+  return null;
+}
+
+/** One spelling per address: IPv6 compressed as WHATWG URLs write it, IPv4-mapped as IPv4. */
+function canonical(host: string): string {
+  let h = host.toLowerCase();
+  if (h.startsWith("[") && h.endsWith("]")) h = h.slice(1, -1);
+  if (!h.includes(":")) return h;
+  const url = new URL(`http://[${h}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(url);
+  if (mapped) {
+    const hi = parseInt(mapped[1]!, 16);
+    const lo = parseInt(mapped[2]!, 16);
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  return url;
+}
