@@ -18,8 +18,9 @@ import {
   randomBytes,
   readAll,
   type Site,
-  withTimeout,
-} from "./harness.ts";
+} from "../testing/mod.ts";
+import { writeAll } from "../shared/bytes.ts";
+import { deadline } from "../shared/timers.ts";
 
 const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;
@@ -96,7 +97,7 @@ for (const engine of ENGINES) {
         await ftp.write("ABOR");
         assert.deepEqual(await aborReplies(ftp), [426, 226]);
         // The slave dropped the connection: what is left to read ends well short of the file.
-        const rest = await withTimeout(readAll(data), { ms: 30_000, what: "data EOF" })
+        const rest = await deadline(readAll(data), { ms: 30_000, what: "data EOF" })
           .catch(() => new Uint8Array(0));
         assert.ok(rest.length < SIZE - 65536, "the whole file arrived despite ABOR");
       } finally {
@@ -130,7 +131,7 @@ for (const engine of ENGINES) {
       try {
         received += (await data.read(new Uint8Array(65536))) ?? 0;
         await site.killSlave("s1", "SIGKILL");
-        received += await withTimeout(readAll(data), { ms: 20_000, what: "data EOF after kill" })
+        received += await deadline(readAll(data), { ms: 20_000, what: "data EOF after kill" })
           .then((rest) => rest.length, () => 0);
       } finally {
         data.close();
@@ -195,11 +196,6 @@ async function assertWhole(ftp: FtpControl, path: string, crc: string): Promise<
   const { data } = await ftp.retrieve(path);
   assert.equal(data.length, SIZE);
   assert.equal(crc32Hex(data), crc);
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }
 
 /** Waits until the slave wrote `size` bytes of an upload to `file`. */
