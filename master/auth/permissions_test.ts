@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { fxpAllowed, globMatch, permits } from "./permissions.ts";
-import type { User } from "./users.ts";
+import { defaultUser } from "./users.ts";
 
-const alice: User = { name: "alice", groups: ["users"], admin: false, primaryGroup: "users" };
-const root: User = { name: "root", groups: ["admins"], admin: true, primaryGroup: "admins" };
+const alice = defaultUser("alice");
+const root = defaultUser("root", { groups: ["admins"], admin: true });
 
 Deno.test("globMatch", () => {
   const cases: [string, string, boolean][] = [

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UserStore } from "./users.ts";
+import { loginRefusal, periodIds, UserExistsError, UserStore } from "./users.ts";
 
 async function withStore(fn: (users: UserStore, kv: Deno.Kv) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "drftpd_users_" });
@@ -15,14 +15,12 @@ async function withStore(fn: (users: UserStore, kv: Deno.Kv) => Promise<void>): 
 Deno.test("add, get and verify with the right and a wrong password", async () => {
   await withStore(async (users) => {
     const u = await users.add("alice", "s3cret pass", { groups: ["staff", "users"], admin: true });
-    assert.deepEqual(u, {
-      name: "alice",
-      groups: ["staff", "users"],
-      admin: true,
-      primaryGroup: "staff",
-    });
+    assert.equal(u.name, "alice");
+    assert.deepEqual(u.groups, ["staff", "users"]);
+    assert.equal(u.admin, true);
+    assert.equal(u.primaryGroup, "staff");
     assert.deepEqual(await users.get("alice"), u);
-    assert.deepEqual(await users.verify("alice", "s3cret pass"), u);
+    assert.deepEqual((await users.verify("alice", "s3cret pass"))?.name, "alice");
     assert.equal(await users.verify("alice", "s3cret pasS"), null);
     assert.equal(await users.verify("alice", ""), null);
     assert.equal(await users.verify("bob", "s3cret pass"), null);
@@ -34,7 +32,13 @@ Deno.test("add, get and verify with the right and a wrong password", async () =>
 Deno.test("defaults: groups [users], not admin", async () => {
   await withStore(async (users) => {
     const u = await users.add("bob", "pw");
-    assert.deepEqual(u, { name: "bob", groups: ["users"], admin: false, primaryGroup: "users" });
+    assert.deepEqual(u.groups, ["users"]);
+    assert.equal(u.admin, false);
+    assert.equal(u.primaryGroup, "users");
+    assert.equal(u.ratio, 0);
+    assert.equal(u.disabled, false);
+    assert.deepEqual(u.masks, []);
+    assert.deepEqual((await users.listGroups()).map((g) => g.name), ["users"]);
     assert.deepEqual((await users.add("bob2", "pw", { groups: [] })).groups, ["users"]);
   });
 });
@@ -62,18 +66,105 @@ Deno.test("the stored record holds a salted scrypt hash, never the password", as
   });
 });
 
-Deno.test("add replaces an existing user of the same name", async () => {
+Deno.test("add refuses an existing name, naming passwd and change; passwd replaces the hash", async () => {
   await withStore(async (users) => {
     await users.add("erin", "old", { admin: true });
-    await users.add("erin", "new", { groups: ["g1"] });
-    assert.equal(await users.verify("erin", "old"), null);
-    assert.deepEqual(await users.verify("erin", "new"), {
-      name: "erin",
-      groups: ["g1"],
-      admin: false,
-      primaryGroup: "g1",
+    await assert.rejects(users.add("erin", "new", { groups: ["g1"] }), (e: unknown) => {
+      assert.ok(e instanceof UserExistsError);
+      assert.match(e.message, /user passwd/);
+      assert.match(e.message, /user change/);
+      return true;
     });
+    assert.equal((await users.get("erin"))!.admin, true); // untouched
+    await users.setPassword("erin", "new");
+    assert.equal(await users.verify("erin", "old"), null);
+    assert.ok(await users.verify("erin", "new"));
     assert.equal((await users.list()).length, 1);
+  });
+});
+
+Deno.test("change: settings checked and stored; new groups are created", async () => {
+  await withStore(async (users, kv) => {
+    await users.add("fay", "pw");
+    const u = await users.change("fay", (s) => {
+      s.groups = ["staff", "users"];
+      s.masks.push("*@10.0.0.0/8");
+      s.ratio = 3;
+      s.maxLogins = 2;
+    });
+    assert.deepEqual(u.groups, ["staff", "users"]);
+    assert.equal(u.ratio, 3);
+    assert.deepEqual((await users.get("fay"))!.masks, ["*@10.0.0.0/8"]);
+    assert.ok(await users.getGroup("staff"));
+    await assert.rejects(users.change("fay", (s) => (s.ratio = -1)), TypeError);
+    await assert.rejects(users.change("fay", (s) => s.masks.push("bad mask")), TypeError);
+    await assert.rejects(users.change("nobody", () => {}), /No such user/);
+    // one small value per user
+    const raw = await kv.get(["user", "fay"]);
+    assert.ok(JSON.stringify(raw.value).length < 4096);
+  });
+});
+
+Deno.test("transfers: stats per period, credits earned by ratio and spent", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "drftpd_users_" });
+  const kv = await Deno.openKv(`${dir}/t.kv`);
+  try {
+    let now = Date.UTC(2026, 11, 6, 12); // Sunday
+    const users = new UserStore(kv, { now: () => now });
+    await users.add("gus", "pw", { ratio: 3 });
+    await users.recordTransfer("gus", "up", 1000, true);
+    await users.recordTransfer("gus", "down", 400, false);
+    let u = (await users.get("gus"))!;
+    assert.equal(u.credits, 2600);
+    assert.deepEqual(u.stats.day, { bytesUp: 1000, bytesDown: 400, filesUp: 1, filesDown: 0 });
+    assert.deepEqual(u.stats.all, u.stats.day);
+    now += 86_400_000; // Monday: new day and new ISO week, same month
+    u = (await users.get("gus"))!;
+    assert.deepEqual(u.stats.day, { bytesUp: 0, bytesDown: 0, filesUp: 0, filesDown: 0 });
+    assert.deepEqual(u.stats.week, u.stats.day);
+    assert.equal(u.stats.month.bytesUp, 1000);
+    assert.equal(u.stats.all.bytesUp, 1000);
+    await users.recordTransfer("gus", "down", 10_000, true);
+    assert.equal((await users.get("gus"))!.credits, 0); // never below zero
+    await users.recordTransfer("nobody", "up", 1, true); // removed meanwhile: ignored
+  } finally {
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("periodIds: UTC day, ISO week (year of its Thursday), month", () => {
+  assert.deepEqual(periodIds(Date.UTC(2026, 11, 6)), {
+    day: "2026-12-06",
+    week: "2026-W49",
+    month: "2026-12",
+  });
+  assert.equal(periodIds(Date.UTC(2027, 0, 1)).week, "2026-W53");
+  assert.equal(periodIds(Date.UTC(2024, 11, 30)).week, "2025-W01");
+});
+
+Deno.test("loginRefusal: disabled, expired, outside the masks", async () => {
+  await withStore(async (users) => {
+    const u = await users.add("hal", "pw", { masks: ["*@10.1.2.*"] });
+    const now = Date.UTC(2026, 0, 1);
+    assert.equal(loginRefusal(u, "10.1.2.3", now), null);
+    assert.equal(loginRefusal(u, "127.0.0.1", now), "Login not allowed from this address");
+    assert.equal(loginRefusal({ ...u, disabled: true }, "10.1.2.3", now), "Account disabled");
+    assert.equal(loginRefusal({ ...u, expires: now }, "10.1.2.3", now), "Account expired");
+    assert.equal(loginRefusal({ ...u, expires: now + 1 }, "10.1.2.3", now), null);
+  });
+});
+
+Deno.test("groups: add, list, show members, refuse removing a group in use", async () => {
+  await withStore(async (users) => {
+    await users.addGroup("staff", "the staff");
+    await assert.rejects(users.addGroup("staff"), /already exists/);
+    await users.add("ian", "pw", { groups: ["staff"] });
+    assert.deepEqual((await users.members("staff")).map((u) => u.name), ["ian"]);
+    await assert.rejects(users.removeGroup("staff"), /ian/);
+    await users.remove("ian");
+    assert.equal(await users.removeGroup("staff"), true);
+    assert.equal(await users.removeGroup("staff"), false);
   });
 });
 
@@ -137,7 +228,7 @@ Deno.test("a verified login is remembered for 10 minutes; other passwords still 
     now += 10 * 60_000;
     assert.ok(await users.verify("alice", "first"));
     assert.equal(users.scryptRuns, 3); // expired: checked again, remembered again
-    await other.add("alice", "second"); // new password hash: the memory is stale
+    await other.setPassword("alice", "second"); // new password hash: the memory is stale
     assert.equal(await users.verify("alice", "first"), null);
     assert.ok(await users.verify("alice", "second"));
     await other.remove("alice");
