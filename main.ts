@@ -7,6 +7,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import {
+  type AccountCommand,
   type Command,
   LOCAL_USER,
   localBanner,
@@ -31,7 +32,7 @@ import { setupLogging } from "./shared/log.ts";
 import { VERSION } from "./shared/version.ts";
 import { loadOpenSsl, type OpenSsl } from "./shared/tls/mod.ts";
 import { type FdLimit, raiseFdLimit } from "./shared/rlimit.ts";
-import type { User, UserStore } from "./master/auth/users.ts";
+import type { UserStore } from "./master/auth/users.ts";
 import type { StartedMaster } from "./master/mod.ts";
 
 // The roles are imported on demand so that `--help`, `slave` and `user` do not load (or need)
@@ -39,6 +40,7 @@ import type { StartedMaster } from "./master/mod.ts";
 const loadMaster = () => import("./master/mod.ts");
 const loadSlave = () => import("./slave/mod.ts");
 const loadUsers = () => import("./master/auth/users.ts");
+const loadAccounts = () => import("./master/auth/accounts_cli.ts");
 
 /** Runs the command line `args` and returns the process exit code. */
 export async function main(args: readonly string[]): Promise<number> {
@@ -89,33 +91,28 @@ async function run(cmd: Command): Promise<number> {
     }
     case "local":
       return await runLocal(cmd);
-    case "user-add": {
-      const config = await loadMasterConfig(cmd.config);
-      await setupLogging("warning");
-      const { UserStore } = await loadUsers();
-      await using kv = await openMasterKv(config);
-      const users = new UserStore(kv.kv);
-      const existed = (await users.get(cmd.name)) !== null;
-      const options = cmd.groups.length > 0
-        ? { groups: cmd.groups, admin: cmd.admin }
-        : { admin: cmd.admin };
-      const user = await users.add(cmd.name, cmd.password, options).catch((e) => {
-        // Invalid name, group or password: a bad command line.
-        throw e instanceof TypeError ? new UsageError("drftpd user add", e.message) : e;
-      });
-      console.log(`${existed ? "Replaced" : "Added"} user ${formatUser(user)} in ${kv.path}`);
-      return 0;
-    }
-    case "user-list": {
-      const config = await loadMasterConfig(cmd.config);
-      await setupLogging("warning");
-      const { UserStore } = await loadUsers();
-      await using kv = await openMasterKv(config);
-      const users = await new UserStore(kv.kv).list();
-      for (const u of users) console.log(formatUser(u));
-      if (users.length === 0) console.error(`No users in ${kv.path}`);
-      return 0;
-    }
+    default:
+      return await runAccounts(cmd);
+  }
+}
+
+/** `drftpd user ...` / `drftpd group ...`: prints the result; a bad name or value exits 2. */
+async function runAccounts(cmd: AccountCommand): Promise<number> {
+  const config = await loadMasterConfig(cmd.config);
+  await setupLogging("warning");
+  const [{ UserStore }, { runAccountCommand }] = await Promise.all([loadUsers(), loadAccounts()]);
+  await using kv = await openMasterKv(config);
+  const command = `drftpd ${cmd.kind.replace("-", " ")}`;
+  try {
+    const lines = await runAccountCommand(cmd, new UserStore(kv.kv));
+    for (const line of lines) console.log(line);
+    if (lines.length === 0) console.error(`None in ${kv.path}`);
+    return 0;
+  } catch (e) {
+    // Invalid name, group, field or password: a bad command line.
+    if (e instanceof TypeError) throw new UsageError(command, e.message);
+    console.error(`${command}: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
   }
 }
 
@@ -214,7 +211,9 @@ async function ensureLocalUser(users: UserStore, setup: LocalSetup): Promise<str
   const saved = await readLoginFile(setup.loginFile);
   if (saved !== null && (await users.get(LOCAL_USER)) !== null) return saved;
   const password = saved ?? randomToken(20);
-  await users.add(LOCAL_USER, password, { admin: true });
+  if ((await users.get(LOCAL_USER)) === null) {
+    await users.add(LOCAL_USER, password, { admin: true });
+  } else await users.setPassword(LOCAL_USER, password); // login.txt was deleted: a new one
   const { host, port } = setup.master.ftp.listen;
   await writeLoginFile(
     setup.loginFile,
@@ -225,12 +224,25 @@ async function ensureLocalUser(users: UserStore, setup: LocalSetup): Promise<str
   return password;
 }
 
-/** Creates data_dir and opens `${data_dir}/filelist.kv`; disposing closes it. */
+/**
+ * Creates data_dir (owner-only) and opens `${data_dir}/filelist.kv`; disposing closes it.
+ * Security: the KV file holds password hashes, so a new one is created owner-only (0600) before
+ * SQLite opens it (its -wal and -shm files take the same mode).
+ */
 async function openMasterKv(
   config: MasterConfig,
 ): Promise<{ kv: Deno.Kv; path: string } & AsyncDisposable> {
-  await Deno.mkdir(config.master.data_dir, { recursive: true });
-  const path = `${config.master.data_dir}/filelist.kv`;
+  const dir = config.master.data_dir;
+  const existed = await Deno.stat(dir).then(() => true, () => false);
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  if (!existed) await Deno.chmod(dir, 0o700); // an operator's existing folder stays as it is
+  const path = `${dir}/filelist.kv`;
+  try {
+    (await Deno.open(path, { createNew: true, write: true, mode: 0o600 })).close();
+    await Deno.chmod(path, 0o600);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+  }
   const kv = await Deno.openKv(path);
   return {
     kv,
@@ -269,11 +281,6 @@ function warnDefaultSecret(secret: string): void {
       `The link secret is the default "${DEFAULT_SECRET}": set [slave] secret in slave.toml`,
     );
   }
-}
-
-/** "name (admin, groups: a, b)". */
-function formatUser(u: User): string {
-  return `${u.name} (${u.admin ? "admin, " : ""}groups: ${u.groups.join(", ")})`;
 }
 
 if (import.meta.main) {

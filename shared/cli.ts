@@ -24,6 +24,10 @@ export type Command =
   | { kind: "master"; config: string | null; logLevel: LogLevelName | null }
   | { kind: "slave"; config: string | null; logLevel: LogLevelName | null }
   | LocalCommand
+  | AccountCommand;
+
+/** `drftpd user ...` and `drftpd group ...`: accounts in the master's KV store. */
+export type AccountCommand =
   | {
     kind: "user-add";
     config: string | null;
@@ -32,7 +36,15 @@ export type Command =
     groups: string[];
     admin: boolean;
   }
-  | { kind: "user-list"; config: string | null };
+  | { kind: "user-list"; config: string | null }
+  | { kind: "user-del"; config: string | null; name: string }
+  | { kind: "user-passwd"; config: string | null; name: string; password: string }
+  | { kind: "user-show"; config: string | null; name: string }
+  | { kind: "user-change"; config: string | null; name: string; changes: [string, string][] }
+  | { kind: "group-add"; config: string | null; name: string; description: string }
+  | { kind: "group-del"; config: string | null; name: string }
+  | { kind: "group-list"; config: string | null }
+  | { kind: "group-show"; config: string | null; name: string };
 
 /** `drftpd local`: a master and `slaves` slaves in one process, state under `dir`. */
 export interface LocalCommand {
@@ -75,8 +87,8 @@ Usage:
   drftpd master [--config FILE]   run the master (FTP server, filelist)
   drftpd slave [--config FILE]    run a slave (stores files, serves data connections)
   drftpd local [--slaves N]       run a master and N slaves in one process for trying out
-  drftpd user add NAME --password PW [--group G]... [--admin] [--config FILE]
-  drftpd user list [--config FILE]
+  drftpd user add|del|passwd|show|list|change ...   manage users (drftpd user --help)
+  drftpd group add|del|list|show ...                manage groups (drftpd group --help)
 
 Options:
   -h, --help      show help (also after a command: drftpd master --help)
@@ -124,9 +136,25 @@ Options:
 `,
   "drftpd user": `Usage:
   drftpd user add NAME --password PW [--group G]... [--admin] [--config FILE]
+  drftpd user del NAME [--config FILE]
+  drftpd user passwd NAME --password PW [--config FILE]
+  drftpd user show NAME [--config FILE]
   drftpd user list [--config FILE]
+  drftpd user change NAME FIELD VALUE [FIELD VALUE]... [--config FILE]
 
-Manages users in the master's filelist (works whether the master runs or not).
+Manages users in the master's KV store (works whether the master runs or not; a change
+takes effect at the user's next login). Fields for change: ratio, credits, max_logins,
+max_logins_per_address, max_uploads, max_downloads, idle_timeout, admin, disabled, expires,
+group_admin, group_slots, primary_group, groups, masks (see README).
+`,
+  "drftpd group": `Usage:
+  drftpd group add NAME [--description TEXT] [--config FILE]
+  drftpd group del NAME [--config FILE]
+  drftpd group list [--config FILE]
+  drftpd group show NAME [--config FILE]
+
+Manages groups in the master's KV store (works whether the master runs or not). A group
+with members cannot be deleted.
 `,
   "drftpd user add":
     `Usage: drftpd user add NAME --password PW [--group G]... [--admin] [--config FILE]
@@ -157,7 +185,7 @@ export function parseCommand(args: readonly string[]): Command {
   const [first, ...rest] = args;
   switch (first) {
     case undefined:
-      throw new UsageError("drftpd", "a command is required (master, slave, local, user)");
+      throw new UsageError("drftpd", "a command is required (master, slave, local, user, group)");
     case "master":
     case "slave":
       return parseServer(first, rest);
@@ -165,6 +193,8 @@ export function parseCommand(args: readonly string[]): Command {
       return parseLocal(rest);
     case "user":
       return parseUser(rest);
+    case "group":
+      return parseGroup(rest);
     case "help":
       return { kind: "help", text: HELP["drftpd"]! };
   }
@@ -222,21 +252,52 @@ function parseLocal(args: string[]): Command {
 function parseUser(args: string[]): Command {
   const [sub, ...rest] = args;
   if (sub === undefined) {
-    throw new UsageError("drftpd user", "a subcommand is required (add, list)");
+    throw new UsageError(
+      "drftpd user",
+      "a subcommand is required (add, del, passwd, show, list, change)",
+    );
   }
   if (sub === "-h" || sub === "--help") return { kind: "help", text: HELP["drftpd user"]! };
   if (sub === "-V" || sub === "--version") return { kind: "version" };
-  if (sub === "list") {
-    const cmd = "drftpd user list";
-    const { values } = strictParse(cmd, rest, {
-      config: { type: "string", short: "c" },
-      ...COMMON_FLAGS,
-    }, false);
-    if (values.version) return { kind: "version" };
-    if (values.help) return { kind: "help", text: HELP[cmd]! };
-    return { kind: "user-list", config: values.config ?? null };
+  if (sub === "add") return parseUserAdd(rest);
+  if (!["del", "passwd", "show", "list", "change"].includes(sub)) {
+    throw new UsageError("drftpd user", `unknown subcommand "${sub}"`);
   }
-  if (sub !== "add") throw new UsageError("drftpd user", `unknown subcommand "${sub}"`);
+  const cmd = `drftpd user ${sub}`;
+  const { values, positionals } = strictParse(cmd, rest, {
+    config: { type: "string", short: "c" },
+    ...COMMON_FLAGS,
+    ...(sub === "passwd" ? { password: { type: "string", short: "p" } } : {}),
+  }, true);
+  if (values.version) return { kind: "version" };
+  if (values.help) return { kind: "help", text: HELP[cmd] ?? HELP["drftpd user"]! };
+  const config = values.config ?? null;
+  if (sub === "list") {
+    if (positionals.length > 0) {
+      throw new UsageError(cmd, `unexpected argument "${positionals[0]}"`);
+    }
+    return { kind: "user-list", config };
+  }
+  const [name, ...more] = positionals;
+  if (name === undefined) throw new UsageError(cmd, "the user NAME is required");
+  if (sub === "change") {
+    if (more.length === 0 || more.length % 2 !== 0) {
+      throw new UsageError(cmd, "expected FIELD VALUE pairs after the NAME");
+    }
+    const changes: [string, string][] = [];
+    for (let i = 0; i < more.length; i += 2) changes.push([more[i]!, more[i + 1]!]);
+    return { kind: "user-change", config, name, changes };
+  }
+  if (more.length > 0) throw new UsageError(cmd, `unexpected argument "${more[0]}"`);
+  if (sub === "passwd") {
+    const password = (values as { password?: string }).password;
+    if (password === undefined) throw new UsageError(cmd, "--password is required");
+    return { kind: "user-passwd", config, name, password };
+  }
+  return { kind: sub === "del" ? "user-del" : "user-show", config, name };
+}
+
+function parseUserAdd(rest: string[]): Command {
   const cmd = "drftpd user add";
   const { values, positionals } = strictParse(cmd, rest, {
     config: { type: "string", short: "c" },
@@ -259,6 +320,39 @@ function parseUser(args: string[]): Command {
     groups: values.group ?? [],
     admin: values.admin ?? false,
   };
+}
+
+function parseGroup(args: string[]): Command {
+  const [sub, ...rest] = args;
+  if (sub === undefined) {
+    throw new UsageError("drftpd group", "a subcommand is required (add, del, list, show)");
+  }
+  if (sub === "-h" || sub === "--help") return { kind: "help", text: HELP["drftpd group"]! };
+  if (sub === "-V" || sub === "--version") return { kind: "version" };
+  if (!["add", "del", "list", "show"].includes(sub)) {
+    throw new UsageError("drftpd group", `unknown subcommand "${sub}"`);
+  }
+  const cmd = `drftpd group ${sub}`;
+  const { values, positionals } = strictParse(cmd, rest, {
+    config: { type: "string", short: "c" },
+    ...COMMON_FLAGS,
+    ...(sub === "add" ? { description: { type: "string", short: "d" } } : {}),
+  }, true);
+  if (values.version) return { kind: "version" };
+  if (values.help) return { kind: "help", text: HELP["drftpd group"]! };
+  const config = values.config ?? null;
+  const [name, ...more] = positionals;
+  if (sub === "list") {
+    if (name !== undefined) throw new UsageError(cmd, `unexpected argument "${name}"`);
+    return { kind: "group-list", config };
+  }
+  if (name === undefined) throw new UsageError(cmd, "the group NAME is required");
+  if (more.length > 0) throw new UsageError(cmd, `unexpected argument "${more[0]}"`);
+  if (sub === "add") {
+    const description = (values as { description?: string }).description ?? "";
+    return { kind: "group-add", config, name, description };
+  }
+  return { kind: sub === "del" ? "group-del" : "group-show", config, name };
 }
 
 /** Flags every (sub)command takes. */

@@ -75,13 +75,36 @@ Deno.test("parseCommand() accepts every command form", () => {
     }],
     [["user", "list", "--config", "m.toml"], { kind: "user-list", config: "m.toml" }],
     [["user", "list"], { kind: "user-list", config: null }],
+    [["user", "del", "bob"], { kind: "user-del", config: null, name: "bob" }],
+    [["user", "show", "bob", "-c", "m.toml"], { kind: "user-show", config: "m.toml", name: "bob" }],
+    [["user", "passwd", "bob", "-p", "new"], {
+      kind: "user-passwd",
+      config: null,
+      name: "bob",
+      password: "new",
+    }],
+    [["user", "change", "bob", "ratio", "3", "max_logins", "2"], {
+      kind: "user-change",
+      config: null,
+      name: "bob",
+      changes: [["ratio", "3"], ["max_logins", "2"]],
+    }],
+    [["group", "add", "staff", "--description", "the staff"], {
+      kind: "group-add",
+      config: null,
+      name: "staff",
+      description: "the staff",
+    }],
+    [["group", "del", "staff"], { kind: "group-del", config: null, name: "staff" }],
+    [["group", "list"], { kind: "group-list", config: null }],
+    [["group", "show", "staff"], { kind: "group-show", config: null, name: "staff" }],
   ];
   for (const [args, want] of cases) assert.deepEqual(parseCommand(args), want, args.join(" "));
 });
 
 Deno.test("parseCommand() rejects bad command lines naming the flag or value", () => {
   const cases: [string[], string, string][] = [
-    [[], "drftpd", "a command is required (master, slave, local, user)"],
+    [[], "drftpd", "a command is required (master, slave, local, user, group)"],
     [["serve"], "drftpd", `unknown command "serve"`],
     [["--bogus"], "drftpd", `unknown flag "--bogus"`],
     [["master", "--bogus"], "drftpd master", `unknown flag "--bogus"`],
@@ -98,8 +121,17 @@ Deno.test("parseCommand() rejects bad command lines naming the flag or value", (
     [["local", "--slaves", "two"], "drftpd local", `--slaves "two": not a whole number`],
     [["local", "--port", "70000"], "drftpd local", `--port "70000": must be between 1 and 65535`],
     [["local", "--dir="], "drftpd local", `--dir "": must not be empty`],
-    [["user"], "drftpd user", "a subcommand is required (add, list)"],
-    [["user", "del", "bob"], "drftpd user", `unknown subcommand "del"`],
+    [["user"], "drftpd user", "a subcommand is required (add, del, passwd, show, list, change)"],
+    [["user", "rm", "bob"], "drftpd user", `unknown subcommand "rm"`],
+    [["user", "del"], "drftpd user del", "the user NAME is required"],
+    [["user", "passwd", "bob"], "drftpd user passwd", "--password is required"],
+    [
+      ["user", "change", "bob", "ratio"],
+      "drftpd user change",
+      "expected FIELD VALUE pairs after the NAME",
+    ],
+    [["group", "nuke"], "drftpd group", `unknown subcommand "nuke"`],
+    [["group", "show"], "drftpd group show", "the group NAME is required"],
     [["user", "add", "--password", "x"], "drftpd user add", "the user NAME is required"],
     [["user", "add", "bob"], "drftpd user add", "--password is required"],
     [["user", "add", "bob", "eve", "-p", "x"], "drftpd user add", `unexpected argument "eve"`],

@@ -10,7 +10,7 @@
 import { exists } from "./files.ts";
 import { FtpControl, type FtpReply } from "./ftp_client.ts";
 import { freePort, freePortRange } from "./ports.ts";
-import { describeRun, run, tail } from "./process.ts";
+import { describeRun, run, type RunResult, tail } from "./process.ts";
 import { poll, PollAbortedError, STARTUP_TIMEOUT_MS } from "./wait.ts";
 
 /** Absolute path of the repository root (the folder holding main.ts). */
@@ -97,8 +97,14 @@ export interface Site extends AsyncDisposable {
   ): Promise<Deno.CommandStatus | null>;
   /** Kills the master and awaits its exit. */
   stopMaster(signal?: Deno.Signal): Promise<Deno.CommandStatus | null>;
-  /** Adds (or replaces) a user with `drftpd user add`, the master running or not. */
-  addUser(name: string, password: string, options?: { admin?: boolean }): Promise<void>;
+  /** Adds a user with `drftpd user add`, the master running or not (an existing name fails). */
+  addUser(
+    name: string,
+    password: string,
+    options?: { admin?: boolean; groups?: string[] },
+  ): Promise<void>;
+  /** Runs `drftpd <args> --config <master.toml>` (e.g. `["user", "del", "bob"]`) to its end. */
+  drftpd(args: string[]): Promise<RunResult>;
   /** Logged-in control connection (TYPE I already sent). */
   control(): Promise<FtpControl>;
   /** SITE SLAVES parsed: every configured slave name mapped to online/offline/absent. */
@@ -380,24 +386,39 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
     });
   }
 
+  const drftpd = async (args: string[]): Promise<RunResult> => {
+    const r = await run(Deno.execPath(), [
+      "run",
+      "-A",
+      "main.ts",
+      ...args,
+      "--config",
+      masterConfig,
+    ], { cwd: repoRoot, timeoutMs: 30_000 });
+    await Deno.writeTextFile(
+      logFile("user-add"),
+      `$ drftpd ${args[0]} ${args[1]}\n${r.stdout}${r.stderr}`,
+      {
+        append: true,
+      },
+    );
+    return r;
+  };
+
   const site: Site = {
     async addUser(name, password, options = {}) {
-      const add = await run(Deno.execPath(), [
-        "run",
-        "-A",
-        "main.ts",
+      const add = await drftpd([
         "user",
         "add",
         name,
         "--password",
         password,
         ...(options.admin ? ["--admin"] : []),
-        "--config",
-        masterConfig,
-      ], { cwd: repoRoot, timeoutMs: 30_000 });
-      await Deno.writeTextFile(logFile("user-add"), `${add.stdout}${add.stderr}`, { append: true });
+        ...(options.groups ?? []).flatMap((g) => ["--group", g]),
+      ]);
       if (!add.success) throw new Error(`user add failed: ${describeRun("user add", add)}`);
     },
+    drftpd,
     host,
     ftpPort,
     user,

@@ -113,7 +113,13 @@ Deno.test("the help of each command lists every flag the README shows for it", a
   for (const use of uses) {
     const words = use.split(/\s+/);
     // The longest help key the use starts with: "drftpd user add" before "drftpd user".
-    const helpKeys = ["drftpd user add", "drftpd user list", "drftpd user", "drftpd"];
+    const helpKeys = [
+      "drftpd user add",
+      "drftpd user list",
+      "drftpd user",
+      "drftpd group",
+      "drftpd",
+    ];
     for (const w of ["master", "slave", "local", "init"]) helpKeys.unshift(`drftpd ${w}`);
     const key = helpKeys.find((k) => words.slice(0, k.split(" ").length).join(" ") === k)!;
     const sub = key.split(" ").slice(1);

@@ -70,6 +70,19 @@ const FIELDS: Readonly<Record<string, { help: string; set: Setter }>> = {
     help: "users the group admin may have in the group",
     set: COUNT("groupSlots", "group_slots"),
   },
+  groups: {
+    help: "all groups, primary first, comma-separated; missing ones are added",
+    set: (u, v) => (u.groups = v.split(",").map((g) => g.trim()).filter((g) => g !== "")),
+  },
+  masks: {
+    help: "address masks, comma-separated (ident@1.2.3.*, 10.0.0.0/8), or none",
+    set: (
+      u,
+      v,
+    ) => (u.masks = v.toLowerCase() === "none"
+      ? []
+      : v.split(",").map((m) => m.trim()).filter((m) => m !== "")),
+  },
   primary_group: {
     help: "first group (owner group of new files); added if missing",
     set: (u, v) => (u.groups = [v, ...u.groups.filter((g) => g !== v)]),

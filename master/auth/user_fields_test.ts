@@ -1,24 +1,11 @@
 import assert from "node:assert/strict";
 import { applyField, FieldError, formatUserLines, parseBytes } from "./user_fields.ts";
-import type { User, UserSettings } from "./users.ts";
+import { defaultUser, type User, type UserSettings } from "./users.ts";
 
 function settings(): UserSettings {
-  return {
-    groups: ["users"],
-    admin: false,
-    groupAdmin: null,
-    groupSlots: 0,
-    masks: [],
-    maxLogins: 0,
-    maxLoginsPerAddress: 0,
-    maxUploads: 0,
-    maxDownloads: 0,
-    idleTimeout: 0,
-    disabled: false,
-    expires: null,
-    ratio: 0,
-    credits: 0,
-  };
+  const { name: _n, primaryGroup: _p, created: _c, lastLogin: _l, stats: _s, ...rest } =
+    defaultUser("x");
+  return rest;
 }
 
 Deno.test("applyField: each field parses its value", () => {

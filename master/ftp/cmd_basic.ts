@@ -4,6 +4,7 @@
 import { sleep } from "../../shared/timers.ts";
 import { getLogger } from "@logtape/logtape";
 import { VERSION } from "../../shared/version.ts";
+import { loginRefusal } from "../auth/users.ts";
 import { parentOf } from "../../shared/paths.ts";
 import { featLines, lookup, verbs } from "./commands.ts";
 import { parseTypeArg } from "./codecs.ts";
@@ -64,7 +65,14 @@ export async function pass(s: Session, arg: string): Promise<void> {
     }
     throw new FtpError(530, "Login incorrect");
   }
+  // Security: only told once the password is right (it says the account exists).
+  const refusal = loginRefusal(found, s.remoteHost, Date.now());
+  if (refusal !== null) {
+    log.warn("Login of {name} from {ip} refused: {why}", { name, ip: s.remoteHost, why: refusal });
+    throw new FtpError(530, refusal);
+  }
   s.user = found;
+  await s.services.users.touchLogin(name);
   log.info("Login: {name} from {ip}", { name, ip: s.remoteHost });
   await s.reply(230, `User ${name} logged in`);
 }
