@@ -11,7 +11,17 @@
  */
 import { parse as parseToml, TomlError } from "smol-toml";
 import { isAbsolute, resolve } from "node:path";
-import type { FxpRule, HostPort, MasterConfig, PortRange, SlaveConfig } from "./config_types.ts";
+import {
+  type FxpRule,
+  type HostPort,
+  type MasterConfig,
+  PATH_ACTIONS,
+  type PathAction,
+  type PermissionRule,
+  type PortRange,
+  type SlaveConfig,
+  type Subject,
+} from "./config_types.ts";
 
 export type { HostPort, MasterConfig, PortRange, SlaveConfig } from "./config_types.ts";
 
@@ -69,7 +79,7 @@ interface Field<T> {
 type SectionSchema<S> = { [K in keyof S]: Field<S[K]> };
 type Schema<C> = { [K in keyof C]: SectionSchema<C[K]> };
 
-type MasterSections = Omit<MasterConfig, "file">;
+type MasterSections = Omit<MasterConfig, "file" | "permissions">;
 type SlaveSections = Omit<SlaveConfig, "file">;
 
 // ---------------------------------------------------------------------------------------------
@@ -188,6 +198,61 @@ function fxpRules(v: unknown): FxpRule[] {
   });
 }
 
+const USER_OR_GROUP = /^[A-Za-z0-9_.-]{1,32}$/;
+
+/**
+ * Parses a permission subject: `"*"` (anyone logged in), `"=group"`, `"user"`, each optionally
+ * after `"!"` (refuses). Throws TypeError naming the text.
+ */
+export function parseSubject(text: string): Subject {
+  const negate = text.startsWith("!");
+  const rest = negate ? text.slice(1) : text;
+  if (rest === "*") return { negate, kind: "any", name: "" };
+  const group = rest.startsWith("=");
+  const name = group ? rest.slice(1) : rest;
+  if (!USER_OR_GROUP.test(name)) {
+    throw new TypeError(
+      `invalid subject "${text.slice(0, 40)}": use "*", "=group" or "user", optionally after "!"`,
+    );
+  }
+  return { negate, kind: group ? "group" : "user", name };
+}
+
+/** `[[permissions]]`: each a table with `path` and subject lists per action. */
+function permissionRules(v: unknown, file: string | null): PermissionRule[] {
+  const fail = (i: number, detail: string) =>
+    new ConfigError(file, `permissions[${i + 1}]`, undefined, detail);
+  if (!Array.isArray(v)) {
+    throw new ConfigError(file, "permissions", v, "expected [[permissions]] tables");
+  }
+  if (v.length > 1000) throw new ConfigError(file, "permissions", undefined, "at most 1000 rules");
+  return v.map((rule, i) => {
+    if (!isTable(rule)) throw fail(i, `expected a table, got ${typeName(rule)}`);
+    if (typeof rule.path !== "string" || !rule.path.startsWith("/") || rule.path.length > 1024) {
+      throw fail(i, `path must be a glob starting with "/", as in "/private/**"`);
+    }
+    const actions: PermissionRule["actions"] = {};
+    for (const [k, list] of Object.entries(rule)) {
+      if (k === "path") continue;
+      if (!(PATH_ACTIONS as readonly string[]).includes(k)) {
+        throw fail(i, `unknown key "${k}" (expected path, ${PATH_ACTIONS.join(", ")})`);
+      }
+      if (!Array.isArray(list) || !list.every((x) => typeof x === "string")) {
+        throw fail(i, `${k} must be an array of subjects, as in ["=staff", "!guest", "bob", "*"]`);
+      }
+      try {
+        actions[k as PathAction] = list.map(parseSubject);
+      } catch (e) {
+        throw fail(i, `${k}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    if (Object.keys(actions).length === 0) {
+      throw fail(i, `names no action (expected one of ${PATH_ACTIONS.join(", ")})`);
+    }
+    return { path: rule.path, actions };
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Schemas
 
@@ -210,6 +275,7 @@ export const MASTER_SCHEMA: Schema<MasterSections> = {
     idle_timeout: { default: 900, read: int(1, 86_400 * 7) },
     login_timeout: { default: 60, read: int(1, 3600) },
     max_connections: { default: 2000, read: int(1, 1_000_000) },
+    max_connections_per_address: { default: 10, read: int(1, 1_000_000) },
     max_login_failures: { default: 3, read: int(1, 1000) },
     failed_login_delay_ms: { default: 1000, read: int(0, 60_000) },
     ban_after_failures: { default: 10, read: int(0, 1_000_000) },
@@ -263,7 +329,12 @@ export function validateMasterConfig(
   file: string | null,
   baseDir: string,
 ): MasterConfig {
-  return { file, ...validate(MASTER_SCHEMA, doc, file, baseDir) };
+  const { permissions = [], ...sections } = doc;
+  return {
+    file,
+    ...validate(MASTER_SCHEMA, sections, file, baseDir),
+    permissions: permissionRules(permissions, file),
+  };
 }
 
 /**

@@ -40,6 +40,7 @@ Deno.test("parseMasterConfig() fills every default", () => {
       idle_timeout: 900,
       login_timeout: 60,
       max_connections: 2000,
+      max_connections_per_address: 10,
       max_login_failures: 3,
       failed_login_delay_ms: 1000,
       ban_after_failures: 10,
@@ -60,6 +61,7 @@ Deno.test("parseMasterConfig() fills every default", () => {
       handshake_timeout: 10,
     },
     log: { level: "info" },
+    permissions: [],
   };
   assertEquals(parseMasterConfig("", null, BASE), expected);
 });
@@ -98,6 +100,7 @@ pasv_without_pret = "reject"
 idle_timeout = 60
 login_timeout = 10
 max_connections = 5
+max_connections_per_address = 3
 max_login_failures = 1
 failed_login_delay_ms = 0
 ban_after_failures = 0
@@ -116,6 +119,10 @@ listen = "10.0.0.1:0"
 secret = "s3cret"
 [log]
 level = "debug"
+[[permissions]]
+path = "/private/**"
+list = ["=staff"]
+upload = ["=staff", "!guest"]
 `;
   const c = parseMasterConfig(text, "/etc/drftpd/master.toml", "/etc/drftpd");
   assertEquals(c.file, "/etc/drftpd/master.toml");
@@ -128,6 +135,7 @@ level = "debug"
     idle_timeout: 60,
     login_timeout: 10,
     max_connections: 5,
+    max_connections_per_address: 3,
     max_login_failures: 1,
     failed_login_delay_ms: 0,
     ban_after_failures: 0,
@@ -148,6 +156,16 @@ level = "debug"
     handshake_timeout: 10,
   });
   assertEquals(c.log.level, "debug");
+  assertEquals(c.permissions, [{
+    path: "/private/**",
+    actions: {
+      list: [{ negate: false, kind: "group", name: "staff" }],
+      upload: [
+        { negate: false, kind: "group", name: "staff" },
+        { negate: true, kind: "user", name: "guest" },
+      ],
+    },
+  }]);
 });
 
 Deno.test("relative paths resolve against the base folder", () => {
@@ -215,6 +233,31 @@ const MASTER_ERRORS: [string, string | null, string][] = [
     `[[ftp.fxp_rules]]\npath = "incoming"`,
     "ftp.fxp_rules",
     `master.toml: ftp.fxp_rules = [{"path":"incoming"}]: rule 1: path must be a string starting with "/"`,
+  ],
+  [
+    `[[permissions]]\npath = "private"\nlist = ["=staff"]`,
+    "permissions[1]",
+    `master.toml: permissions[1]: path must be a glob starting with "/", as in "/private/**"`,
+  ],
+  [
+    `[[permissions]]\npath = "/p/**"\nlsit = ["=staff"]`,
+    "permissions[1]",
+    `master.toml: permissions[1]: unknown key "lsit" (expected path, list, download, upload, makedir, delete, delete_own, rename, rename_own, overwrite, fxp_upload, fxp_download)`,
+  ],
+  [
+    `[[permissions]]\npath = "/p/**"\nlist = "=staff"`,
+    "permissions[1]",
+    `master.toml: permissions[1]: list must be an array of subjects, as in ["=staff", "!guest", "bob", "*"]`,
+  ],
+  [
+    `[[permissions]]\npath = "/p/**"\nlist = ["*"]\n[[permissions]]\npath = "/q"\nupload = ["= staff"]`,
+    "permissions[2]",
+    `master.toml: permissions[2]: upload: invalid subject "= staff": use "*", "=group" or "user", optionally after "!"`,
+  ],
+  [
+    `[[permissions]]\npath = "/p/**"`,
+    "permissions[1]",
+    `master.toml: permissions[1]: names no action (expected one of list, download, upload, makedir, delete, delete_own, rename, rename_own, overwrite, fxp_upload, fxp_download)`,
   ],
   [
     `[ftp]\nbanner = true`,

@@ -25,6 +25,40 @@ export interface FxpRule {
   download: boolean;
 }
 
+/** The actions a `[[permissions]]` rule can name. */
+export const PATH_ACTIONS = [
+  "list",
+  "download",
+  "upload",
+  "makedir",
+  "delete",
+  "delete_own",
+  "rename",
+  "rename_own",
+  "overwrite",
+  "fxp_upload",
+  "fxp_download",
+] as const;
+
+/** One of {@link PATH_ACTIONS}. */
+export type PathAction = typeof PATH_ACTIONS[number];
+
+/** Who a permission names: anyone logged in, a group, or a user; `negate` refuses instead. */
+export interface Subject {
+  negate: boolean;
+  kind: "any" | "group" | "user";
+  /** The group or user name ("" for any). */
+  name: string;
+}
+
+/** One `[[permissions]]` entry of master.toml. */
+export interface PermissionRule {
+  /** Glob over virtual paths: `*` within one name, `**` across folders (`/a/**` matches `/a`). */
+  path: string;
+  /** The subjects per action this rule names. */
+  actions: Partial<Record<PathAction, Subject[]>>;
+}
+
 /** Validated master.toml. */
 export interface MasterConfig {
   /** Absolute path of the file this came from, or null for built-in defaults. */
@@ -48,6 +82,8 @@ export interface MasterConfig {
     login_timeout: number;
     /** Most control connections at once. Default 2000. */
     max_connections: number;
+    /** Most control connections at once from one client address. Default 10. */
+    max_connections_per_address: number;
     /** Failed logins on one connection before it is closed. Default 3. */
     max_login_failures: number;
     /** Wait before answering a failed login, ms. Default 1000. */
@@ -93,6 +129,8 @@ export interface MasterConfig {
     /** "debug" | "info" | "warning" | "error". Default "info". */
     level: "debug" | "info" | "warning" | "error";
   };
+  /** `[[permissions]]`: path rules, first match naming the action wins. Default none. */
+  permissions: PermissionRule[];
 }
 
 /** Validated slave.toml. */

@@ -48,7 +48,8 @@ export function isHangUp(e: unknown): e is Error {
     e instanceof Deno.errors.ConnectionAborted || e instanceof Deno.errors.NotConnected;
 }
 
-function parseIpv4(s: string): number[] | null {
+/** The four bytes of a dotted IPv4 address, or null. */
+export function parseIpv4(s: string): number[] | null {
   const parts = s.split(".");
   if (parts.length !== 4) return null;
   const out: number[] = [];
@@ -62,7 +63,8 @@ function parseIpv4(s: string): number[] | null {
 }
 
 /** Eight 16-bit groups, or null when `s` is not IPv6 text (an embedded IPv4 tail is allowed). */
-function parseIpv6(s: string): number[] | null {
+/** The eight 16-bit groups of an IPv6 address (with an IPv4 tail too), or null. */
+export function parseIpv6(s: string): number[] | null {
   if (!s.includes(":")) return null;
   const halves = s.split("::");
   if (halves.length > 2) return null;

@@ -2,6 +2,8 @@
  * Address masks of users (`ident@1.2.3.*`, `10.0.0.0/8`): syntax check and matching.
  */
 
+import { canonicalHost, parseIpv4, parseIpv6 } from "../../shared/net.ts";
+
 /** Longest address mask, in characters. */
 export const MAX_MASK_LENGTH = 128;
 
@@ -14,7 +16,7 @@ export function maskMatches(mask: string, address: string): boolean {
   const at = mask.lastIndexOf("@");
   if (at >= 0 && mask.slice(0, at) !== "*") return false;
   const host = at >= 0 ? mask.slice(at + 1) : mask;
-  const addr = address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+  const addr = canonicalHost(address); // IPv4-mapped IPv6 compares as IPv4
   const slash = host.indexOf("/");
   if (slash >= 0) return cidrMatches(host.slice(0, slash), Number(host.slice(slash + 1)), addr);
   let re = "^";
@@ -44,7 +46,7 @@ export function checkMask(mask: string): string {
     const v4 = /^\d+\.\d+\.\d+\.\d+$/.test(base);
     if (
       !/^\d{1,3}$/.test(host.slice(slash + 1)) || bits > (v4 ? 32 : 128) ||
-      (v4 ? parseV4(base) === null : parseV6(base) === null)
+      (v4 ? parseIpv4(base) === null : parseIpv6(base) === null)
     ) {
       throw bad("bad CIDR: expected address/bits, as in 10.0.0.0/8");
     }
@@ -53,8 +55,8 @@ export function checkMask(mask: string): string {
 }
 
 function cidrMatches(base: string, bits: number, address: string): boolean {
-  const a = parseV4(base) !== null ? parseV4(address) : parseV6(address);
-  const b = parseV4(base) ?? parseV6(base);
+  const a = addressBytes(address);
+  const b = addressBytes(base);
   if (a === null || b === null || a.length !== b.length) return false;
   for (let i = 0; i < bits; i++) {
     const byte = i >> 3, bit = 0x80 >> (i & 7);
@@ -63,23 +65,7 @@ function cidrMatches(base: string, bits: number, address: string): boolean {
   return true;
 }
 
-function parseV4(text: string): number[] | null {
-  const parts = text.split(".");
-  if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) {
-    return null;
-  }
-  return parts.map(Number);
-}
-
-function parseV6(text: string): number[] | null {
-  if (!text.includes(":") || !/^[0-9A-Fa-f:]+$/.test(text)) return null;
-  const halves = text.split("::");
-  if (halves.length > 2) return null;
-  const head = halves[0] ? halves[0].split(":") : [];
-  const tail = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
-  const fill = 8 - head.length - tail.length;
-  if (fill < 0 || (halves.length === 1 && fill !== 0)) return null;
-  const groups = [...head, ...Array(halves.length === 2 ? fill : 0).fill("0"), ...tail];
-  if (!groups.every((g) => /^[0-9A-Fa-f]{1,4}$/.test(g))) return null;
-  return groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]);
+/** An IPv4 address as 4 bytes, IPv6 as 16, or null. */
+function addressBytes(text: string): number[] | null {
+  return parseIpv4(text) ?? parseIpv6(text)?.flatMap((g) => [g >> 8, g & 0xff]) ?? null;
 }
