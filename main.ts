@@ -290,12 +290,24 @@ if (import.meta.main) {
 /**
  * The OpenSSL TLS engine when libssl is present (it lets slaves resume TLS sessions the client
  * negotiated with the master); otherwise node:tls is used and resumption works on the master only.
+ * `DRFTPD_TLS_ENGINE=node` chooses node:tls even when libssl is there (tests run both engines).
  */
 function tlsOptions(): { tlsEngine?: OpenSsl; fdLimit?: FdLimit } {
   const options: { tlsEngine?: OpenSsl; fdLimit?: FdLimit } = {};
+  let choice = "";
   try {
+    choice = Deno.env.get("DRFTPD_TLS_ENGINE") ?? "";
+  } catch {
+    // no --allow-env: the default
+  }
+  if (choice !== "" && choice !== "node" && choice !== "openssl") {
+    throw new TypeError(`Invalid DRFTPD_TLS_ENGINE "${choice}": expected "node" or "openssl"`);
+  }
+  try {
+    if (choice === "node") throw new Error("DRFTPD_TLS_ENGINE=node");
     options.tlsEngine = loadOpenSsl();
   } catch (e) {
+    if (choice === "openssl") throw e;
     getLogger(["drftpd"]).info("OpenSSL engine unavailable ({error}); using node:tls", {
       error: e instanceof Error ? e.message : String(e),
     });

@@ -51,6 +51,8 @@ export interface SiteOptions {
    * keys (`fxp = "deny"`), and table headers such as `[[ftp.fxp_rules]]` work too.
    */
   masterExtra?: string;
+  /** Environment variables for the master and slave processes (e.g. `DRFTPD_TLS_ENGINE`). */
+  env?: Record<string, string>;
   /** Extra master.toml text at the end of the `[slaves]` section (`handshake_timeout = 2`). */
   slavesExtra?: string;
   /** A command the master runs under, e.g. `["prlimit", "--nofile=256", "--"]`. */
@@ -212,7 +214,7 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", ...options.env },
     }).spawn();
     // both streams into one file: write chunks in arrival order through one queue
     let queue = Promise.resolve();

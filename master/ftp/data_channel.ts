@@ -4,18 +4,22 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { PortRange } from "../../shared/config_types.ts";
-import { sameHost } from "../../shared/net.ts";
+import { closeQuietly, sameHost } from "../../shared/net.ts";
 
 const log = getLogger(["drftpd", "master", "data"]);
 
 /** How long a passive port waits for its client. */
 export const PASSIVE_ACCEPT_MS = 60_000;
 
-/** A data channel that can produce one connection. */
+/**
+ * A data channel that can produce one connection. `connect()` hands the connection over: from
+ * then on the caller closes it (a TLS connection over it must be able to send close_notify and
+ * linger after the channel is released), and `close()` only stops what has not been handed over.
+ */
 export interface DataChannel extends Disposable {
-  /** The connection, once the peer is there (passive) or dialled (active). */
+  /** The connection, once the peer is there (passive) or dialled (active); the caller owns it. */
   connect(): Promise<Deno.Conn>;
-  /** Releases the channel; safe to call more than once. */
+  /** Releases the channel and a connection not yet handed over; safe to call more than once. */
   close(): void;
 }
 
@@ -55,6 +59,7 @@ export class PassiveChannel implements DataChannel {
   #accepted: Promise<Deno.Conn>;
   #closed = false;
   #conn: Deno.Conn | null = null;
+  #handedOver = false;
 
   /** Listens at `hostname` on a port from `range`. */
   constructor(hostname: string, range: PortRange, peer: string | null) {
@@ -66,9 +71,15 @@ export class PassiveChannel implements DataChannel {
     this.#accepted.catch(() => {});
   }
 
-  /** Waits for the client's connection. */
-  connect(): Promise<Deno.Conn> {
-    return this.#accepted;
+  /** Waits for the client's connection and hands it over (the caller closes it). */
+  async connect(): Promise<Deno.Conn> {
+    this.#handedOver = true;
+    const conn = await this.#accepted;
+    if (this.#closed) {
+      conn.close();
+      throw new Error("Data connection was aborted");
+    }
+    return conn;
   }
 
   async #accept(): Promise<Deno.Conn> {
@@ -112,16 +123,12 @@ export class PassiveChannel implements DataChannel {
     }
   }
 
-  /** Closes the listener and any accepted connection. */
+  /** Closes the listener, and an accepted connection nobody asked for. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#closeListener();
-    try {
-      this.#conn?.close();
-    } catch {
-      // already closed
-    }
+    if (!this.#handedOver && this.#conn) closeQuietly(this.#conn);
   }
 
   /** Same as close(). */
@@ -134,7 +141,7 @@ export class PassiveChannel implements DataChannel {
 export class ActiveChannel implements DataChannel {
   #host: string;
   #port: number;
-  #conn: Deno.Conn | null = null;
+  #dialled: Promise<Deno.TcpConn> | null = null;
   #closed = false;
 
   /** Will connect to host:port. */
@@ -143,22 +150,21 @@ export class ActiveChannel implements DataChannel {
     this.#port = port;
   }
 
-  /** Connects (once). */
+  /** Connects (once) and hands the connection over (the caller closes it). */
   async connect(): Promise<Deno.Conn> {
     if (this.#closed) throw new Error("Data channel closed");
-    this.#conn ??= await Deno.connect({ hostname: this.#host, port: this.#port });
-    return this.#conn;
+    this.#dialled ??= Deno.connect({ hostname: this.#host, port: this.#port });
+    const conn = await this.#dialled;
+    if (this.#closed) {
+      closeQuietly(conn);
+      throw new Error("Data connection was aborted");
+    }
+    return conn;
   }
 
-  /** Closes the connection if one was made. */
+  /** Marks the channel closed: a dial still in progress is closed when it completes. */
   close(): void {
-    if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#conn?.close();
-    } catch {
-      // already closed
-    }
   }
 
   /** Same as close(). */

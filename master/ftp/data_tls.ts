@@ -63,6 +63,7 @@ export async function relayBytes(src: DataConn, dst: DataConn): Promise<number> 
     total += n;
   }
   if (dst.closeWrite) await dst.closeWrite();
-  else await (dst as Partial<Deno.Conn>).closeWrite?.();
+  // a plain peer that is gone already has all it will ever read: its FIN is no failure
+  else await (dst as Partial<Deno.Conn>).closeWrite?.().catch(() => {});
   return total;
 }

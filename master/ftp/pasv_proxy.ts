@@ -7,6 +7,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { sameHost } from "../../shared/net.ts";
+import { relayBytes } from "./data_tls.ts";
 
 const log = getLogger(["drftpd", "master", "data"]);
 
@@ -53,22 +54,16 @@ export class PasvProxy implements Disposable {
     try {
       const slave = await Deno.connect({ hostname: target.host, port: target.port });
       this.#conns.push(slave);
-      const count = new TransformStream<Uint8Array, Uint8Array>({
-        transform: (chunk, ctrl) => {
-          this.#bytes += chunk.byteLength;
-          ctrl.enqueue(chunk);
-        },
-      });
-      const count2 = new TransformStream<Uint8Array, Uint8Array>({
-        transform: (chunk, ctrl) => {
-          this.#bytes += chunk.byteLength;
-          ctrl.enqueue(chunk);
-        },
-      });
-      await Promise.allSettled([
-        client.readable.pipeThrough(count).pipeTo(slave.writable),
-        slave.readable.pipeThrough(count2).pipeTo(client.writable),
-      ]);
+      // Each direction ends with a half-close (FIN), not a close: the TLS shutdown that client and
+      // slave run over this pipe (close_notify one way, the answer the other) must get through.
+      // A failure either way drops both.
+      const pipe = (from: Deno.Conn, to: Deno.Conn) =>
+        relayBytes(from, to).then((n) => (this.#bytes += n), (e) => {
+          this.close();
+          throw e;
+        });
+      const [up, down] = await Promise.allSettled([pipe(client, slave), pipe(slave, client)]);
+      for (const r of [up, down]) if (r.status === "rejected") throw r.reason;
       log.info("{label}: the client ignored the PASV address; master relayed {bytes} bytes", {
         label,
         bytes: this.#bytes,

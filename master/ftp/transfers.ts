@@ -22,7 +22,7 @@ import { FtpError } from "./errors.ts";
 import { formatListing, formatMlsxFacts, formatNlst, parseListArgs } from "./listing.ts";
 import type { DataPlan, DataSecurity, Session } from "./session.ts";
 import { writeAll } from "../../shared/bytes.ts";
-import { sameHost } from "../../shared/net.ts";
+import { closeQuietly, sameHost } from "../../shared/net.ts";
 
 const log = getLogger(["drftpd", "master", "transfer"]);
 
@@ -262,6 +262,8 @@ async function relay(
   ctrl: TransferControl,
   markAborted: () => void,
 ): Promise<TransferResult> {
+  // Every connection of both legs, plain ones included until TLS owns them: an abort drops them
+  // all at once; a normal end closes the TLS ones gracefully (close_notify, then linger).
   const conns: DataConn[] = [];
   const closeAll = (hard: boolean) => {
     for (const c of conns) {
@@ -290,14 +292,25 @@ async function relay(
       peer: slave.localAddress,
     });
     result.catch(() => {});
-    const client = await secureDataConn(s, await channel.connect(), sec);
-    conns.push(client);
+    const accepted = await channel.connect();
+    conns.push(accepted);
+    const client = await secureDataConn(s, accepted, sec);
+    conns.splice(conns.indexOf(accepted), 1, client);
     const raw = await Deno.connect({ hostname: String(r.host), port: Number(r.port) });
+    conns.push(raw);
     const toSlave: DataConn = sec.protect
       ? await connectTlsClient(raw, { insecure: true, handshakeTimeoutMs: 30_000 })
       : raw;
-    conns.push(toSlave);
-    const pipe = req.dir === "send" ? relayBytes(toSlave, client) : relayBytes(client, toSlave);
+    conns.splice(conns.indexOf(raw), 1, toSlave);
+    const pipe = req.dir === "send"
+      ? relayBytes(toSlave, client)
+      // The client's close_notify (or FIN) ended the upload: answer it now, as a TLS peer does
+      // (ftplib's unwrap() waits for it), while the slave finishes writing. A client that closed
+      // right after its close_notify (curl) cannot get it: the upload is complete all the same.
+      : relayBytes(client, toSlave).then(async (n) => {
+        await client.closeWrite?.().catch(() => {});
+        return n;
+      });
     const [res] = await Promise.all([result, pipe]);
     return res as unknown as TransferResult;
   } finally {
@@ -414,6 +427,10 @@ async function listing(s: Session, verb: string, arg: string, ctrl: TransferCont
         `Cannot open data connection: ${err instanceof Error ? err.message : err}`,
       );
     }
+    ctrl.onAbort(() => {
+      ch.close();
+      closeQuietly(raw);
+    });
     const conn = await secureDataConn(s, raw, sec);
     ctrl.onAbort(() => {
       ch.close();
@@ -421,8 +438,10 @@ async function listing(s: Session, verb: string, arg: string, ctrl: TransferCont
     });
     try {
       await writeAll(conn, new TextEncoder().encode(text));
+      // close_notify and FIN after the last byte; close() then lingers for the client's reply
       await finish(conn);
     } catch (err) {
+      conn.abort ? conn.abort() : conn.close();
       throw new FtpError(426, `Listing interrupted: ${err instanceof Error ? err.message : err}`);
     }
     ch.close();
