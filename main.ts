@@ -21,9 +21,11 @@ import {
   UsageError,
   writeLoginFile,
 } from "./shared/cli.ts";
+import { dirname, join, resolve } from "node:path";
 import {
   ConfigError,
   DEFAULT_SECRET,
+  explainConfig,
   loadMasterConfig,
   loadSlaveConfig,
   type MasterConfig,
@@ -71,7 +73,8 @@ async function run(cmd: Command): Promise<number> {
     case "master": {
       const config = await loadMasterConfig(cmd.config);
       if (cmd.logLevel) config.log.level = cmd.logLevel;
-      await setupLogging(config.log.level); // runMaster warns about the default secret itself
+      // runMaster warns about the default secret itself
+      await setupLogging(config.log.level, { format: config.log.format });
       using shutdown = shutdownSignal();
       const { runMaster } = await loadMaster();
       await using kv = await openMasterKv(config);
@@ -81,7 +84,7 @@ async function run(cmd: Command): Promise<number> {
     case "slave": {
       const config = await loadSlaveConfig(cmd.config);
       if (cmd.logLevel) config.log.level = cmd.logLevel;
-      await setupLogging(config.log.level);
+      await setupLogging(config.log.level, { format: config.log.format });
       warnDefaultSecret(config.slave.secret);
       using shutdown = shutdownSignal();
       const { runSlave, chooseDataEngine } = await loadSlave();
@@ -91,6 +94,21 @@ async function run(cmd: Command): Promise<number> {
     }
     case "local":
       return await runLocal(cmd);
+    case "init":
+      return await runInit(cmd.dir, cmd.admin);
+    case "config-check": {
+      const file = resolve(cmd.config);
+      const text = await Deno.readTextFile(file).catch((e) => {
+        throw new ConfigError(file, null, undefined, `cannot read config file: ${e.message}`);
+      });
+      const { kind, settings } = explainConfig(text, file, dirname(file));
+      console.log(`${file}: a valid ${kind} configuration\n`);
+      const width = Math.max(...settings.map((s) => s.key.length + s.value.length + 3));
+      for (const s of settings) {
+        console.log(`${`${s.key} = ${s.value}`.padEnd(width)}  # ${s.source}`);
+      }
+      return 0;
+    }
     default:
       return await runAccounts(cmd);
   }
@@ -201,6 +219,48 @@ async function writeCaFile(setup: LocalSetup, masterCert: string | null): Promis
     if (pem) pems.push(pem.trim());
   }
   await Deno.writeTextFile(setup.caFile, pems.join("\n") + "\n");
+}
+
+/**
+ * `drftpd init`: writes the two commented config files (never over existing ones), creates the
+ * admin user in the new master's filelist and prints its password once.
+ */
+async function runInit(dir: string, admin: string): Promise<number> {
+  const { masterToml, slaveToml } = await import("./shared/site_init.ts");
+  await setupLogging("warning");
+  const folder = resolve(dir);
+  await Deno.mkdir(folder, { recursive: true });
+  const values = { secret: randomToken(32) };
+  const masterFile = join(folder, "master.toml");
+  const slaveFile = join(folder, "slave.toml");
+  for (const f of [masterFile, slaveFile]) {
+    if (await Deno.lstat(f).then(() => true, () => false)) {
+      throw new UsageError(
+        "drftpd init",
+        `"${f}" exists already; remove it or choose another --dir`,
+      );
+    }
+  }
+  await Deno.writeTextFile(masterFile, masterToml(values), { createNew: true, mode: 0o600 });
+  await Deno.writeTextFile(slaveFile, slaveToml(values), { createNew: true, mode: 0o600 });
+  const config = await loadMasterConfig(masterFile);
+  const { UserStore } = await loadUsers();
+  await using kv = await openMasterKv(config);
+  const password = randomToken(20);
+  await new UserStore(kv.kv).add(admin, password, { admin: true }).catch((e) => {
+    throw e instanceof TypeError ? new UsageError("drftpd init", e.message) : e;
+  });
+  console.log([
+    `Wrote ${masterFile} and ${slaveFile} (a new random link secret in both; mode 0600).`,
+    `Created the admin user "${admin}" in ${kv.path}.`,
+    `Its password, shown only this once: ${password}`,
+    "",
+    "Start the site with:",
+    `  drftpd master --config ${masterFile}`,
+    `  drftpd slave --config ${slaveFile}`,
+    `Check a file with: drftpd config check --config ${masterFile}`,
+  ].join("\n"));
+  return 0;
 }
 
 /**

@@ -24,7 +24,9 @@ export type Command =
   | { kind: "master"; config: string | null; logLevel: LogLevelName | null }
   | { kind: "slave"; config: string | null; logLevel: LogLevelName | null }
   | LocalCommand
-  | AccountCommand;
+  | AccountCommand
+  | { kind: "init"; dir: string; admin: string }
+  | { kind: "config-check"; config: string };
 
 /** `drftpd user ...` and `drftpd group ...`: accounts in the master's KV store. */
 export type AccountCommand =
@@ -89,6 +91,9 @@ Usage:
   drftpd local [--slaves N]       run a master and N slaves in one process for trying out
   drftpd user add|del|passwd|show|list|change ...   manage users (drftpd user --help)
   drftpd group add|del|list|show ...                manage groups (drftpd group --help)
+  drftpd init [--dir DIR]         write a commented master.toml and slave.toml, create an admin
+  drftpd config check --config FILE
+                                  validate a config file and show every value and its source
 
 Options:
   -h, --help      show help (also after a command: drftpd master --help)
@@ -133,6 +138,37 @@ Options:
       --log-level LEVEL  ${LEVELS} (default info)
   -h, --help             show this help
   -V, --version          print the version
+`,
+  "drftpd init": `Usage: drftpd init [--dir DIR] [--admin NAME]
+
+Writes DIR/master.toml and DIR/slave.toml (commented, a new random link secret in both, passive
+ports 50000-50099 for the master and 50100-50199 for the slave), creates the admin user in the
+master's filelist (DIR/master/filelist.kv) and prints its password once. Existing files are
+never overwritten. Then: drftpd master --config DIR/master.toml and
+drftpd slave --config DIR/slave.toml.
+
+Options:
+  -d, --dir DIR       folder for the files (default: the current folder)
+      --admin NAME    name of the admin user (default admin)
+  -h, --help          show this help
+  -V, --version       print the version
+`,
+  "drftpd config": `Usage: drftpd config check --config FILE
+
+Validates a master.toml or slave.toml (a file with a [slave] section is a slave's) and prints
+every setting with its effective value and whether it comes from the file or the default.
+Exits 2 naming the file, key and value when something is wrong.
+`,
+  "drftpd config check": `Usage: drftpd config check --config FILE
+
+Validates a master.toml or slave.toml (a file with a [slave] section is a slave's) and prints
+every setting with its effective value and whether it comes from the file or the default.
+Exits 2 naming the file, key and value when something is wrong.
+
+Options:
+  -c, --config FILE   the file to check (required)
+  -h, --help          show this help
+  -V, --version       print the version
 `,
   "drftpd user": `Usage:
   drftpd user add NAME --password PW [--group G]... [--admin] [--config FILE]
@@ -185,7 +221,10 @@ export function parseCommand(args: readonly string[]): Command {
   const [first, ...rest] = args;
   switch (first) {
     case undefined:
-      throw new UsageError("drftpd", "a command is required (master, slave, local, user, group)");
+      throw new UsageError(
+        "drftpd",
+        "a command is required (master, slave, local, user, group, init, config)",
+      );
     case "master":
     case "slave":
       return parseServer(first, rest);
@@ -195,6 +234,10 @@ export function parseCommand(args: readonly string[]): Command {
       return parseUser(rest);
     case "group":
       return parseGroup(rest);
+    case "init":
+      return parseInit(rest);
+    case "config":
+      return parseConfig(rest);
     case "help":
       return { kind: "help", text: HELP["drftpd"]! };
   }
@@ -247,6 +290,37 @@ function parseLocal(args: string[]): Command {
       : integer(cmd, "--tls-port", values["tls-port"], 0, 1, 65535),
     logLevel: logLevel(cmd, values["log-level"]),
   };
+}
+
+function parseInit(args: string[]): Command {
+  const cmd = "drftpd init";
+  const { values } = strictParse(cmd, args, {
+    dir: { type: "string", short: "d" },
+    admin: { type: "string" },
+    ...COMMON_FLAGS,
+  }, false);
+  if (values.version) return { kind: "version" };
+  if (values.help) return { kind: "help", text: HELP[cmd]! };
+  const dir = values.dir ?? ".";
+  if (dir === "") throw new UsageError(cmd, `--dir "": must not be empty`);
+  return { kind: "init", dir, admin: values.admin ?? "admin" };
+}
+
+function parseConfig(args: string[]): Command {
+  const [sub, ...rest] = args;
+  if (sub === undefined) throw new UsageError("drftpd config", "a subcommand is required (check)");
+  if (sub === "-h" || sub === "--help") return { kind: "help", text: HELP["drftpd config"]! };
+  if (sub === "-V" || sub === "--version") return { kind: "version" };
+  if (sub !== "check") throw new UsageError("drftpd config", `unknown subcommand "${sub}"`);
+  const cmd = "drftpd config check";
+  const { values } = strictParse(cmd, rest, {
+    config: { type: "string", short: "c" },
+    ...COMMON_FLAGS,
+  }, false);
+  if (values.version) return { kind: "version" };
+  if (values.help) return { kind: "help", text: HELP[cmd]! };
+  if (values.config === undefined) throw new UsageError(cmd, "--config FILE is required");
+  return { kind: "config-check", config: values.config };
 }
 
 function parseUser(args: string[]): Command {

@@ -104,7 +104,7 @@ Deno.test("parseCommand() accepts every command form", () => {
 
 Deno.test("parseCommand() rejects bad command lines naming the flag or value", () => {
   const cases: [string[], string, string][] = [
-    [[], "drftpd", "a command is required (master, slave, local, user, group)"],
+    [[], "drftpd", "a command is required (master, slave, local, user, group, init, config)"],
     [["serve"], "drftpd", `unknown command "serve"`],
     [["--bogus"], "drftpd", `unknown flag "--bogus"`],
     [["master", "--bogus"], "drftpd master", `unknown flag "--bogus"`],

@@ -258,9 +258,17 @@ function permissionRules(v: unknown, file: string | null): PermissionRule[] {
 
 const SLAVE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
-const LOG_SECTION: SectionSchema<MasterConfig["log"]> = {
+const LOG_SECTION: SectionSchema<SlaveConfig["log"]> = {
   level: { default: "info", read: oneOf(LOG_LEVELS) },
+  format: { default: "text", read: oneOf(["text", "json"] as const) },
 };
+
+/** `"off"`, `""` (= `data_dir/xferlog`, resolved by the master) or a path. */
+function xferlogPath(v: unknown, baseDir: string): string | null {
+  const s = str()(v);
+  if (s === "off") return null;
+  return s === "" ? "" : path(v, baseDir);
+}
 
 /** Every master.toml section and key with its default, as written in TOML. */
 export const MASTER_SCHEMA: Schema<MasterSections> = {
@@ -287,6 +295,10 @@ export const MASTER_SCHEMA: Schema<MasterSections> = {
     tls_cert: { default: "", read: optionalPath },
     tls_key: { default: "", read: optionalPath },
     implicit_tls_listen: { default: "", read: optionalHostPort },
+    stop_grace: { default: 30, read: int(0, 3600) },
+  },
+  http: {
+    listen: { default: "127.0.0.1:9121", read: optionalHostPort },
   },
   slaves: {
     listen: { default: "0.0.0.0:1099", read: hostPort(true) },
@@ -295,7 +307,10 @@ export const MASTER_SCHEMA: Schema<MasterSections> = {
     partial_remerge: { default: true, read: bool },
     handshake_timeout: { default: 10, read: int(1, 600) },
   },
-  log: LOG_SECTION,
+  log: {
+    ...LOG_SECTION,
+    xferlog: { default: "", read: xferlogPath },
+  },
 };
 
 /** Every slave.toml section and key with its default, as written in TOML. */
@@ -387,6 +402,67 @@ export async function loadSlaveConfig(path: string | null): Promise<SlaveConfig>
   if (path === null) return parseSlaveConfig("", null, Deno.cwd());
   const file = resolve(path);
   return parseSlaveConfig(await readConfigFile(file), file, resolve(file, ".."));
+}
+
+/** One effective setting, for `drftpd config check`. */
+export interface Setting {
+  /** Dotted key, "ftp.listen". */
+  key: string;
+  /** The effective value as TOML text (paths resolved, addresses normalised). */
+  value: string;
+  /** Whether the file set it or the default applies. */
+  source: "file" | "default";
+}
+
+/**
+ * Validates config text (a slave.toml when it has a `[slave]` section, else a master.toml) and
+ * lists every setting with its effective value and source. Throws {@link ConfigError}.
+ */
+export function explainConfig(
+  text: string,
+  file: string | null,
+  baseDir: string,
+): { kind: "master" | "slave"; settings: Setting[] } {
+  const doc = parseDocument(text, file);
+  const kind = "slave" in doc ? "slave" : "master";
+  const config =
+    (kind === "slave"
+      ? validateSlaveConfig(doc, file, baseDir)
+      : validateMasterConfig(doc, file, baseDir)) as unknown as Record<string, unknown>;
+  const schema = (kind === "slave" ? SLAVE_SCHEMA : MASTER_SCHEMA) as Record<
+    string,
+    Record<string, Field<unknown>>
+  >;
+  const settings: Setting[] = [];
+  for (const [section, fields] of Object.entries(schema)) {
+    const table = (doc[section] ?? {}) as Record<string, unknown>;
+    const values = config[section] as Record<string, unknown>;
+    for (const key of Object.keys(fields)) {
+      const raw = key in table ? table[key] : fields[key]!.default;
+      const value = values[key];
+      settings.push({
+        key: `${section}.${key}`,
+        value: formatToml(value === null ? raw : value),
+        source: key in table ? "file" : "default",
+      });
+    }
+  }
+  return { kind, settings };
+}
+
+/** A config value as inline TOML; addresses and port ranges as the text a file would hold. */
+function formatToml(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(formatToml).join(", ")}]`;
+  if (isTable(v)) {
+    if (typeof v.host === "string" && typeof v.port === "number") {
+      return JSON.stringify(formatHostPort(v as unknown as HostPort));
+    }
+    if (typeof v.from === "number" && typeof v.to === "number") {
+      return JSON.stringify(`${v.from}-${v.to}`);
+    }
+    return `{ ${Object.entries(v).map(([k, x]) => `${k} = ${formatToml(x)}`).join(", ")} }`;
+  }
+  return typeof v === "string" ? JSON.stringify(v) : String(v);
 }
 
 /**

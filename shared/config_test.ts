@@ -52,7 +52,9 @@ Deno.test("parseMasterConfig() fills every default", () => {
       tls_cert: "",
       tls_key: "",
       implicit_tls_listen: null,
+      stop_grace: 30,
     },
+    http: { listen: { host: "127.0.0.1", port: 9121 } },
     slaves: {
       listen: { host: "0.0.0.0", port: 1099 },
       secret: "change-me",
@@ -60,7 +62,7 @@ Deno.test("parseMasterConfig() fills every default", () => {
       partial_remerge: true,
       handshake_timeout: 10,
     },
-    log: { level: "info" },
+    log: { level: "info", format: "text", xferlog: "" },
     permissions: [],
   };
   assertEquals(parseMasterConfig("", null, BASE), expected);
@@ -83,7 +85,7 @@ Deno.test("parseSlaveConfig() fills every default", () => {
       tls_key: "",
       data_engine: "native",
     },
-    log: { level: "info" },
+    log: { level: "info", format: "text" },
   };
   assertEquals(parseSlaveConfig("", null, BASE), expected);
 });
@@ -110,6 +112,7 @@ tls = "required"
 tls_cert = "certs/c.pem"
 tls_key = "/k.pem"
 implicit_tls_listen = "127.0.0.1:990"
+stop_grace = 5
 fxp = "deny"
 [[ftp.fxp_rules]]
 path = "/incoming/**"
@@ -117,8 +120,12 @@ upload = false
 [slaves]
 listen = "10.0.0.1:0"
 secret = "s3cret"
+[http]
+listen = ""
 [log]
 level = "debug"
+format = "json"
+xferlog = "logs/xferlog"
 [[permissions]]
 path = "/private/**"
 list = ["=staff"]
@@ -147,7 +154,9 @@ upload = ["=staff", "!guest"]
     tls_cert: "/etc/drftpd/certs/c.pem",
     tls_key: "/k.pem",
     implicit_tls_listen: { host: "127.0.0.1", port: 990 },
+    stop_grace: 5,
   });
+  assertEquals(c.http, { listen: null });
   assertEquals(c.slaves, {
     listen: { host: "10.0.0.1", port: 0 },
     secret: "s3cret",
@@ -155,7 +164,8 @@ upload = ["=staff", "!guest"]
     partial_remerge: true,
     handshake_timeout: 10,
   });
-  assertEquals(c.log.level, "debug");
+  assertEquals(c.log, { level: "debug", format: "json", xferlog: "/etc/drftpd/logs/xferlog" });
+  assertEquals(parseMasterConfig(`[log]\nxferlog = "off"`, null, "/").log.xferlog, null);
   assertEquals(c.permissions, [{
     path: "/private/**",
     actions: {
@@ -197,7 +207,11 @@ const MASTER_ERRORS: [string, string | null, string][] = [
     "slaves.tls",
     `master.toml: slaves.tls = "yes": expected true or false, got a string`,
   ],
-  [`[zzzzzz]`, "zzzzzz", `master.toml: zzzzzz: unknown section (known: master, ftp, slaves, log)`],
+  [
+    `[zzzzzz]`,
+    "zzzzzz",
+    `master.toml: zzzzzz: unknown section (known: master, ftp, http, slaves, log)`,
+  ],
   [`ftp = 3`, "ftp", `master.toml: ftp = 3: expected a [ftp] table`],
   [
     `[ftp]\nlisen = "x"`,

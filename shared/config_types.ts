@@ -106,6 +106,12 @@ export interface MasterConfig {
     tls_key: string;
     /** Implicit FTPS listener (TLS from the first byte), e.g. "0.0.0.0:990"; null = off. */
     implicit_tls_listen: HostPort | null;
+    /** Seconds a stop (SIGINT/SIGTERM) waits for running transfers before closing them. */
+    stop_grace: number;
+  };
+  http: {
+    /** Status page, /metrics and /healthz; null = off. */
+    listen: HostPort | null;
   };
   slaves: {
     /** Default 0.0.0.0:1099. */
@@ -128,6 +134,10 @@ export interface MasterConfig {
   log: {
     /** "debug" | "info" | "warning" | "error". Default "info". */
     level: "debug" | "info" | "warning" | "error";
+    /** "text": one readable line per record; "json": one JSON object per line. */
+    format: "text" | "json";
+    /** The wu-ftpd xferlog file; "" = `data_dir/xferlog`; null = off. */
+    xferlog: string | null;
   };
   /** `[[permissions]]`: path rules, first match naming the action wins. Default none. */
   permissions: PermissionRule[];
@@ -163,5 +173,6 @@ export interface SlaveConfig {
   };
   log: {
     level: "debug" | "info" | "warning" | "error";
+    format: "text" | "json";
   };
 }

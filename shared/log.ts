@@ -5,7 +5,13 @@
  *
  * @module
  */
-import { configure, getTextFormatter, type LogRecord, type Sink } from "@logtape/logtape";
+import {
+  configure,
+  getJsonLinesFormatter,
+  getTextFormatter,
+  type LogRecord,
+  type Sink,
+} from "@logtape/logtape";
 import type { LogLevelName } from "./config.ts";
 import { writeAllSync } from "./bytes.ts";
 
@@ -16,6 +22,8 @@ export const LOG_CATEGORY = "drftpd";
 export interface SetupLoggingOptions {
   /** Where lines go; default stderr. Tests pass a collector. */
   write?: (line: string) => void;
+  /** "text" (default): {@link formatLogRecord}; "json": one JSON object per line. */
+  format?: "text" | "json";
 }
 
 /**
@@ -47,7 +55,9 @@ export async function setupLogging(
   options: SetupLoggingOptions = {},
 ): Promise<void> {
   const write = options.write ?? writeStderr;
-  const sink: Sink = (record) => write(formatLogRecord(record) + "\n");
+  const sink: Sink = options.format === "json"
+    ? (record) => write(JSON_FORMATTER(record))
+    : (record) => write(formatLogRecord(record) + "\n");
   await configure({
     reset: true,
     sinks: { stderr: sink },
@@ -57,6 +67,9 @@ export async function setupLogging(
     ],
   });
 }
+
+/** `{"@timestamp", "level", "message" (values interpolated), "logger", "properties"}` per line. */
+const JSON_FORMATTER = getJsonLinesFormatter({ categorySeparator: ".", message: "rendered" });
 
 function formatValue(v: unknown): string {
   if (typeof v === "string") return v;

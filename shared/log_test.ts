@@ -36,3 +36,23 @@ Deno.test("setupLogging() keeps objects on one line", async () => {
   assert.equal(lines.length, 1);
   assert.match(lines[0]!, /DEBUG {3}drftpd: addr \{ host: "::1", port: 21, tags: \[ "a" \] \}\n$/);
 });
+
+Deno.test('setupLogging() with format "json" writes one JSON object per line', async () => {
+  const lines: string[] = [];
+  try {
+    await setupLogging("info", { write: (l) => lines.push(l), format: "json" });
+    getLogger(["drftpd", "test"]).info("user {user} logged in\nfrom {addr}", {
+      user: "bob",
+      addr: "1.2.3.4",
+    });
+  } finally {
+    await reset();
+  }
+  assert.equal(lines.length, 1);
+  assert.ok(lines[0]!.endsWith("\n") && !lines[0]!.slice(0, -1).includes("\n"), lines[0]);
+  const record = JSON.parse(lines[0]!);
+  assert.equal(record.level, "INFO");
+  assert.equal(record.logger, "drftpd.test");
+  assert.match(record.message, /user "?bob"? logged in\nfrom "?1\.2\.3\.4"?/);
+  assert.deepEqual(record.properties, { user: "bob", addr: "1.2.3.4" });
+});

@@ -71,7 +71,7 @@ function slaveConfig(
       data_engine: "native",
       ...slave,
     },
-    log: { level: "debug" },
+    log: { level: "debug", format: "text" },
   };
 }
 

@@ -7,6 +7,7 @@
  * @module
  */
 
+export * from "./daemon.ts";
 export * from "./files.ts";
 export * from "./ftp_client.ts";
 export * from "./ports.ts";

@@ -57,6 +57,8 @@ export interface SiteOptions {
   slavesExtra?: string;
   /** A command the master runs under, e.g. `["prlimit", "--nofile=256", "--"]`. */
   masterWrapper?: string[];
+  /** `[http] listen` of the master (status page, metrics); default "" (off). */
+  http?: string;
 }
 
 /** What a slave reports in SITE SLAVES. */
@@ -158,6 +160,9 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
       `listen = ${toml(`${host}:${linkPort}`)}`,
       `secret = ${toml(secret)}`,
       ...(options.slavesExtra === undefined ? [] : [options.slavesExtra]),
+      "",
+      "[http]",
+      `listen = ${toml(options.http ?? "")}`,
       "",
       "[log]",
       `level = ${toml(logLevel)}`,

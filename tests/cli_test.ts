@@ -86,10 +86,18 @@ Deno.test("drftpd slave with a bad value exits 2 naming file, key and value", as
 });
 
 /** Every (sub)command as typed; `--help` and `--version` must work after each. */
-const SUBCOMMANDS = [[], ["master"], ["slave"], ["local"], ["user"], ["user", "add"], [
-  "user",
-  "list",
-]];
+const SUBCOMMANDS = [
+  [],
+  ["master"],
+  ["slave"],
+  ["local"],
+  ["user"],
+  ["user", "add"],
+  ["user", "list"],
+  ["init"],
+  ["config"],
+  ["config", "check"],
+];
 
 Deno.test("--version and --help work after every subcommand", async () => {
   for (const sub of SUBCOMMANDS) {
@@ -118,6 +126,7 @@ Deno.test("the help of each command lists every flag the README shows for it", a
       "drftpd user list",
       "drftpd user",
       "drftpd group",
+      "drftpd config check",
       "drftpd",
     ];
     for (const w of ["master", "slave", "local", "init"]) helpKeys.unshift(`drftpd ${w}`);
