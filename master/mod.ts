@@ -10,6 +10,8 @@ import { lockFolder } from "../shared/lock.ts";
 import { connectionBudget, type FdLimit } from "../shared/rlimit.ts";
 import { LoginGuard } from "./auth/login_guard.ts";
 import { UserStore } from "./auth/users.ts";
+import { PathPolicy } from "./auth/path_rules.ts";
+import { SessionRegistry } from "./ftp/session_registry.ts";
 import { KvFilelist } from "./filelist/kv_filelist.ts";
 import { serveFtp } from "./ftp/server.ts";
 import type { MasterServices } from "./ftp/session.ts";
@@ -68,6 +70,8 @@ export async function runMaster(
     users,
     loginGuard,
     slaves,
+    sessions: new SessionRegistry(),
+    paths: new PathPolicy(config.permissions),
     tls: config.ftp.tls === "off" ? null : tls,
     signal,
   };

@@ -70,6 +70,21 @@ export class LoginGuard {
     return recent[0]! + this.#banMs - now;
   }
 
+  /** The addresses banned now, with the milliseconds left of each ban (SITE BANS). */
+  bans(): { address: string; msLeft: number }[] {
+    const out: { address: string; msLeft: number }[] = [];
+    for (const address of [...this.#failures.keys()]) {
+      const msLeft = this.bannedFor(address);
+      if (msLeft > 0) out.push({ address, msLeft });
+    }
+    return out;
+  }
+
+  /** Forgets the failures of `address`, lifting its ban; false if it had none (SITE UNBAN). */
+  unban(address: string): boolean {
+    return this.#failures.delete(address);
+  }
+
   /** The failures of `address` still inside the window (pruned in place). */
   #recent(address: string, now: number): number[] {
     const list = this.#failures.get(address) ?? [];

@@ -43,3 +43,17 @@ Deno.test("banAfter 0 never bans; memory is bounded; bad options are RangeErrors
   assert.throws(() => new LoginGuard({ banAfter: -1, banMs: 1 }), RangeError);
   assert.throws(() => new LoginGuard({ banAfter: 1, banMs: 0 }), /banMs must be a positive/);
 });
+
+Deno.test("bans lists banned addresses; unban lifts a ban", () => {
+  let now = 1000;
+  const g = new LoginGuard({ banAfter: 2, banMs: 10_000, now: () => now });
+  g.fail("10.0.0.1");
+  g.fail("10.0.0.1");
+  g.fail("10.0.0.2");
+  now += 1000;
+  assert.deepEqual(g.bans(), [{ address: "10.0.0.1", msLeft: 9000 }]);
+  assert.equal(g.unban("10.0.0.1"), true);
+  assert.equal(g.unban("10.0.0.1"), false);
+  assert.equal(g.bannedFor("10.0.0.1"), 0);
+  assert.deepEqual(g.bans(), []);
+});

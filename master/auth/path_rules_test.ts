@@ -108,6 +108,11 @@ Deno.test("PathPolicy.visible: the path and every folder above it must be listab
   assert.equal(parentOnly.visible(alice, "/hidden/inner.txt"), false); // inherited
   assert.equal(parentOnly.visible(alice, "/hiddenx"), true);
   assert.equal(new PathPolicy([]).visible(alice, "/any/thing"), true);
+  const writeOnly = new PathPolicy([{ path: "/incoming/*/**", actions: { list: [] } }]);
+  assert.equal(writeOnly.visible(alice, "/incoming"), true);
+  assert.equal(writeOnly.visible(alice, "/incoming/x.bin"), false);
+  assert.equal(writeOnly.visible(alice, "/incoming/d/e.bin"), false);
+  assert.equal(writeOnly.allows(alice, "upload", "/incoming/x.bin"), true);
 });
 
 Deno.test("parseSubject: forms and errors", () => {

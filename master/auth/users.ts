@@ -423,6 +423,35 @@ export class UserStore {
     throw new Error(`Could not remove user "${name}": concurrent changes`);
   }
 
+  /**
+   * Moves a user aside (`["deleted_user", name]`): it can no longer log in, and
+   * {@link restore} brings it back with everything it had (SITE DELUSER / READD). False if there
+   * was no such user.
+   */
+  async retire(name: string): Promise<boolean> {
+    if (typeof name !== "string" || !NAME.test(name)) return false;
+    const r = await this.#kv.get<StoredUser>(userKey(name));
+    if (r.value === null) return false;
+    const res = await this.#kv.atomic().check(r).delete(userKey(name))
+      .set(["deleted_user", name], r.value).commit();
+    if (!res.ok) throw new Error(`Could not delete user "${name}": concurrent changes; try again`);
+    this.#verified.delete(name);
+    return true;
+  }
+
+  /** Brings back a user {@link retire} moved aside. Throws when none, or the name is taken. */
+  async restore(name: string): Promise<User> {
+    if (typeof name !== "string" || !NAME.test(name)) {
+      throw new NotFoundError(`No deleted user "${String(name).slice(0, 64)}"`);
+    }
+    const r = await this.#kv.get<StoredUser>(["deleted_user", name]);
+    if (r.value === null) throw new NotFoundError(`No deleted user "${name}"`);
+    const res = await this.#kv.atomic().check(r).check({ key: userKey(name), versionstamp: null })
+      .delete(["deleted_user", name]).set(userKey(name), r.value).commit();
+    if (!res.ok) throw new UserExistsError(name);
+    return toUser(name, r.value, this.#now());
+  }
+
   /** Adds a group; TypeError for a bad name, Error when it exists. */
   async addGroup(name: string, description = ""): Promise<Group> {
     checkName(name, "group name");

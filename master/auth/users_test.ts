@@ -238,3 +238,20 @@ Deno.test("a verified login is remembered for 10 minutes; other passwords still 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("retire moves a user aside (no login), restore brings it back as it was", async () => {
+  await withStore(async (users) => {
+    await users.add("jo", "pw", { ratio: 2 });
+    assert.equal(await users.retire("jo"), true);
+    assert.equal(await users.retire("jo"), false);
+    assert.equal(await users.verify("jo", "pw"), null);
+    assert.equal(await users.get("jo"), null);
+    const back = await users.restore("jo");
+    assert.equal(back.ratio, 2);
+    assert.ok(await users.verify("jo", "pw"));
+    await assert.rejects(users.restore("jo"), /No deleted user "jo"/);
+    await users.retire("jo");
+    await users.add("jo", "other");
+    await assert.rejects(users.restore("jo"), /already exists/);
+  });
+});

@@ -4,7 +4,7 @@
 import { sleep } from "../../shared/timers.ts";
 import { getLogger } from "@logtape/logtape";
 import { VERSION } from "../../shared/version.ts";
-import { loginRefusal } from "../auth/users.ts";
+import { loginRefusal, type User } from "../auth/users.ts";
 import { parentOf } from "../../shared/paths.ts";
 import { featLines, lookup, verbs } from "./commands.ts";
 import { parseTypeArg } from "./codecs.ts";
@@ -71,10 +71,33 @@ export async function pass(s: Session, arg: string): Promise<void> {
     log.warn("Login of {name} from {ip} refused: {why}", { name, ip: s.remoteHost, why: refusal });
     throw new FtpError(530, refusal);
   }
+  const busy = loginLimitReached(s, found);
+  if (busy !== null) {
+    log.info("Login of {name} from {ip} refused: {why}", { name, ip: s.remoteHost, why: busy });
+    await s.reply(421, `${busy}; closing`);
+    s.quitting = true;
+    return;
+  }
   s.user = found;
   await s.services.users.touchLogin(name);
   log.info("Login: {name} from {ip}", { name, ip: s.remoteHost });
   await s.reply(230, `User ${name} logged in`);
+}
+
+/** Why `user` may not open one more session now (max logins, per address), or null. */
+function loginLimitReached(s: Session, user: User): string | null {
+  const { maxLogins, maxLoginsPerAddress } = user;
+  const sessions = s.services.sessions;
+  if (maxLogins > 0 && sessions.ofUser(user.name).length >= maxLogins) {
+    return `Too many logins for ${user.name} (max ${maxLogins})`;
+  }
+  if (
+    maxLoginsPerAddress > 0 &&
+    sessions.ofUser(user.name, s.remoteHost).length >= maxLoginsPerAddress
+  ) {
+    return `Too many logins for ${user.name} from your address (max ${maxLoginsPerAddress})`;
+  }
+  return null;
 }
 
 /** QUIT */

@@ -34,7 +34,12 @@ export async function serveFtp(
       if (sessions.size >= services.config.ftp.max_connections && !evictOldestAnonymous(sessions)) {
         return refuse(conn, "Too many connections; try again later");
       }
-      const banned = services.loginGuard.bannedFor((conn.remoteAddr as Deno.NetAddr).hostname);
+      const address = (conn.remoteAddr as Deno.NetAddr).hostname;
+      const perAddress = services.config.ftp.max_connections_per_address;
+      if (services.sessions.fromAddress(address) >= perAddress) {
+        return refuse(conn, `Too many connections from your address (max ${perAddress})`);
+      }
+      const banned = services.loginGuard.bannedFor(address);
       if (banned > 0) {
         return refuse(
           conn,
@@ -44,9 +49,10 @@ export async function serveFtp(
       // Replies are small: don't let Nagle hold them for the client's delayed ACK.
       (conn as Deno.TcpConn).setNoDelay?.(true);
       const session = new Session(conn, services, nextId++);
+      services.sessions.add(session);
       const p = session.run(dispatch, options).catch((e) =>
         log.error("Session {id} ended with an error: {error}", { id: session.id, error: String(e) })
-      );
+      ).finally(() => services.sessions.delete(session));
       sessions.set(session, p);
       running.add(p);
       p.finally(() => {

@@ -10,6 +10,8 @@ import { type TlsByteConn, upgradeToTlsServer } from "../../shared/tls/mod.ts";
 import type { MasterTls } from "../tls_material.ts";
 import { normalize } from "../../shared/paths.ts";
 import type { User, UserStore } from "../auth/users.ts";
+import type { PathPolicy } from "../auth/path_rules.ts";
+import type { SessionRegistry } from "./session_registry.ts";
 import type { Filelist } from "../filelist/types.ts";
 import type { SlaveRegistry } from "../slaves/registry.ts";
 import type { SlaveHandle } from "../slaves/slave_handle.ts";
@@ -30,6 +32,10 @@ export interface MasterServices {
   /** Failed logins per client address, and the bans they cause. */
   loginGuard: LoginGuard;
   slaves: SlaveRegistry;
+  /** Open sessions of every FTP listener (connection limits, SITE WHO, SITE KICK). */
+  sessions: SessionRegistry<Session>;
+  /** The `[[permissions]]` of master.toml, compiled. */
+  paths: PathPolicy;
   /** TLS material, or null when `[ftp] tls = "off"`. */
   tls: MasterTls | null;
   signal: AbortSignal;
@@ -82,6 +88,12 @@ export class Session {
   /** Our address on the control connection. */
   readonly localHost: string;
   user: User | null = null;
+  /** The running file transfer's direction (simultaneous-transfer limits, SITE WHO). */
+  runningKind: "upload" | "download" | null = null;
+  /** The running file transfer: its path, link id and start (SITE WHO). */
+  running: { path: string; xfer: string; started: number } | null = null;
+  /** The last command's verb and when it came (Date.now()), for SITE WHO. */
+  lastCommand = { verb: "", at: Date.now() };
   pendingUser: string | null = null;
   cwd = "/";
   type: "A" | "I" = "A";
@@ -218,7 +230,7 @@ export class Session {
     let idle: ReturnType<typeof setTimeout> | undefined;
     const arm = (ms: number) => {
       idle = setTimeout(() => {
-        const secs = this.user ? cfg.idle_timeout : cfg.login_timeout;
+        const secs = this.user ? this.user.idleTimeout || cfg.idle_timeout : cfg.login_timeout;
         const left = secs * 1000 - (performance.now() - (this.user ? last : accepted));
         if (this.transfer || left > 0) return arm(this.transfer ? secs * 1000 : left);
         log.info("Closing idle session {who}", { who: this.who });
@@ -259,6 +271,10 @@ export class Session {
         }
         if (line === null) break;
         last = performance.now();
+        this.lastCommand = {
+          verb: line.split(" ", 1)[0]!.toUpperCase().slice(0, 16),
+          at: Date.now(),
+        };
         await dispatch(this, line);
       }
     } finally {
