@@ -18,6 +18,7 @@ import type { TransferControl } from "./commands.ts";
 import { applyOnSlaves } from "./cmd_files.ts";
 import { ActiveChannel, type DataChannel } from "./data_channel.ts";
 import { fxpAllowed } from "../auth/permissions.ts";
+import { beginTransfer } from "./accounting.ts";
 import { FtpError } from "./errors.ts";
 import { formatListing, formatMlsxFacts, formatNlst, parseListArgs } from "./listing.ts";
 import type { DataPlan, DataSecurity, Session } from "./session.ts";
@@ -127,6 +128,14 @@ async function fileTransfer(
     }
 
     const xfer = plan.kind === "slave" ? plan.xfer : crypto.randomUUID();
+    // Per-user limits and credits, decided before the 150: nothing has moved yet.
+    const account = await beginTransfer(
+      s,
+      kind,
+      path,
+      xfer,
+      kind === "download" ? Math.max(0, file!.size - offset) : 0,
+    );
     const mode = s.type === "A" ? "ASCII" : "BINARY";
     const sizeNote = file && kind === "download" ? ` (${file.size} bytes)` : "";
     slave.activeTransfers++;
@@ -176,6 +185,7 @@ async function fileTransfer(
         await plan.proxy.done;
       }
       if (kind === "upload") await recordUpload(s, path, slave, file, result, resuming);
+      await account.finish(result.bytes, true);
       log.info("{dir} {user} {path} {bytes} bytes {ms} ms via {slave}", {
         dir: kind === "download" ? "RETR" : append ? "APPE" : "STOR",
         user: s.who,
@@ -193,6 +203,10 @@ async function fileTransfer(
         }`,
       );
     } catch (e) {
+      // Only the bytes that moved count: what is on disk for an upload (a failed download's
+      // count is not reported by the slave, so it is not charged).
+      const moved = e instanceof SlaveReplyError && e.partial ? e.partial.bytes : 0;
+      await account.finish(kind === "upload" ? moved : 0, false);
       if (kind === "upload" && e instanceof SlaveReplyError && e.partial) {
         await recordPartial(s, path, slave, file, e.partial).catch((err) =>
           log.error("Could not record partial upload {path}: {err}", { path, err: String(err) })
@@ -215,6 +229,7 @@ async function fileTransfer(
       throw e;
     } finally {
       slave.activeTransfers--;
+      await account.finish(0, false); // no-op after either of the above
     }
   } finally {
     if (releasePlan) releaseUnused(plan);

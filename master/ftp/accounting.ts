@@ -1,0 +1,73 @@
+/**
+ * Per-user bookkeeping around a file transfer: the checks made before its 150 (simultaneous
+ * uploads/downloads, download credits) and, at its end, the bytes and files added to the user's
+ * statistics and credits. A failed or aborted transfer counts only the bytes it moved.
+ */
+import { getLogger } from "@logtape/logtape";
+import { FtpError } from "./errors.ts";
+import type { Session } from "./session.ts";
+
+const log = getLogger(["drftpd", "master", "transfer"]);
+
+/** A transfer that passed the checks; `finish` records it exactly once. */
+export interface AccountedTransfer {
+  /** Records `bytes` moved (`complete`: the whole file) and frees the transfer's place. */
+  finish(bytes: number, complete: boolean): Promise<void>;
+}
+
+/**
+ * Checks that `s`'s user may start a `kind` transfer of `bytes` (what a download will send)
+ * now, and marks the session as running it. Throws FtpError before any byte moves: 450 over the
+ * user's simultaneous-transfer limit, 550 "Not enough credits" for a download larger than the
+ * credits left (ratio 0 = unlimited).
+ */
+export async function beginTransfer(
+  s: Session,
+  kind: "upload" | "download",
+  path: string,
+  xfer: string,
+  bytes: number,
+): Promise<AccountedTransfer> {
+  // The stored record, not the one read at login: credits given or limits changed since count.
+  const u = await s.services.users.get(s.user!.name) ?? s.user!;
+  const max = kind === "upload" ? u.maxUploads : u.maxDownloads;
+  if (max > 0 && s.services.sessions.transfersOf(u.name, kind) >= max) {
+    throw new FtpError(450, `Too many simultaneous ${kind}s for ${u.name} (max ${max})`);
+  }
+  if (kind === "download" && u.ratio > 0 && bytes > u.credits) {
+    throw new FtpError(
+      550,
+      `Not enough credits: ${path} needs ${bytes} bytes, ${u.name} has ${u.credits}`,
+    );
+  }
+  s.runningKind = kind;
+  s.running = { path, xfer, started: Date.now() };
+  let finished = false;
+  return {
+    async finish(moved, complete) {
+      if (finished) return;
+      finished = true;
+      s.runningKind = null;
+      s.running = null;
+      try {
+        await s.services.users.recordTransfer(
+          u.name,
+          kind === "upload" ? "up" : "down",
+          moved,
+          complete,
+        );
+        // The session's copy of the user follows (credits decide the next download).
+        const fresh = await s.services.users.get(u.name);
+        if (fresh && s.user?.name === u.name) {
+          s.user = { ...s.user, credits: fresh.credits, stats: fresh.stats };
+        }
+      } catch (e) {
+        log.error("Could not record the transfer of {path} for {user}: {error}", {
+          path,
+          user: u.name,
+          error: e instanceof Error ? e.message : String(e),
+        });
+      }
+    },
+  };
+}
