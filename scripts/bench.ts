@@ -682,6 +682,7 @@ async function startLabSite(plan: LabPlan, dir: string, src: string): Promise<La
     masterConf,
     `[master]\ndata_dir = "master-data"\n[ftp]\nlisten = "${m}:2121"\n` +
       `passive_ports = "50000-50099"\npublic_address = "${m}"\n` +
+      `max_connections_per_address = 100000\n` +
       `[slaves]\nlisten = "${m}:1099"\nsecret = "${secret}"\n[log]\nlevel = "warning"\n`,
   );
   const repo = new URL("..", import.meta.url).pathname;

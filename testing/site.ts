@@ -48,7 +48,8 @@ export interface SiteOptions {
   passivePorts?: number;
   /**
    * Extra master.toml text, inserted at the end of the `[ftp]` section: bare keys are `[ftp]`
-   * keys (`fxp = "deny"`), and table headers such as `[[ftp.fxp_rules]]` work too.
+   * keys (`fxp = "deny"`), and table headers such as `[[ftp.fxp_rules]]` work too. Unless it sets
+   * `max_connections_per_address`, a test site allows 100000 (every client is 127.0.0.1).
    */
   masterExtra?: string;
   /** Environment variables for the master and slave processes (e.g. `DRFTPD_TLS_ENGINE`). */
@@ -154,6 +155,10 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
       `passive_ports = ${toml(`${masterPasv.from}-${masterPasv.to}`)}`,
       `public_address = ${toml(options.publicAddress ?? host)}`,
       `pasv_without_pret = ${toml(options.pasvWithoutPret ?? "relay")}`,
+      // every test client comes from 127.0.0.1: the per-address default (10) only where asked
+      ...(/max_connections_per_address/.test(options.masterExtra ?? "")
+        ? []
+        : ["max_connections_per_address = 100000"]),
       ...(options.masterExtra === undefined ? [] : [options.masterExtra]),
       "",
       "[slaves]",
