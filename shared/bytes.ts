@@ -21,6 +21,18 @@ export async function writeAll(w: Writer, bytes: Uint8Array): Promise<void> {
   while (off < bytes.length) off += await w.write(bytes.subarray(off));
 }
 
+/** Copies `src` to `dst` until `src` ends; returns the bytes copied. */
+export async function copy(src: Reader, dst: Writer): Promise<number> {
+  const buf = new Uint8Array(256 * 1024);
+  let total = 0;
+  while (true) {
+    const n = await src.read(buf);
+    if (n === null) return total;
+    await writeAll(dst, buf.subarray(0, n));
+    total += n;
+  }
+}
+
 /** Writes all of `bytes` synchronously (a file or stderr), looping over partial writes. */
 export function writeAllSync(w: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
   let off = 0;

@@ -277,45 +277,44 @@ function inventory(files: number): Inv {
   return inv;
 }
 
-async function scaleTest(files: number): Promise<void> {
+/**
+ * Remerges `files` entries three ways (full, incremental with 100 gone, a second holder) and checks
+ * the counts; with `report` it prints the rates (the opt-in measure below, not the unit run).
+ */
+async function scaleTest(files: number, report = false): Promise<void> {
   await using t = await tempKv();
   const fl = new KvFilelist(t.kv);
   const inv = inventory(files);
-  let t0 = performance.now();
-  const s = await remerge(fl, "s1", inv);
-  let ms = performance.now() - t0;
+  const timed = async <T>(what: string, work: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const result = await work();
+    const ms = performance.now() - t0;
+    if (report) {
+      console.log(`${what} of ${files}: ${ms.toFixed(0)} ms, ${(files / ms * 1000).toFixed(0)}/s`);
+    }
+    return result;
+  };
+  const s = await timed("full remerge", () => remerge(fl, "s1", inv));
   assert.equal(s.added, files);
-  console.log(
-    `full remerge of ${files}: ${ms.toFixed(0)} ms, ${(files / ms * 1000).toFixed(0)} entries/s`,
-  );
-  t0 = performance.now();
-  const s2 = await remerge(fl, "s1", inv.slice(0, files - 100));
-  ms = performance.now() - t0;
+  const s2 = await timed("incremental remerge", () => remerge(fl, "s1", inv.slice(0, files - 100)));
   assert.deepEqual(s2, stats({ seen: files - 100, dropped: 100 }));
-  console.log(
-    `incremental remerge of ${files}: ${ms.toFixed(0)} ms, ${
-      (files / ms * 1000).toFixed(0)
-    } entries/s`,
+  const s3 = await timed(
+    "second holder remerge",
+    () => remerge(fl, "s2", inv.slice(0, files - 100)),
   );
-  t0 = performance.now();
-  const s3 = await remerge(fl, "s2", inv.slice(0, files - 100));
-  ms = performance.now() - t0;
   assert.equal(s3.added, 0);
-  console.log(
-    `second holder remerge of ${files}: ${ms.toFixed(0)} ms, ${
-      (files / ms * 1000).toFixed(0)
-    } entries/s`,
-  );
 }
 
-Deno.test("remerge scale: 20,000 entries", async () => {
-  await scaleTest(20_000);
+// More entries than one KV atomic operation takes (1000 mutations), so batching is exercised; the
+// speed at 20,000 and more is measured on request only (DRFTPD_REMERGE_BENCH=20000).
+Deno.test("remerge at scale: 1,500 entries, full, incremental and a second holder", async () => {
+  await scaleTest(1_500);
 });
 
 Deno.test({
   name: "remerge scale: DRFTPD_REMERGE_BENCH entries (opt-in)",
   ignore: !Deno.env.get("DRFTPD_REMERGE_BENCH"),
   async fn() {
-    await scaleTest(Number(Deno.env.get("DRFTPD_REMERGE_BENCH")));
+    await scaleTest(Number(Deno.env.get("DRFTPD_REMERGE_BENCH")), true);
   },
 });

@@ -6,7 +6,7 @@ import type { ByteConn } from "../../shared/link.ts";
 import { connectTlsClient, upgradeToTlsServer } from "../../shared/tls/mod.ts";
 import { FtpError } from "./errors.ts";
 import type { DataSecurity, Session } from "./session.ts";
-import { writeAll } from "../../shared/bytes.ts";
+import { copy } from "../../shared/bytes.ts";
 
 /** A data connection, plain or TLS. */
 export interface DataConn extends ByteConn {
@@ -54,16 +54,7 @@ export async function finish(conn: DataConn): Promise<void> {
 
 /** Copies `src` to `dst` until `src` ends, then ends `dst`'s write side. Returns bytes copied. */
 export async function relayBytes(src: DataConn, dst: DataConn): Promise<number> {
-  const buf = new Uint8Array(256 * 1024);
-  let total = 0;
-  for (;;) {
-    const n = await src.read(buf);
-    if (n === null) break;
-    await writeAll(dst, buf.subarray(0, n));
-    total += n;
-  }
-  if (dst.closeWrite) await dst.closeWrite();
-  // a plain peer that is gone already has all it will ever read: its FIN is no failure
-  else await (dst as Partial<Deno.Conn>).closeWrite?.().catch(() => {});
+  const total = await copy(src, dst);
+  await dst.closeWrite?.();
   return total;
 }

@@ -7,7 +7,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { sameHost } from "../../shared/net.ts";
-import { relayBytes } from "./data_tls.ts";
+import { copy } from "../../shared/bytes.ts";
 
 const log = getLogger(["drftpd", "master", "data"]);
 
@@ -58,7 +58,11 @@ export class PasvProxy implements Disposable {
       // slave run over this pipe (close_notify one way, the answer the other) must get through.
       // A failure either way drops both.
       const pipe = (from: Deno.Conn, to: Deno.Conn) =>
-        relayBytes(from, to).then((n) => (this.#bytes += n), (e) => {
+        copy(from, to).then(async (n) => {
+          this.#bytes += n;
+          // a peer that is gone already has all it will ever read: its FIN is no failure
+          await to.closeWrite().catch(() => {});
+        }, (e) => {
           this.close();
           throw e;
         });
