@@ -61,6 +61,36 @@ export async function rssBytes(pid: number): Promise<number> {
   }
 }
 
+/**
+ * CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`; with `children`, plus
+ * those of its children it has reaped (how a forking server such as vsftpd accounts a session).
+ * NaN when it cannot be read.
+ */
+export async function cpuSeconds(pid: number, children = false): Promise<number> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    // Fields after "(comm)": state is field 3; utime, stime, cutime, cstime are fields 14-17.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+    const ticks = f[11]! + f[12]! + (children ? f[13]! + f[14]! : 0);
+    return ticks / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+/** USER_HZ: the unit of /proc/<pid>/stat times (100 on every Linux architecture we run on). */
+const CLOCK_TICKS = 100;
+
+/** Pids of the live children of `pid` (`/proc/<pid>/task/<pid>/children`); [] when unreadable. */
+export async function childPids(pid: number): Promise<number[]> {
+  try {
+    const text = await Deno.readTextFile(`/proc/${pid}/task/${pid}/children`);
+    return text.trim() === "" ? [] : text.trim().split(/\s+/).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /** Pids of processes whose command line contains every one of `needles` (Linux /proc). */
 export async function findPids(needles: string[]): Promise<number[]> {
   const out: number[] = [];

@@ -36,18 +36,42 @@ export async function findVsftpd(): Promise<string | null> {
   return null;
 }
 
+/** Options of {@link startVsftpd}. */
+export interface VsftpdOptions {
+  /** `max_clients`; default 0 (no limit). */
+  maxClients?: number;
+  /**
+   * PEM certificate and key files: TLS (`AUTH TLS`, `PROT P`) is then offered to anonymous
+   * sessions too, and stays optional, so one vsftpd serves plain and TLS transfers.
+   */
+  tls?: { certFile: string; keyFile: string };
+}
+
 /** Starts vsftpd serving `dir/root`; fill `pub` before or after, it reads the disk live. */
-export async function startVsftpd(dir: string, maxClients = 0): Promise<Vsftpd> {
+export async function startVsftpd(dir: string, options: VsftpdOptions = {}): Promise<Vsftpd> {
   const bin = await findVsftpd();
   if (bin === null) throw new Error("vsftpd is not installed (apt-get install vsftpd)");
+  const tls = options.tls
+    ? [
+      "ssl_enable=YES",
+      "allow_anon_ssl=YES",
+      "force_anon_logins_ssl=NO",
+      "force_anon_data_ssl=NO",
+      "require_ssl_reuse=NO",
+      "ssl_tlsv1=YES",
+      `rsa_cert_file=${options.tls.certFile}`,
+      `rsa_private_key_file=${options.tls.keyFile}`,
+    ]
+    : [];
   const { conf, root, pub, port } = await prepareVsftpd(dir, {
     host: "127.0.0.1",
     passivePorts: 100,
     extra: [
       "use_sendfile=YES",
-      `max_clients=${maxClients}`,
+      `max_clients=${options.maxClients ?? 0}`,
       "idle_session_timeout=900",
       "data_connection_timeout=300",
+      ...tls,
     ],
   });
   const child = spawnTracked(bin, [conf], { stdout: "null", stderr: "piped" });

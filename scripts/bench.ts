@@ -1,11 +1,15 @@
 /**
- * `deno task bench [--quick] [--only single,control,lab,remerge] [--rounds N]`
+ * `deno task bench [--quick] [--only single,control,lab,remerge] [--rounds N] [--file-mib N]
+ * [--out FILE]`
  *
  * Measures drftpd against a vsftpd started by the bench on the same machine (same client, same
  * files, rounds alternating A/B so background noise hits both), and prints a Markdown table that
  * is also prepended to bench/RESULTS.md. Every figure is the median of its rounds.
  *
- * - single: 1 GiB RETR and STOR with curl through one slave (PRET) vs vsftpd; data-phase rate.
+ * - single: 1 GiB RETR and STOR with curl through one slave (PRET), plain and TLS (PROT P), with the
+ *   slave on each data engine (native, zero_copy: two sites) vs vsftpd (`use_sendfile=YES`); the
+ *   data-phase rate and the CPU seconds per GiB of the process moving the bytes. A quick check
+ *   that it runs: `--only single --file-mib 64 --rounds 1 --out /tmp/bench.md`.
  * - control: CWD/PWD/SIZE/MDTM commands/s over 8 raw sessions; 1,000 idle logged-in sessions then
  *   NOOP latency p50/p99; LIST of a 10,000-entry folder.
  * - lab (root only): master, N slaves and a client in network namespaces, each slave link shaped to
@@ -22,6 +26,8 @@
 import { FtpControl, makeSite, type Site } from "../testing/mod.ts";
 import { deadline, sleep } from "../shared/timers.ts";
 import {
+  childPids,
+  cpuSeconds,
   exec,
   findPids,
   fmt,
@@ -34,6 +40,7 @@ import {
   spawnTracked,
 } from "./_util.ts";
 import { findVsftpd, startVsftpd, type Vsftpd } from "./_vsftpd.ts";
+import { DATA_ENGINE_ENV, type DataEngineName } from "../slave/data_engine.ts";
 import { cleanupLab, ifaceBytes, inNs, isRoot, type LabPlan, labPlan, withLab } from "./lab.ts";
 
 // ------------------------------------------------------------------------------ options
@@ -49,6 +56,7 @@ const QUICK = args.includes("--quick") || Deno.env.get("BENCH_QUICK") === "1";
 const ONLY = new Set((flagValue("only") ?? "single,control,lab,remerge").split(","));
 const ROUNDS = Number(flagValue("rounds") ?? (QUICK ? 3 : 5));
 const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
 const FILE_BYTES = Number(flagValue("file-mib") ?? (QUICK ? 64 : 1024)) * MiB;
 const REMERGE_FILES = Number(flagValue("remerge-files") ?? (QUICK ? 100_000 : 1_000_000));
 const IDLE_SESSIONS = Number(flagValue("sessions") ?? 1000);
@@ -64,6 +72,8 @@ const OUT = flagValue("out") ?? new URL("../bench/RESULTS.md", import.meta.url).
 // ------------------------------------------------------------------------------ results
 
 interface Row {
+  /** Date and kernel of the run that measured it (every row carries them, see table()). */
+  when: string;
   section: string;
   measure: string;
   drftpd: string;
@@ -73,10 +83,12 @@ interface Row {
   met: string;
 }
 const rows: Row[] = [];
+/** "2026-12-06, kernel 6.18.44-fc-v1272": set at start, printed on every row. */
+let RUN_WHEN = "";
 const notes: string[] = [];
 
 function row(r: Partial<Row> & { section: string; measure: string }): void {
-  const full: Row = { drftpd: "", peer: "", ratio: "", target: "", met: "", ...r };
+  const full: Row = { when: RUN_WHEN, drftpd: "", peer: "", ratio: "", target: "", met: "", ...r };
   rows.push(full);
   console.error(
     `  ${full.section} | ${full.measure} | ${full.drftpd} | ${full.peer} | ${full.ratio}`,
@@ -141,10 +153,18 @@ async function killSiteProcesses(): Promise<void> {
   }
 }
 
-/** A drftpd site with one slave whose root holds the tree (remerged when the slave connects). */
-async function drftpdSite(bigSrc: string): Promise<Site> {
+/**
+ * A drftpd site with one slave whose root holds the tree (remerged when the slave connects),
+ * moving plain data bytes with `engine`.
+ */
+async function drftpdSite(bigSrc: string, engine: DataEngineName = "native"): Promise<Site> {
   const site = await makeSite({
-    slaves: [{ name: "s1", address: "127.0.0.1", start: false }],
+    slaves: [{
+      name: "s1",
+      address: "127.0.0.1",
+      start: false,
+      extra: `data_engine = ${JSON.stringify(engine)}`,
+    }],
     logLevel: "info",
     passivePorts: 100,
   });
@@ -159,9 +179,11 @@ async function drftpdSite(bigSrc: string): Promise<Site> {
   return site;
 }
 
-/** The two servers under comparison, seen the same way. */
+/** The servers under comparison, seen the same way. */
 interface Target {
   name: "drftpd" | "vsftpd";
+  /** How rows and notes name it ("drftpd native", "vsftpd"). */
+  label: string;
   host: string;
   port: number;
   user: string;
@@ -172,13 +194,22 @@ interface Target {
   pret: boolean;
   url(path: string): string;
   pid(): Promise<number | null>;
+  /**
+   * The process that moves the data bytes (drftpd: the slave; vsftpd: its listener, whose reaped
+   * session processes count through `cpuWithChildren`).
+   */
+  dataPid(): Promise<number | null>;
+  /** Whether the data process forks processes per session (their CPU is sampled too). */
+  cpuWithChildren: boolean;
   /** Tail of the server's logs, for a failure note. */
   logs(): Promise<string>;
 }
 
-function siteTarget(site: Site): Target {
+function siteTarget(site: Site, engine: DataEngineName = "native"): Target {
+  const slaveConfig = `${site.dir}/slave-s1.toml`;
   return {
     name: "drftpd",
+    label: `drftpd ${engine}`,
     host: site.host,
     port: site.ftpPort,
     user: site.user,
@@ -187,6 +218,8 @@ function siteTarget(site: Site): Target {
     pret: true,
     url: (p) => site.url(p),
     pid: async () => (await findPids(["master", "--config", site.masterConfig]))[0] ?? null,
+    dataPid: async () => (await findPids(["slave", "--config", slaveConfig]))[0] ?? null,
+    cpuWithChildren: false,
     logs: () => site.logs(3000),
   };
 }
@@ -194,6 +227,7 @@ function siteTarget(site: Site): Target {
 function vsftpdTarget(v: Vsftpd): Target {
   return {
     name: "vsftpd",
+    label: "vsftpd",
     host: v.host,
     port: v.port,
     user: v.user,
@@ -202,6 +236,8 @@ function vsftpdTarget(v: Vsftpd): Target {
     pret: false,
     url: (p) => v.url(p),
     pid: () => Promise.resolve(v.pid),
+    dataPid: () => Promise.resolve(v.pid),
+    cpuWithChildren: true,
     logs: () => Promise.resolve(""),
   };
 }
@@ -231,13 +267,23 @@ const STOR_SETTLE_MS = 3000;
 
 const CURL_COMMON = ["-sS", "--noproxy", "*", "--no-ftp-skip-pasv-ip"];
 
-/** One curl transfer; returns the data-phase rate (bytes / (time_total - time_pretransfer)). */
+/** What one transfer measured. */
+interface Measured {
+  /** Data-phase rate, bytes/s. */
+  rate: number;
+  /** CPU seconds of the data process per GiB moved (NaN when unreadable). */
+  cpuPerGiB: number;
+}
+
+/**
+ * One curl transfer (`tls`: AUTH TLS and PROT P); returns the data-phase rate
+ * (bytes / (time_total - time_pretransfer)) and the data process's CPU seconds per GiB.
+ */
 async function curlTransfer(
   t: Target,
   kind: "retr" | "stor",
-  src: string,
-  upName: string,
-): Promise<number> {
+  options: { src: string; upName: string; tls: boolean },
+): Promise<Measured> {
   await exec("sync", [], { timeoutMs: 120_000 });
   // This VM hands freed memory back to its host (virtio-balloon free page reporting, ~2 s after
   // the free); writing into such pages again costs a host fault each. Every STOR waits past that
@@ -247,19 +293,30 @@ async function curlTransfer(
   const argv = [
     ...CURL_COMMON,
     ...(t.pret ? ["--ftp-pret"] : []),
+    ...(options.tls ? ["--ssl-reqd", "--insecure"] : []),
     "--max-time",
     String(maxTime),
     "-w",
     "%{size_download} %{size_upload} %{time_pretransfer} %{time_total}",
     ...(kind === "retr"
       ? ["-o", "/dev/null", t.url(`${t.base}/big.bin`)]
-      : ["-T", src, t.url(`${t.base}/${upName}`)]),
+      : ["-T", options.src, t.url(`${t.base}/${options.upName}`)]),
   ];
+  const pid = await t.dataPid();
+  const withChildren = t.cpuWithChildren;
+  const cpuBefore = pid === null ? NaN : await cpuSeconds(pid, withChildren);
+  const sessions = pid !== null && withChildren ? new SessionCpu(pid) : null;
   const r = await exec("curl", argv, { timeoutMs: (maxTime + 30) * 1000 });
+  // A forking server: its reaped sessions' time (cutime), or what sampling saw if more.
+  const sampled = await sessions?.stop() ?? 0;
+  const cpuAfter = pid === null ? NaN : Math.max(
+    await cpuSeconds(pid, withChildren),
+    cpuBefore + sampled,
+  );
   const [down, up, pre, total] = r.stdout.trim().split(" ").map(Number) as number[];
   const bytes = kind === "retr" ? down! : up!;
   if (r.code !== 0 || bytes !== FILE_BYTES) {
-    throw new Error(`${t.name} ${kind}: curl exit ${r.code}, ${bytes} bytes: ${r.stderr.trim()}`);
+    throw new Error(`${t.label} ${kind}: curl exit ${r.code}, ${bytes} bytes: ${r.stderr.trim()}`);
   }
   if (kind === "stor") {
     const ftp = await FtpControl.login({ host: t.host, port: t.port }, {
@@ -268,51 +325,155 @@ async function curlTransfer(
       timeoutMs: 30_000,
     });
     try {
-      await ftp.expect(`DELE ${t.base}/${upName}`, 250);
+      await ftp.expect(`DELE ${t.base}/${options.upName}`, 250);
     } finally {
       await ftp.quit();
     }
   }
-  return bytes / (total! - pre!);
+  return { rate: bytes / (total! - pre!), cpuPerGiB: (cpuAfter - cpuBefore) / (bytes / GiB) };
 }
 
-async function benchSingle(dr: Target, vs: Target | null, src: string): Promise<void> {
+/**
+ * CPU seconds of the session processes a forking server (vsftpd) starts for a transfer: every
+ * SESSION_SAMPLE_MS the descendants of `pid` are listed and each one's utime + stime kept, until
+ * they are gone after `stop()` (so the listener has reaped them: its cutime then holds their
+ * time). A cross-check of cutime, which misses a session process that is orphaned instead of
+ * reaped; the sampled figure misses time a process has not been charged yet when last seen.
+ */
+class SessionCpu {
+  #pid: number;
+  #seen = new Map<number, number>();
+  #stopped = false;
+  #loop: Promise<void>;
+
+  constructor(pid: number) {
+    this.#pid = pid;
+    this.#loop = this.#run();
+  }
+
+  async #run(): Promise<void> {
+    const until = () => this.#stopped && Date.now() > this.#stopAt;
+    for (;;) {
+      const alive = await this.#sample();
+      if (this.#stopped && (alive === 0 || until())) return;
+      await sleep(SESSION_SAMPLE_MS);
+    }
+  }
+
+  #stopAt = 0;
+
+  /** Descendants of the listener now, each one's CPU recorded; returns how many. */
+  async #sample(): Promise<number> {
+    const queue = await childPids(this.#pid);
+    let n = 0;
+    while (queue.length > 0) {
+      const p = queue.shift()!;
+      const cpu = await cpuSeconds(p);
+      if (Number.isNaN(cpu)) continue;
+      n++;
+      this.#seen.set(p, Math.max(cpu, this.#seen.get(p) ?? 0));
+      queue.push(...await childPids(p));
+    }
+    return n;
+  }
+
+  /** Waits (at most 10 s) until the session processes are gone; their total CPU seconds. */
+  async stop(): Promise<number> {
+    this.#stopped = true;
+    this.#stopAt = Date.now() + 10_000;
+    await this.#loop;
+    let total = 0;
+    for (const cpu of this.#seen.values()) total += cpu;
+    return total;
+  }
+}
+
+const SESSION_SAMPLE_MS = 5;
+
+/**
+ * RETR and STOR of the big file, plain and TLS, through drftpd with each data engine and through
+ * vsftpd, rounds rotating the order so drift hits every server alike. Each drftpd row has the
+ * median of its per-round rate ratios to vsftpd, and of its per-round CPU/GiB ratios.
+ */
+async function benchSingle(drs: Target[], vs: Target | null, src: string): Promise<void> {
   const size = FILE_BYTES >= 1024 * MiB
     ? `${FILE_BYTES / 1024 / MiB} GiB`
     : `${FILE_BYTES / MiB} MiB`;
-  for (const kind of ["retr", "stor"] as const) {
-    // STOR rounds are noisier (see curlTransfer): two more of them
-    const rounds = kind === "stor" ? ROUNDS + 2 : ROUNDS;
-    log(`single stream ${kind.toUpperCase()} ${size} × ${rounds} rounds`);
-    const res = await alternate(
-      rounds,
-      dr,
-      vs,
-      (t, r) => curlTransfer(t, kind, src, `up-${r}.bin`),
-    );
-    const a = median(res.a);
-    const b = median(res.b);
-    // Paired: the median of each round's drftpd/vsftpd ratio. Both run back to back in a
-    // round and meet the same machine state, which drifts between rounds (see curlTransfer).
-    const ratio = vs ? median(res.a.map((x, i) => x / res.b[i]!)) : NaN;
-    row({
-      section: "single stream",
-      measure: `${kind.toUpperCase()} ${size}, curl, 1 slave`,
-      drftpd: mibps(a),
-      peer: vs ? mibps(b) : "n/a",
-      ratio: vs ? `${fmt(ratio)}x` : "n/a",
-      target: "≥ 1.0x",
-      met: met(vs ? ratio >= 1 : null),
-    });
-    notes.push(
-      `${kind.toUpperCase()} rounds MiB/s: drftpd ${res.a.map((x) => fmt(x / MiB, 0)).join(", ")}` +
-        (vs
-          ? `; vsftpd ${res.b.map((x) => fmt(x / MiB, 0)).join(", ")}; per-round ratios ${
-            res.a.map((x, i) => fmt(x / res.b[i]!)).join(", ")
-          } (the ratio column is their median)`
-          : ""),
-    );
+  const targets = vs ? [...drs, vs] : drs;
+  for (const tls of [false, true]) {
+    for (const kind of ["retr", "stor"] as const) {
+      // STOR rounds are noisier (see curlTransfer): two more of them
+      const rounds = kind === "stor" ? ROUNDS + 2 : ROUNDS;
+      const what = `${kind.toUpperCase()} ${size}${tls ? " TLS" : ""}`;
+      log(`single stream ${what} × ${rounds} rounds: ${targets.map((t) => t.label).join(", ")}`);
+      const res = await rotate(
+        rounds,
+        targets,
+        (t, r) => curlTransfer(t, kind, { src, upName: `up-${r}.bin`, tls }),
+      );
+      const peer = vs ? res.get(vs)! : null;
+      for (const dr of drs) {
+        const mine = res.get(dr)!;
+        const speed = peer ? median(mine.map((m, i) => m.rate / peer[i]!.rate)) : NaN;
+        const cpu = peer ? median(mine.map((m, i) => m.cpuPerGiB / peer[i]!.cpuPerGiB)) : NaN;
+        const zeroCopy = dr.label.endsWith("zero_copy") && !tls;
+        const speedTarget = tls ? 1.3 : 1.0;
+        row({
+          section: `single stream${tls ? " TLS" : ""}`,
+          measure: `${what}, curl, 1 slave, ${dr.label.replace("drftpd ", "")} engine`,
+          drftpd: figure(mine),
+          peer: peer ? figure(peer) : "n/a",
+          ratio: peer ? `${fmt(speed)}x speed, ${fmt(cpu)}x CPU/GiB` : "n/a",
+          target: zeroCopy ? "≥ 1.0x speed, ≤ 1.2x CPU" : tls ? "≥ 1.3x speed" : "",
+          met: zeroCopy || tls
+            ? met(
+              peer ? speed >= speedTarget && (!zeroCopy || kind === "stor" || cpu <= 1.2) : null,
+            )
+            : "",
+        });
+      }
+      notes.push(
+        `${what} rounds (MiB/s @ CPU s/GiB): ` +
+          targets.map((t) =>
+            `${t.label} ${
+              res.get(t)!.map((m) => `${fmt(m.rate / MiB, 0)} @ ${fmt(m.cpuPerGiB)}`).join(", ")
+            }`
+          ).join("; "),
+      );
+    }
   }
+  notes.push(
+    "single stream: CPU s/GiB = user + system seconds (/proc/<pid>/stat) of the process that " +
+      "moves the bytes, over GiB moved: drftpd's slave (its master only handles the control " +
+      "connection); vsftpd's listener plus its session processes once reaped (cutime + cstime), " +
+      `or the sum of the sessions' own times sampled every ${SESSION_SAMPLE_MS} ms if larger ` +
+      "(it includes vsftpd's control connection). /proc counts 10 ms ticks: small files give " +
+      "coarse figures. Ratios are medians of per-round ratios. TLS " +
+      "transfers use the OpenSSL engine whatever the data engine.",
+  );
+}
+
+/** "1234.5 MiB/s, 0.21 CPU s/GiB" from the medians of some transfers. */
+function figure(ms: readonly Measured[]): string {
+  return `${mibps(median(ms.map((m) => m.rate)))}, ${
+    fmt(median(ms.map((m) => m.cpuPerGiB)))
+  } CPU s/GiB`;
+}
+
+/** Runs `fn` for every target in each of `rounds` rounds, the order rotating; values per target. */
+async function rotate<T>(
+  rounds: number,
+  targets: readonly Target[],
+  fn: (t: Target, round: number) => Promise<T>,
+): Promise<Map<Target, T[]>> {
+  const out = new Map<Target, T[]>(targets.map((t) => [t, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[(r + i) % targets.length]!;
+      out.get(t)!.push(await fn(t, r));
+    }
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------------------ control channel
@@ -896,20 +1057,46 @@ async function benchLab(src: string): Promise<void> {
 // ------------------------------------------------------------------------------ main
 
 function table(): string {
-  const head = ["Section", "Measure", "drftpd", "vsftpd / peer", "Ratio", "Target", "Met"];
+  const head = [
+    "Section",
+    "Measure",
+    "drftpd",
+    "vsftpd / peer",
+    "Ratio",
+    "Target",
+    "Met",
+    "Measured",
+  ];
   const lines = [
     `| ${head.join(" | ")} |`,
     `| ${head.map(() => "---").join(" | ")} |`,
     ...rows.map((r) =>
-      `| ${[r.section, r.measure, r.drftpd, r.peer, r.ratio, r.target, r.met].join(" | ")} |`
+      `| ${
+        [r.section, r.measure, r.drftpd, r.peer, r.ratio, r.target, r.met, r.when].join(" | ")
+      } |`
     ),
   ];
   return lines.join("\n");
 }
 
+/** A self-signed certificate for vsftpd's TLS (openssl CLI). */
+async function benchCert(dir: string): Promise<{ certFile: string; keyFile: string }> {
+  const certFile = `${dir}/vsftpd-cert.pem`;
+  const keyFile = `${dir}/vsftpd-key.pem`;
+  // deno-fmt-ignore
+  await exec("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    "-subj", "/CN=127.0.0.1", "-days", "2", "-keyout", keyFile, "-out", certFile,
+  ], { check: true });
+  return { certFile, keyFile };
+}
+
 async function main(): Promise<void> {
+  // The engine each drftpd site uses is its config's: an override would make them all the same.
+  Deno.env.delete(DATA_ENGINE_ENV);
   const info = await machineInfo();
   const started = new Date();
+  RUN_WHEN = `${started.toISOString().slice(0, 10)}, kernel ${info.kernel.split(" ")[0]}`;
   const root = isRoot();
   const hasVsftpd = (await findVsftpd()) !== null && root;
   if (!hasVsftpd) notes.push("vsftpd comparison skipped (needs vsftpd installed and root)");
@@ -924,17 +1111,21 @@ async function main(): Promise<void> {
       }
     }
     if (ONLY.has("single") || ONLY.has("control")) {
-      log("starting drftpd (master + 1 slave) and vsftpd");
+      log("starting drftpd (master + 1 slave, native engine) and vsftpd (TLS optional)");
       await using site = await drftpdSite(src);
       let vs: Vsftpd | null = null;
       try {
         if (hasVsftpd) {
-          vs = await startVsftpd(`${work}/vsftpd`);
+          vs = await startVsftpd(`${work}/vsftpd`, { tls: await benchCert(work) });
           await fillTree(vs.pub, src);
         }
         const dr = siteTarget(site);
         const vt = vs ? vsftpdTarget(vs) : null;
-        if (ONLY.has("single")) await benchSingle(dr, vt, src);
+        if (ONLY.has("single")) {
+          log("starting a second drftpd whose slave uses the zero_copy engine");
+          await using zc = await drftpdSite(src, "zero_copy");
+          await benchSingle([dr, siteTarget(zc, "zero_copy")], vt, src);
+        }
         if (ONLY.has("control")) await benchControl(dr, vt);
       } finally {
         if (vs) await vs[Symbol.asyncDispose]();
@@ -959,13 +1150,13 @@ async function main(): Promise<void> {
   const secs = (Date.now() - started.getTime()) / 1000;
   const header = [
     `## ${started.toISOString().slice(0, 16).replace("T", " ")} UTC — ${
-      QUICK ? "quick" : "full"
+      QUICK ? "quick" : FILE_BYTES < GiB ? `small (${FILE_BYTES / MiB} MiB)` : "full"
     } run`,
     "",
     `Machine: ${info.cores} cores, kernel ${info.kernel}, Deno ${info.deno}. ` +
     `Command: \`deno task bench ${
       args.join(" ")
-    }\`. Rounds: ${ROUNDS} (lab: ${LAB_ROUNDS}), alternating A/B, ` +
+    }\`. Rounds: ${ROUNDS} (lab: ${LAB_ROUNDS}), alternating (rotating) the order, ` +
     `median shown. Run took ${fmt(secs, 0)} s.`,
     "",
   ].join("\n");

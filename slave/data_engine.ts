@@ -72,6 +72,13 @@ export interface FileRange {
   realPath: string;
 }
 
+/** Where a receive writes: from `offset` of the file at `realPath`. */
+export interface FilePosition {
+  offset: number;
+  /** The real path the file was opened at (after the containment check). */
+  realPath: string;
+}
+
 /** Moves bytes between data sockets and files; see the module documentation. */
 export interface DataEngine {
   /** The engine's name, as configured. */
@@ -83,8 +90,16 @@ export interface DataEngine {
     range: FileRange,
     hooks: MoveHooks,
   ): Promise<Moved>;
-  /** Writes what `socket` sends until it ends to `file` at the file's current position. */
-  receiveFile(socket: DataSocket, file: Deno.FsFile, hooks: MoveHooks): Promise<Moved>;
+  /**
+   * Writes what `socket` sends until it ends to `file`, whose current position is `at.offset`
+   * (the native engine writes through `file`; zero-copy through its own fd at `at.realPath`).
+   */
+  receiveFile(
+    socket: DataSocket,
+    file: Deno.FsFile,
+    at: FilePosition,
+    hooks: MoveHooks,
+  ): Promise<Moved>;
 }
 
 /** The native engine: Deno's TCP and file APIs (see the module documentation). */
@@ -100,7 +115,7 @@ export const nativeEngine: DataEngine = {
     );
     return { ...moved, path: socket.secure ? "native+tls" : "native" };
   },
-  async receiveFile(socket, file, hooks) {
+  async receiveFile(socket, file, _at, hooks) {
     const conn = socket.conn;
     const moved = await pump(
       // Each read is written at once. Filling whole buffers first (fewer, larger writes) was

@@ -495,7 +495,8 @@ export class TransferManager {
     const started = performance.now();
     let moved = 0;
     try {
-      const { bytes, crc, path } = await this.#engine.receiveFile(data, file, {
+      const at = { offset: start, realPath: target };
+      const { bytes, crc, path } = await this.#engine.receiveFile(data, file, at, {
         signal,
         readError: (e) => signal.aborted ? abortedError(req.xfer) : dataError(e),
         writeError: (e) => toSlaveError(e, "io", req.path),
