@@ -534,9 +534,13 @@ export class TransferManager {
     }
   }
 
-  /** Logs which engine (and path through it) moved the bytes of `req`. */
+  /**
+   * Logs which engine (and path through it) moved the bytes of `req`; with TLS, which TLS engine
+   * (kernel TLS is not used: see slave/zero_copy.ts).
+   */
   #logEngine(req: TransferReq, path: string): void {
-    this.#log.debug("Transfer {xfer} ({dir} {path}) moved by the {engine} engine: {how}", {
+    const tls = req.tls === "none" ? "" : ` over TLS (${this.#tls?.engine?.version ?? "node:tls"})`;
+    this.#log.debug(`Transfer {xfer} ({dir} {path}) moved by the {engine} engine: {how}${tls}`, {
       xfer: req.xfer,
       dir: req.dir,
       path: req.path,
@@ -579,9 +583,10 @@ async function statOrNull(real: string, vpath: string): Promise<Deno.FileInfo | 
 /**
  * The data connection of one transfer: the plain socket and, with TLS, the TLS connection over
  * it. An abort of `signal` drops it at once (no close_notify); so does disposing it unless
- * `finish()` ended it normally first.
+ * `finish()` ended it normally first. It is the `DataSocket` a data engine moves bytes over: a
+ * slave-to-slave copy that opens its own connection wraps it in one and calls the engine.
  */
-class DataLink implements DataSocket, Disposable {
+export class DataLink implements DataSocket, Disposable {
   readonly plain: Deno.TcpConn;
   /** The TLS connection over `plain`, once the handshake is done; it owns `plain` then. */
   tls: TlsByteConn | null = null;

@@ -11,6 +11,9 @@
  *   next one filling while the previous one gets its CRC32 and is written with `pwrite(2)` (both
  *   calls on worker threads) through the engine's own fd of the file (see below).
  * - With TLS over the socket the native engine runs (OpenSSL or node:tls need the plaintext).
+ *   Kernel TLS (`SSL_sendfile`) would keep sends zero-copy, but needs the kernel's `tls` ULP:
+ *   this machine's kernel offers none (`/proc/sys/net/ipv4/tcp_available_ulp` lists only
+ *   `mptcp`, 2026-12-06), so it is not used.
  *
  * **The socket's fd.** Deno does not expose the fd of a `Deno.TcpConn`, so the engine finds it: it
  * lists `/proc/self/fd` and takes the socket whose `getsockname` and `getpeername` both equal the
