@@ -41,6 +41,7 @@
 import { crc32 } from "node:zlib";
 import { getLogger } from "@logtape/logtape";
 import type { SlaveError } from "./_errors.ts";
+import { canonicalHost } from "../shared/net.ts";
 import {
   type DataEngine,
   type DataSocket,
@@ -212,8 +213,8 @@ class ZeroCopyEngine implements DataEngine {
   #socketFd(conn: Deno.TcpConn): number | null {
     const local = conn.localAddr;
     const remote = conn.remoteAddr;
-    const want = `${canonical(local.hostname)}|${local.port}|${
-      canonical(remote.hostname)
+    const want = `${canonicalHost(local.hostname)}|${local.port}|${
+      canonicalHost(remote.hostname)
     }|${remote.port}`;
     const fds = this.#openFds();
     if (fds === null) {
@@ -348,30 +349,18 @@ async function borrow<T>(
   }
 }
 
-/** Host and port of a `struct sockaddr_in`/`sockaddr_in6`, host canonical; null otherwise. */
-function parseSockAddr(a: Uint8Array): { host: string; port: number } | null {
+/**
+ * Host (as `canonicalHost` writes it) and port of a `struct sockaddr_in` or `sockaddr_in6`; null
+ * for another family.
+ */
+export function parseSockAddr(a: Uint8Array): { host: string; port: number } | null {
   const family = a[0]! | (a[1]! << 8); // sa_family_t is host order: little-endian here
   const port = (a[2]! << 8) | a[3]!;
   if (family === AF_INET) return { host: a.subarray(4, 8).join("."), port };
   if (family === AF_INET6) {
     const words: string[] = [];
     for (let i = 8; i < 24; i += 2) words.push(((a[i]! << 8) | a[i + 1]!).toString(16));
-    return { host: canonical(words.join(":")), port };
+    return { host: canonicalHost(words.join(":")), port };
   }
   return null;
-}
-
-/** One spelling per address: IPv6 compressed as WHATWG URLs write it, IPv4-mapped as IPv4. */
-function canonical(host: string): string {
-  let h = host.toLowerCase();
-  if (h.startsWith("[") && h.endsWith("]")) h = h.slice(1, -1);
-  if (!h.includes(":")) return h;
-  const url = new URL(`http://[${h}]/`).hostname.slice(1, -1);
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(url);
-  if (mapped) {
-    const hi = parseInt(mapped[1]!, 16);
-    const lo = parseInt(mapped[2]!, 16);
-    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
-  }
-  return url;
 }
