@@ -18,6 +18,8 @@ import type { MasterServices } from "./ftp/session.ts";
 import { serveSlaveLinks } from "./slaves/link_server.ts";
 import { SlaveRegistry } from "./slaves/registry.ts";
 import { loadMasterTls } from "./tls_material.ts";
+import { SiteMetrics } from "./metrics.ts";
+import { serveHttp, type SiteView } from "./http/server.ts";
 import { closeQuietly } from "../shared/net.ts";
 
 const log = getLogger(["drftpd", "master"]);
@@ -64,6 +66,7 @@ export async function runMaster(
     banAfter: config.ftp.ban_after_failures,
     banMs: config.ftp.ban_seconds * 1000,
   });
+  const metrics = new SiteMetrics();
   const services: MasterServices = {
     config,
     filelist,
@@ -74,6 +77,7 @@ export async function runMaster(
     paths: new PathPolicy(config.permissions),
     tls: config.ftp.tls === "off" ? null : tls,
     signal,
+    metrics,
   };
 
   const listeners: Deno.Listener[] = [];
@@ -105,9 +109,14 @@ export async function runMaster(
       port: (implicit.addr as Deno.NetAddr).port,
     });
   }
+  let ftpUp = true;
+  const http = config.http.listen
+    ? serveHttp(config.http.listen, siteView(services, filelist, () => ftpUp), signal)
+    : Promise.resolve();
   options.started?.({ slaves, cert: tls?.cert ?? null });
   await Promise.all([
-    serveFtp(ftp, services),
+    serveFtp(ftp, services).finally(() => (ftpUp = false)),
+    http,
     implicit ? serveFtp(implicit, services, { implicitTls: true }) : Promise.resolve(),
     serveSlaveLinks(link, {
       secret: config.slaves.secret,
@@ -123,6 +132,40 @@ export async function runMaster(
     }),
   ]);
   log.info("Master stopped");
+}
+
+/** What the HTTP side reads, from the master's parts. */
+function siteView(
+  services: MasterServices,
+  filelist: KvFilelist,
+  ftpListening: () => boolean,
+): SiteView {
+  let counted = { at: -Infinity, n: 0 };
+  return {
+    metrics: services.metrics,
+    slaves: () => services.slaves.status(),
+    checkFilelist: () => filelist.checkReadable(),
+    ftpListening,
+    async filelistEntries() {
+      // Counting walks the whole filelist: at most every 30 s.
+      if (performance.now() - counted.at > 30_000) {
+        counted = { at: performance.now(), n: await filelist.countEntries() };
+      }
+      return counted.n;
+    },
+    async pendingOps() {
+      const out: Record<string, number> = {};
+      for (const name of await services.slaves.known()) {
+        out[name] = (await services.slaves.queue.list(name)).length;
+      }
+      return out;
+    },
+    longWork: () => [],
+    async verifyAdmin(user, password) {
+      const u = await services.users.verify(user, password);
+      return u !== null && u.admin;
+    },
+  };
 }
 
 /** Opens a listener; a failure names what and where ("FTP on 0.0.0.0:21: address in use"). */

@@ -57,6 +57,8 @@ export interface LocalCommand {
   port: number;
   /** Port for implicit FTPS on 127.0.0.1, or null for none. */
   tlsPort: number | null;
+  /** Port of the status page and metrics on 127.0.0.1 (0 = off). */
+  httpPort: number;
   logLevel: LogLevelName | null;
 }
 
@@ -122,7 +124,8 @@ Options:
   -V, --version          print the version
 `,
   "drftpd local":
-    `Usage: drftpd local [--slaves N] [--dir DIR] [--port PORT] [--tls-port PORT] [--log-level LEVEL]
+    `Usage: drftpd local [--slaves N] [--dir DIR] [--port PORT] [--tls-port PORT] [--http-port PORT]
+                    [--log-level LEVEL]
 
 Runs a master and N slaves in one process, everything on 127.0.0.1. State lives in
 DIR/master (filelist) and DIR/slave1..N (files). On first start a user "${LOCAL_USER}" (admin)
@@ -135,6 +138,7 @@ Options:
   -d, --dir DIR          state folder (default ./data)
   -p, --port PORT        FTP port on 127.0.0.1 (default 2121)
       --tls-port PORT    also serve implicit FTPS (TLS from the first byte) on this port
+      --http-port PORT   status page and /metrics on 127.0.0.1 (default 9121, 0 = off)
       --log-level LEVEL  ${LEVELS} (default info)
   -h, --help             show this help
   -V, --version          print the version
@@ -273,6 +277,7 @@ function parseLocal(args: string[]): Command {
     dir: { type: "string", short: "d" },
     port: { type: "string", short: "p" },
     "tls-port": { type: "string" },
+    "http-port": { type: "string" },
     "log-level": { type: "string" },
     ...COMMON_FLAGS,
   }, false);
@@ -288,6 +293,7 @@ function parseLocal(args: string[]): Command {
     tlsPort: values["tls-port"] === undefined
       ? null
       : integer(cmd, "--tls-port", values["tls-port"], 0, 1, 65535),
+    httpPort: integer(cmd, "--http-port", values["http-port"], 9121, 0, 65535),
     logLevel: logLevel(cmd, values["log-level"]),
   };
 }
@@ -540,6 +546,9 @@ export function localSetup(
           : { implicit_tls_listen: formatHostPort({ host: "127.0.0.1", port: cmd.tlsPort }) }),
       },
       slaves: { listen: link, secret: options.secret },
+      http: {
+        listen: cmd.httpPort === 0 ? "" : formatHostPort({ host: "127.0.0.1", port: cmd.httpPort }),
+      },
       log,
     },
     null,
@@ -633,6 +642,9 @@ export function localBanner(setup: LocalSetup, user: string, password: string): 
     `  state: ${setup.dir} (login in ${setup.loginFile})`,
     `  slaves: ${names.join(", ")}`,
     `  certificates (self-signed) for TLS clients: ${setup.caFile}`,
+    ...(setup.master.http.listen
+      ? [`  status page: http://${formatHostPort(setup.master.http.listen)}/ (metrics: /metrics)`]
+      : []),
     "",
     "Try:",
     `  curl --ftp-pret --no-ftp-skip-pasv-ip -T file ${url}`,

@@ -34,6 +34,7 @@ Deno.test("parseCommand() accepts every command form", () => {
       dir: "data",
       port: 2121,
       tlsPort: null,
+      httpPort: 9121,
       logLevel: null,
     }],
     [["local", "--slaves", "5", "--dir", "/tmp/x", "--port", "2222", "--log-level", "warning"], {
@@ -42,6 +43,7 @@ Deno.test("parseCommand() accepts every command form", () => {
       dir: "/tmp/x",
       port: 2222,
       tlsPort: null,
+      httpPort: 9121,
       logLevel: "warning",
     }],
     [["local", "--tls-port", "2990"], {
@@ -50,6 +52,7 @@ Deno.test("parseCommand() accepts every command form", () => {
       dir: "data",
       port: 2121,
       tlsPort: 2990,
+      httpPort: 9121,
       logLevel: null,
     }],
     [["master", "-V"], { kind: "version" }],
@@ -154,6 +157,7 @@ Deno.test("localSetup() builds disjoint loopback configs", () => {
     dir: "data",
     port: 2121,
     tlsPort: null,
+    httpPort: 9121,
     logLevel: null,
   };
   const setup = localSetup(cmd, { cwd: "/work", linkPort: 40123, secret: "s" });

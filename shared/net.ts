@@ -42,6 +42,12 @@ export function closeQuietly(resource: { close(): void }): void {
   }
 }
 
+/** Whether `host` is a loopback address (127.0.0.0/8 in any spelling, `::1`) or "localhost". */
+export function isLoopback(host: string): boolean {
+  const h = canonicalHost(host);
+  return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
 /** Whether `e` is what a read or write gets when the peer closed or reset the connection. */
 export function isHangUp(e: unknown): e is Error {
   return e instanceof Deno.errors.BrokenPipe || e instanceof Deno.errors.ConnectionReset ||

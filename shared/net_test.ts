@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { canonicalHost, closeQuietly, sameHost } from "./net.ts";
+import { canonicalHost, closeQuietly, isLoopback, sameHost } from "./net.ts";
 
 Deno.test("sameHost: one answer for every spelling of an address", () => {
   const same: [string, string][] = [
@@ -51,4 +51,15 @@ Deno.test("closeQuietly closes once and ignores a second close", () => {
   closeQuietly(l);
   closeQuietly(l);
   assert.throws(() => l.close());
+});
+
+Deno.test("isLoopback: 127.0.0.0/8 and ::1 in any spelling, localhost", () => {
+  for (
+    const h of ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "0:0::1", "::ffff:127.0.0.1", "localhost"]
+  ) {
+    assert.ok(isLoopback(h), h);
+  }
+  for (const h of ["0.0.0.0", "::", "10.0.0.1", "128.0.0.1", "::2", "example.com"]) {
+    assert.ok(!isLoopback(h), h);
+  }
 });

@@ -7,11 +7,13 @@
  * @module
  */
 
+export * from "./chromium.ts";
 export * from "./daemon.ts";
 export * from "./files.ts";
 export * from "./ftp_client.ts";
 export * from "./ports.ts";
 export * from "./process.ts";
+export * from "./prometheus.ts";
 export * from "./recording_proxy.ts";
 export * from "./site.ts";
 export * from "./vsftpd.ts";

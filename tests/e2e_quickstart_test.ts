@@ -135,7 +135,14 @@ Deno.test({
     await Deno.writeTextFile(`${cwd}/tree/sub/b.txt`, "b\n");
 
     {
-      await using local = await startLocal(cwd, ["--port", `${port}`, "--tls-port", `${tlsPort}`]);
+      await using local = await startLocal(cwd, [
+        "--port",
+        `${port}`,
+        "--tls-port",
+        `${tlsPort}`,
+        "--http-port",
+        `${freePort()}`,
+      ]);
       assert.match(local.banner, /drftpd is running, 2 slaves online: ftp:\/\//);
       const fill = (c: string) => c.replaceAll("PW", local.password).replaceAll("2121", `${port}`);
       const commands = await readmeQuickStart();
@@ -167,7 +174,7 @@ Deno.test({
     }
 
     // Second start over existing files: a download right after the ready line finds its slave.
-    await using again = await startLocal(cwd, ["--port", `${port}`]);
+    await using again = await startLocal(cwd, ["--port", `${port}`, "--http-port", "0"]);
     const url = `ftp://drftpd:${again.password}@127.0.0.1:${port}/file.bin`;
     const r = await run("curl", [
       "-sS",

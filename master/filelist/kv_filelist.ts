@@ -91,6 +91,23 @@ export class KvFilelist implements Filelist {
     }
   }
 
+  /**
+   * Files and folders in the filelist, counted from KV (no cache: it also proves KV is readable).
+   * Counting stops at `max`; a million entries take about a second.
+   */
+  async countEntries(max = 10_000_000): Promise<number> {
+    let n = 0;
+    for await (const _ of this.#kv.list({ prefix: ["fs"] }, { batchSize: 1000 })) {
+      if (++n >= max) break;
+    }
+    return n;
+  }
+
+  /** Reads one key straight from KV (no cache); throws when KV cannot be read. */
+  async checkReadable(): Promise<void> {
+    await this.#kv.get(entryKey("/.drftpd-health"));
+  }
+
   /** The entry at `path`, or null. "/" is always a directory owned by drftpd. */
   async get(path: string): Promise<Entry | null> {
     checkPath(path);

@@ -42,6 +42,7 @@ export async function pass(s: Session, arg: string): Promise<void> {
   }
   const found = await s.services.users.verify(name, arg);
   if (!found) {
+    s.services.metrics.login("failed");
     s.loginFailures++;
     const banned = guard.fail(s.remoteHost);
     log.warn("Failed login for {name} from {ip}", { name: name.slice(0, 64), ip: s.remoteHost });
@@ -68,6 +69,7 @@ export async function pass(s: Session, arg: string): Promise<void> {
   // Security: only told once the password is right (it says the account exists).
   const refusal = loginRefusal(found, s.remoteHost, Date.now());
   if (refusal !== null) {
+    s.services.metrics.login("refused");
     log.warn("Login of {name} from {ip} refused: {why}", { name, ip: s.remoteHost, why: refusal });
     throw new FtpError(530, refusal);
   }
@@ -79,6 +81,7 @@ export async function pass(s: Session, arg: string): Promise<void> {
     return;
   }
   s.user = found;
+  s.services.metrics.login("ok");
   await s.services.users.touchLogin(name);
   log.info("Login: {name} from {ip}", { name, ip: s.remoteHost });
   await s.reply(230, `User ${name} logged in`);

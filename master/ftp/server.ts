@@ -50,12 +50,14 @@ export async function serveFtp(
       (conn as Deno.TcpConn).setNoDelay?.(true);
       const session = new Session(conn, services, nextId++);
       services.sessions.add(session);
+      services.metrics.sessions++;
       const p = session.run(dispatch, options).catch((e) =>
         log.error("Session {id} ended with an error: {error}", { id: session.id, error: String(e) })
       ).finally(() => services.sessions.delete(session));
       sessions.set(session, p);
       running.add(p);
       p.finally(() => {
+        services.metrics.sessions--;
         sessions.delete(session);
         running.delete(p);
       });

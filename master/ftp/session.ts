@@ -19,6 +19,7 @@ import type { DataChannel } from "./data_channel.ts";
 import type { PasvProxy } from "./pasv_proxy.ts";
 import { ControlLineReader, LineTooLongError } from "./line_reader.ts";
 import { formatReply } from "./replies.ts";
+import type { SiteMetrics } from "../metrics.ts";
 import { writeAll } from "../../shared/bytes.ts";
 import { isHangUp } from "../../shared/net.ts";
 
@@ -39,6 +40,8 @@ export interface MasterServices {
   /** TLS material, or null when `[ftp] tls = "off"`. */
   tls: MasterTls | null;
   signal: AbortSignal;
+  /** Counters and running transfers (status page, /metrics, xferlog). */
+  metrics: SiteMetrics;
 }
 
 /** What a PRET announced. */

@@ -140,6 +140,17 @@ async function fileTransfer(
     const sizeNote = file && kind === "download" ? ` (${file.size} bytes)` : "";
     slave.activeTransfers++;
     slave.lastPicked = performance.now();
+    const tracker = s.services.metrics.startTransfer({
+      user: s.user!.name,
+      remoteHost: s.remoteHost,
+      path,
+      direction: kind,
+      route: plan.kind === "master" || (plan.kind === "slave" && plan.proxy) ? "relayed" : "direct",
+      slave: slave.name,
+      ascii: s.type === "A",
+      size: kind === "download" && file ? file.size : null,
+    });
+    const stopProgress = slave.onProgress(xfer, (bytes) => tracker.progress(bytes));
     let aborted = false;
     const abortSlave = () => {
       aborted = true;
@@ -186,6 +197,7 @@ async function fileTransfer(
       }
       if (kind === "upload") await recordUpload(s, path, slave, file, result, resuming);
       await account.finish(result.bytes, true);
+      tracker.end("complete", result.bytes);
       log.info("{dir} {user} {path} {bytes} bytes {ms} ms via {slave}", {
         dir: kind === "download" ? "RETR" : append ? "APPE" : "STOR",
         user: s.who,
@@ -219,6 +231,8 @@ async function fileTransfer(
         slave: slave.name,
         error: e instanceof Error ? e.message : String(e),
       });
+      const partial = e instanceof SlaveReplyError ? e.partial?.bytes : undefined;
+      tracker.end(aborted ? "aborted" : "failed", partial);
       if (aborted) throw new FtpError(426, "Transfer aborted");
       if (e instanceof SlaveGoneError) {
         throw new FtpError(426, `Slave ${slave.name} went offline during the transfer`);
@@ -228,6 +242,8 @@ async function fileTransfer(
       }
       throw e;
     } finally {
+      stopProgress();
+      tracker.end("failed"); // no-op when already ended
       slave.activeTransfers--;
       await account.finish(0, false); // no-op after either of the above
     }
