@@ -7,6 +7,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { MAX_FRAME_BYTES } from "./protocol.ts";
 import { writeAll } from "./bytes.ts";
+import { closeQuietly } from "./net.ts";
 
 /** The part of a connection the link needs; `Deno.Conn` and `Deno.TlsConn` both fit. */
 export interface ByteConn {
@@ -118,11 +119,7 @@ export class FrameConn {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(this.#conn);
   }
 
   /** Same as close(), for `using`. */

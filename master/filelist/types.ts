@@ -49,16 +49,8 @@ export class FilelistError extends Error {
   }
 }
 
-/** What an upload records. */
-export interface FileRecord {
-  size: number;
-  mtime: number;
-  owner: string;
-  group: string;
-  crc32: number | null;
-  slaves: string[];
-  xferMs: number;
-}
+/** What an upload records: a file entry without its kind and name (the path gives those). */
+export type FileRecord = Omit<FileEntry, "kind" | "name">;
 
 /** Counters a remerge reports when it finishes. */
 export interface RemergeStats {

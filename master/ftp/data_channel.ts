@@ -116,11 +116,7 @@ export class PassiveChannel implements DataChannel {
   }
 
   #closeListener(): void {
-    try {
-      this.#listener.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(this.#listener);
   }
 
   /** Closes the listener, and an accepted connection nobody asked for. */

@@ -6,7 +6,7 @@
  * itself is unchanged. This costs the master the transfer's bytes, and is logged with the count.
  */
 import { getLogger } from "@logtape/logtape";
-import { sameHost } from "../../shared/net.ts";
+import { closeQuietly, sameHost } from "../../shared/net.ts";
 import { copy } from "../../shared/bytes.ts";
 
 const log = getLogger(["drftpd", "master", "data"]);
@@ -80,11 +80,7 @@ export class PasvProxy implements Disposable {
   }
 
   #closeListener(): void {
-    try {
-      this.#listener.close();
-    } catch {
-      // closed
-    }
+    closeQuietly(this.#listener);
   }
 
   /** Stops listening; a pipe in progress continues until its transfer ends. */
@@ -103,11 +99,7 @@ export class PasvProxy implements Disposable {
     this.#closed = true;
     this.#closeListener();
     for (const c of this.#conns) {
-      try {
-        c.close();
-      } catch {
-        // closed
-      }
+      closeQuietly(c);
     }
   }
 

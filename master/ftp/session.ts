@@ -21,7 +21,7 @@ import { ControlLineReader, LineTooLongError } from "./line_reader.ts";
 import { formatReply } from "./replies.ts";
 import type { SiteMetrics } from "../metrics.ts";
 import { writeAll } from "../../shared/bytes.ts";
-import { isHangUp } from "../../shared/net.ts";
+import { closeQuietly, isHangUp } from "../../shared/net.ts";
 
 const log = getLogger(["drftpd", "master", "ftp"]);
 
@@ -300,10 +300,6 @@ export class Session {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(this.#conn);
   }
 }

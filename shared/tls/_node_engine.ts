@@ -25,6 +25,7 @@ import {
   type TlsInfo,
   type TlsServerOptions,
 } from "./types.ts";
+import { closeQuietly } from "../net.ts";
 
 /**
  * A `node:stream` Duplex over a plain connection: reads in a loop while node wants data
@@ -132,11 +133,7 @@ class ConnDuplex extends Duplex {
     if (this.#closed) return;
     this.#closed = true;
     this.resumeReading();
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(this.#conn);
     this.#resolveClosed();
   }
 }
@@ -215,14 +212,22 @@ class NodeTransport implements Transport {
   }
 }
 
-/** Waits for `event` ("secure" on servers, "secureConnect" on clients) on a fresh TLS socket. */
+/**
+ * Makes the TLS socket over `duplex` and waits for `event` ("secure" on servers,
+ * "secureConnect" on clients), within the options' handshake timeout and signal.
+ */
 function nodeHandshake(
-  socket: tls.TLSSocket,
   duplex: ConnDuplex,
   event: "secure" | "secureConnect",
-  timeoutMs: number,
-  signal: AbortSignal | undefined,
+  opts: { handshakeTimeoutMs?: number; signal?: AbortSignal; makeSocket: () => tls.TLSSocket },
 ): Promise<TlsByteConn> {
+  let socket: tls.TLSSocket;
+  try {
+    socket = opts.makeSocket();
+  } catch (err) {
+    duplex.destroy();
+    return Promise.reject(err);
+  }
   const cancel = () => {
     socket.destroy();
     duplex.destroy();
@@ -244,8 +249,8 @@ function nodeHandshake(
         });
       }),
     cancel,
-    timeoutMs,
-    signal,
+    opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    opts.signal,
   );
 }
 
@@ -257,21 +262,14 @@ export function nodeServer(conn: PlainConn, opts: TlsServerOptions): Promise<Tls
     minVersion: opts.minVersion ?? "TLSv1.2",
   };
   if (opts.ticketKeys) contextOptions.ticketKeys = Buffer.from(opts.ticketKeys);
-  let socket: tls.TLSSocket;
-  try {
-    const secureContext = tls.createSecureContext(contextOptions);
-    socket = new tls.TLSSocket(duplex, { isServer: true, secureContext });
-  } catch (err) {
-    duplex.destroy();
-    return Promise.reject(err);
-  }
-  return nodeHandshake(
-    socket,
-    duplex,
-    "secure",
-    opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
-    opts.signal,
-  );
+  return nodeHandshake(duplex, "secure", {
+    ...opts,
+    makeSocket: () =>
+      new tls.TLSSocket(duplex, {
+        isServer: true,
+        secureContext: tls.createSecureContext(contextOptions),
+      }),
+  });
 }
 
 export function nodeClient(
@@ -291,18 +289,8 @@ export function nodeClient(
   if (opts.caCerts) options.ca = opts.caCerts;
   if (opts.session) options.session = Buffer.from(opts.session);
   if (opts.insecure) options.checkServerIdentity = () => undefined;
-  let socket: tls.TLSSocket;
-  try {
-    socket = tls.connect(options);
-  } catch (err) {
-    duplex.destroy();
-    return Promise.reject(err);
-  }
-  return nodeHandshake(
-    socket,
-    duplex,
-    "secureConnect",
-    opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
-    opts.signal,
-  );
+  return nodeHandshake(duplex, "secureConnect", {
+    ...opts,
+    makeSocket: () => tls.connect(options),
+  });
 }

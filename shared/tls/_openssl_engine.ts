@@ -556,11 +556,7 @@ class OpenSslTransport implements Transport {
     if (!ssl) return;
     this.#ssl = null;
     this.resumeReading();
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(this.#conn);
     this.#o.ssl.SSL_free(ssl); // frees both BIOs
     this.#resolveClosed();
   }
