@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { fxpAllowed, globMatch, permits } from "./permissions.ts";
+import type { Filelist } from "../filelist/types.ts";
+import { type FxpPolicy, globMatch, permits } from "./permissions.ts";
 import { defaultUser } from "./users.ts";
 
 const alice = defaultUser("alice");
@@ -20,19 +21,41 @@ Deno.test("globMatch", () => {
   for (const [g, p, want] of cases) assert.equal(globMatch(g, p), want, `${g} ~ ${p}`);
 });
 
-Deno.test("permits: admin actions need an admin", () => {
-  assert.equal(permits(alice, "admin", "/"), false);
-  assert.equal(permits(root, "admin", "/"), true);
-  assert.equal(permits(alice, "write", "/x"), true);
+const filelist = {} as Filelist; // today's policy reads no entry
+const ctx = (fxp: FxpPolicy) => ({ filelist, fxp });
+const open: FxpPolicy = { fxp: "allow", fxp_rules: [] };
+
+Deno.test("permits: site_admin needs an admin, everything else is allowed today", async () => {
+  assert.equal(await permits(alice, { action: "site_admin", path: "/" }, ctx(open)), false);
+  assert.equal(await permits(root, { action: "site_admin", path: "/" }, ctx(open)), true);
+  for (
+    const action of [
+      "list",
+      "download",
+      "upload",
+      "makedir",
+      "delete",
+      "delete_own",
+      "rename",
+      "rename_own",
+      "overwrite",
+      "site_user",
+    ] as const
+  ) {
+    assert.equal(await permits(alice, { action, path: "/x" }, ctx(open)), true, action);
+  }
 });
 
-Deno.test("fxpAllowed: global switch, then the first matching rule per direction", () => {
+Deno.test("permits fxp_*: global switch, then the first matching rule per direction", async () => {
   const rules = [{ path: "/incoming/**", upload: false, download: true }];
-  assert.equal(fxpAllowed({ fxp: "deny", fxp_rules: [] }, alice, "download", "/x"), false);
-  assert.equal(fxpAllowed({ fxp: "deny", fxp_rules: [] }, alice, null, null), false);
-  const allow = { fxp: "allow" as const, fxp_rules: rules };
-  assert.equal(fxpAllowed(allow, alice, "upload", "/incoming/new.bin"), false);
-  assert.equal(fxpAllowed(allow, alice, "download", "/incoming/new.bin"), true);
-  assert.equal(fxpAllowed(allow, alice, "upload", "/elsewhere/new.bin"), true);
-  assert.equal(fxpAllowed(allow, alice, null, null), true);
+  const deny = ctx({ fxp: "deny", fxp_rules: [] });
+  const fxp = (action: "fxp_upload" | "fxp_download", path: string | null, c = allow) =>
+    permits(alice, { action, path }, c);
+  const allow = ctx({ fxp: "allow", fxp_rules: rules });
+  assert.equal(await fxp("fxp_download", "/x", deny), false);
+  assert.equal(await fxp("fxp_download", null, deny), false);
+  assert.equal(await fxp("fxp_upload", "/incoming/new.bin"), false);
+  assert.equal(await fxp("fxp_download", "/incoming/new.bin"), true);
+  assert.equal(await fxp("fxp_upload", "/elsewhere/new.bin"), true);
+  assert.equal(await fxp("fxp_upload", null), true);
 });

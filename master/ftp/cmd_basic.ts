@@ -1,12 +1,12 @@
 /**
- * Session-level commands: login, FEAT/HELP/SYST, TYPE/MODE/STRU, PWD/CWD, STAT, SITE.
+ * Session-level commands: login, SYST, TYPE/MODE/STRU, PWD/CWD, STAT, SITE SLAVES/REMERGE.
+ * (FEAT, HELP and SITE HELP are generated in `commands.ts`, which owns the table.)
  */
 import { sleep } from "../../shared/timers.ts";
 import { getLogger } from "@logtape/logtape";
 import { VERSION } from "../../shared/version.ts";
 import { loginRefusal, type User } from "../auth/users.ts";
 import { parentOf } from "../../shared/paths.ts";
-import { featLines, lookup, verbs } from "./commands.ts";
 import { parseTypeArg } from "./codecs.ts";
 import { FtpError } from "./errors.ts";
 import { formatListLine } from "./listing.ts";
@@ -119,11 +119,6 @@ export async function syst(s: Session): Promise<void> {
   await s.reply(215, "UNIX Type: L8");
 }
 
-/** FEAT, generated from the command table. */
-export async function feat(s: Session): Promise<void> {
-  await s.reply(211, ["Features:", ...featLines(), "End"]);
-}
-
 /** OPTS UTF8 ON (names are always UTF-8). */
 export async function opts(s: Session, arg: string): Promise<void> {
   const words = arg.trim().toUpperCase().split(/\s+/);
@@ -135,21 +130,6 @@ export async function opts(s: Session, arg: string): Promise<void> {
     throw new FtpError(504, "UTF8 cannot be turned off");
   }
   throw new FtpError(501, `Unknown option "${arg.slice(0, 32)}"`);
-}
-
-/** HELP, generated from the command table. */
-export async function help(s: Session, arg: string): Promise<void> {
-  const verb = arg.trim().toUpperCase();
-  if (verb) {
-    const cmd = lookup(verb);
-    if (!cmd) throw new FtpError(502, `Unknown command "${verb.slice(0, 32)}"`);
-    await s.reply(214, cmd.help);
-    return;
-  }
-  const all = verbs();
-  const rows: string[] = [];
-  for (let i = 0; i < all.length; i += 8) rows.push(all.slice(i, i + 8).join(" "));
-  await s.reply(214, ["The following commands are recognized:", ...rows, "Help OK"]);
 }
 
 /** TYPE */
@@ -200,9 +180,12 @@ async function changeDir(s: Session, path: string): Promise<void> {
   await s.reply(250, `Directory changed to ${path}`);
 }
 
-/** STAT: without argument the session's status; with one, a listing on the control connection. */
-export async function stat(s: Session, arg: string): Promise<void> {
-  if (arg.trim() === "") {
+/**
+ * STAT: without argument the session's status; with one, a listing of the target path (checked
+ * by the dispatcher) on the control connection.
+ */
+export async function stat(s: Session, _arg: string, path: string | null): Promise<void> {
+  if (path === null) {
     const lines = [
       `drftpd ${VERSION} status:`,
       `Connected from ${s.remoteHost}`,
@@ -214,8 +197,6 @@ export async function stat(s: Session, arg: string): Promise<void> {
     await s.reply(211, lines);
     return;
   }
-  if (!s.user) throw new FtpError(530, "Please log in with USER and PASS first");
-  const path = s.resolve(arg.replace(/^(-\S+\s*)+/, "").trim());
   const fl = s.services.filelist;
   const e = await fl.get(path);
   if (!e) throw new FtpError(550, `No such file or directory: ${path}`);
@@ -228,27 +209,10 @@ export async function stat(s: Session, arg: string): Promise<void> {
   ]);
 }
 
-/** SITE <subcommand>. */
-export async function site(s: Session, arg: string): Promise<void> {
-  const [sub = ""] = arg.trim().split(/\s+/);
-  switch (sub.toUpperCase()) {
-    case "SLAVES":
-      return await siteSlaves(s);
-    case "REMERGE":
-      return await siteRemerge(s, arg.trim().split(/\s+/).slice(1));
-    default:
-      throw new FtpError(
-        501,
-        `Unknown SITE command "${sub.slice(0, 32)}"; try SITE SLAVES or SITE REMERGE <slave>`,
-      );
-  }
-}
-
 /** SITE REMERGE <slave>: a full remerge of an online slave, which keeps serving meanwhile. */
-async function siteRemerge(s: Session, args: string[]): Promise<void> {
-  if (!s.user?.admin) throw new FtpError(550, "SITE REMERGE is for admins only");
-  const [name, ...extra] = args;
-  if (name === undefined || extra.length > 0) {
+export async function siteRemerge(s: Session, arg: string): Promise<void> {
+  const [name, ...extra] = arg.trim().split(/\s+/);
+  if (name === undefined || name === "" || extra.length > 0) {
     throw new FtpError(501, "Usage: SITE REMERGE <slave>");
   }
   const slave = s.services.slaves.get(name);
@@ -261,8 +225,8 @@ async function siteRemerge(s: Session, args: string[]): Promise<void> {
   await s.reply(200, `Full remerge of ${name} started; SITE SLAVES shows when it is done`);
 }
 
-async function siteSlaves(s: Session): Promise<void> {
-  if (!s.user?.admin) throw new FtpError(550, "SITE SLAVES is for admins only");
+/** SITE SLAVES: every known slave and its state. */
+export async function siteSlaves(s: Session): Promise<void> {
   const list = await s.services.slaves.status();
   const lines = list.map((x) =>
     `${x.name} ${x.state}${

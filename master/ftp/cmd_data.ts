@@ -18,23 +18,11 @@ import {
 import { PassiveChannel } from "./data_channel.ts";
 import { FtpError } from "./errors.ts";
 import { PasvProxy } from "./pasv_proxy.ts";
-import { fxpAllowed } from "../auth/permissions.ts";
 import type { DataPlan, Pret, Session } from "./session.ts";
 import type { SlaveHandle } from "../slaves/slave_handle.ts";
 import { sameHost } from "../../shared/net.ts";
 
 const log = getLogger(["drftpd", "master", "ftp"]);
-
-const PRET_KINDS: Readonly<Record<string, Pret["kind"]>> = {
-  RETR: "download",
-  STOR: "upload",
-  APPE: "upload",
-  STOU: "upload",
-  LIST: "list",
-  NLST: "list",
-  MLSD: "list",
-  STAT: "list",
-};
 
 /** REST */
 export async function rest(s: Session, arg: string): Promise<void> {
@@ -42,64 +30,41 @@ export async function rest(s: Session, arg: string): Promise<void> {
   await s.reply(350, `Restarting at ${s.rest}; send RETR, STOR or APPE`);
 }
 
-/** PRET <verb> [arg] */
-export async function pret(s: Session, arg: string): Promise<void> {
-  const trimmed = arg.trim();
-  const sp = trimmed.indexOf(" ");
-  const verb = (sp < 0 ? trimmed : trimmed.slice(0, sp)).toUpperCase();
-  let rest = sp < 0 ? "" : trimmed.slice(sp + 1).trim();
-  const kind = PRET_KINDS[verb];
-  if (!kind) throw new FtpError(504, `PRET does not support "${verb.slice(0, 16)}"`);
-  if (kind === "list") rest = rest.replace(/^(-\S+\s*)+/, "").trim();
+/**
+ * PRET <verb> [arg], as `commands.ts` parsed it from the table: `kind` is the row's PRET kind,
+ * `path` its normalised target, `named` whether the argument named a path.
+ */
+export async function pret(
+  s: Session,
+  p: { verb: string; kind: "download" | "upload" | "list"; path: string; named: boolean },
+): Promise<void> {
   s.clearData();
-  const path = s.resolve(rest);
-  if (kind === "download") {
-    const e = await s.services.filelist.get(path);
-    if (!e) throw new FtpError(550, `No such file: ${path}`);
-    if (e.kind !== "file") throw new FtpError(550, `Not a plain file: ${path}`);
-  } else if (kind === "upload" && rest === "") {
-    throw new FtpError(501, `PRET ${verb} needs a file name`);
+  if (p.kind === "download") {
+    const e = await s.services.filelist.get(p.path);
+    if (!e) throw new FtpError(550, `No such file: ${p.path}`);
+    if (e.kind !== "file") throw new FtpError(550, `Not a plain file: ${p.path}`);
+  } else if (p.kind === "upload" && !p.named) {
+    throw new FtpError(501, `PRET ${p.verb} needs a file name`);
   }
-  s.pret = { verb, kind, path };
-  const where = kind === "list" ? "master" : "a slave";
-  await s.reply(200, `OK, ${where} will serve the upcoming ${verb}`);
+  s.pret = { verb: p.verb, kind: p.kind, path: p.path };
+  const where = p.kind === "list" ? "master" : "a slave";
+  await s.reply(200, `OK, ${where} will serve the upcoming ${p.verb}`);
 }
 
 /** Picks the slave for a PRET'd file transfer. */
 async function slaveForPret(s: Session, p: Pret): Promise<SlaveHandle> {
   // A client whose EPSV was refused asks again with PASV: keep the first choice.
   if (p.chosen?.available) return p.chosen;
-  p.chosen = await pickForPret(s, p);
+  const e = await s.services.filelist.get(p.path);
+  const file = e?.kind === "file" ? e : null;
+  if (p.kind === "download" && !file) throw new FtpError(550, `No such file: ${p.path}`);
+  p.chosen = s.services.slaves.choose({
+    kind: p.kind === "download" ? "download" : "upload",
+    path: p.path,
+    holders: file?.slaves ?? [],
+    resuming: p.verb === "APPE" || s.rest > 0,
+  });
   return p.chosen;
-}
-
-async function pickForPret(s: Session, p: Pret): Promise<SlaveHandle> {
-  const { filelist, slaves } = s.services;
-  const e = await filelist.get(p.path);
-  if (p.kind === "download") {
-    if (!e || e.kind !== "file") throw new FtpError(550, `No such file: ${p.path}`);
-    const slave = slaves.pickForDownload(e.slaves);
-    if (!slave) throw new FtpError(450, unavailable(p.path, e.slaves));
-    return slave;
-  }
-  // Upload: resuming (APPE, or REST) must go to the slave holding the partial file; an
-  // overwrite prefers an online holder; a new file goes where there is most room.
-  if (e && e.kind === "file" && e.slaves.length > 0) {
-    const holder = slaves.pickForDownload(e.slaves);
-    if (holder) return holder;
-    if (p.verb === "APPE" || s.rest > 0) throw new FtpError(450, unavailable(p.path, e.slaves));
-  }
-  const slave = slaves.pickForUpload();
-  if (!slave) throw new FtpError(450, "No slave is online with free space for uploads");
-  return slave;
-}
-
-function unavailable(path: string, holders: readonly string[]): string {
-  return holders.length === 0
-    ? `${path} is not available: no slave holds it`
-    : `${path} is not available: its slave${holders.length > 1 ? "s" : ""} (${
-      holders.join(", ")
-    }) ${holders.length > 1 ? "are" : "is"} offline`;
 }
 
 /** Asks the PRET'd slave to listen; returns the plan and the address to announce. */
@@ -111,7 +76,7 @@ async function slavePassive(
 > {
   const slave = await slaveForPret(s, p);
   const xfer = crypto.randomUUID();
-  const peer = passivePeer(s, p.kind === "upload" ? "upload" : "download", p.path);
+  const peer = await passivePeer(s, p.kind === "upload" ? "fxp_upload" : "fxp_download", p.path);
   const r = await slave.request({ type: "listen", xfer, peer });
   const host = String(r.host);
   const port = Number(r.port);
@@ -121,25 +86,35 @@ async function slavePassive(
 
 /**
  * Who may connect to a passive port prepared for `s`: the client's own address (the usual case),
- * or anyone (null) when FXP is allowed for `direction`/`path` and the session asked for FXP
- * explicitly. Security: a passive port open to anyone lets whoever connects first take the
- * download (or feed the upload) of a client that did not mean to do FXP.
+ * or anyone (null) when FXP (`action`) is allowed for `path` and the session asked for FXP
+ * explicitly; with `action` null (the path is not known yet) only the global switch decides.
+ * Security: a passive port open to anyone lets whoever connects first take the download (or feed
+ * the upload) of a client that did not mean to do FXP.
  */
-function passivePeer(
+async function passivePeer(
   s: Session,
-  direction: "upload" | "download" | null,
+  action: "fxp_upload" | "fxp_download" | null,
   path: string | null,
-): string | null {
-  const open = s.fxpAsked && fxpAllowed(s.services.config.ftp, s.user!, direction, path);
+): Promise<string | null> {
+  if (!s.fxpAsked) return s.remoteHost;
+  const open = action ? await s.may(action, path) : await fxpPossible(s);
   return open ? null : s.remoteHost;
 }
 
+/**
+ * Whether a third party may be the data peer before the transfer's path is known (only the
+ * global FXP switch can decide then).
+ */
+async function fxpPossible(s: Session): Promise<boolean> {
+  return await s.may("fxp_download", null) || await s.may("fxp_upload", null);
+}
+
 /** Opens a passive port on the master (listings, relay). */
-function masterPassive(s: Session): PassiveChannel {
+async function masterPassive(s: Session): Promise<PassiveChannel> {
   return new PassiveChannel(
     s.localHost,
     s.services.config.ftp.passive_ports,
-    passivePeer(s, null, null),
+    await passivePeer(s, null, null),
   );
 }
 
@@ -190,7 +165,7 @@ export async function pasv(s: Session): Promise<void> {
   if (!s.pret && await onlySlavePassive(s)) return;
   const announce = unmapIPv4(s.services.config.ftp.public_address || s.localHost);
   if (!isIPv4(announce)) throw new FtpError(425, "No IPv4 address to announce; use EPSV");
-  const channel = masterPassive(s);
+  const channel = await masterPassive(s);
   s.data = { kind: "master", channel };
   await s.reply(227, formatPasvReply(announce, channel.port));
 }
@@ -208,7 +183,7 @@ async function onlySlavePassive(s: Session): Promise<boolean> {
   // Security: the transfer's path is unknown yet, so per-path FXP rules cannot be checked:
   // with any rule configured, only the client itself may connect.
   const peer = s.services.config.ftp.fxp_rules.length === 0
-    ? passivePeer(s, null, null)
+    ? await passivePeer(s, null, null)
     : s.remoteHost;
   const r = await slave.request({ type: "listen", xfer, peer });
   const host = String(r.host);
@@ -258,18 +233,18 @@ export async function epsv(s: Session, arg: string): Promise<void> {
     await s.reply(229, formatEpsvReply(port));
     return;
   }
-  const channel = masterPassive(s);
+  const channel = await masterPassive(s);
   s.data = { kind: "master", channel };
   await s.reply(229, formatEpsvReply(channel.port));
 }
 
-function checkActiveTarget(s: Session, host: string, port: number): void {
+async function checkActiveTarget(s: Session, host: string, port: number): Promise<void> {
   // Security: never let PORT/EPRT aim at a privileged port (FTP bounce attack).
   if (port < 1024) throw new FtpError(501, `Refusing a data connection to privileged port ${port}`);
   if (s.epsvAll) throw new FtpError(503, "EPSV ALL was sent; PORT/EPRT are not allowed");
   // Security: a data connection to another host than the client's is FXP (or a bounce attack).
   if (sameHost(host, s.remoteHost)) return;
-  if (!fxpAllowed(s.services.config.ftp, s.user!, null, null)) {
+  if (!await fxpPossible(s)) {
     throw new FtpError(
       504,
       `FXP is not allowed: data connections go only to your own address ${s.remoteHost}, not ${host}`,
@@ -282,7 +257,7 @@ function checkActiveTarget(s: Session, host: string, port: number): void {
 /** PORT h1,h2,h3,h4,p1,p2 */
 export async function port(s: Session, arg: string): Promise<void> {
   const t = parsePortArg(arg.trim());
-  checkActiveTarget(s, t.host, t.port);
+  await checkActiveTarget(s, t.host, t.port);
   s.clearData();
   s.pret = null;
   s.data = { kind: "active", host: t.host, port: t.port };
@@ -292,7 +267,7 @@ export async function port(s: Session, arg: string): Promise<void> {
 /** EPRT |af|addr|port| */
 export async function eprt(s: Session, arg: string): Promise<void> {
   const t = parseEprtArg(arg.trim());
-  checkActiveTarget(s, t.host, t.port);
+  await checkActiveTarget(s, t.host, t.port);
   s.clearData();
   s.pret = null;
   s.data = { kind: "active", host: t.host, port: t.port };

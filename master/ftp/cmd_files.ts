@@ -166,8 +166,12 @@ export async function xcrc(s: Session, _arg: string, path: string | null): Promi
   const f = await mustFile(s, path!);
   let crc = f.crc32;
   if (crc === null) {
-    const slave = s.services.slaves.pickForDownload(f.slaves);
-    if (!slave) throw new FtpError(450, `No online slave holds ${path}`);
+    const slave = s.services.slaves.choose({
+      kind: "download",
+      path: path!,
+      holders: f.slaves,
+      resuming: false,
+    });
     const r = await slave.request({ type: "checksum", path: path! });
     crc = Number(r.crc32);
     if (Number(r.size) === f.size) {

@@ -1,43 +1,20 @@
 /**
- * The declarative FTP command table. Each verb states whether it needs a login, its argument
- * rule, whether its argument is a path, the permission action, whether it opens a data
- * connection, whether it may run during a transfer, its FEAT line and its help text.
- * HELP and FEAT are generated from this table.
+ * The declarative FTP command table, the only source of what a verb does: whether it needs a
+ * login, its argument rule, how its argument names a path, the permission action, whether it
+ * opens a data connection, what PRET announces for it, whether it may run during a transfer,
+ * its FEAT line and its help text. SITE subcommands are rows too ("SITE REMERGE"). HELP, FEAT,
+ * SITE HELP and the PRET kinds are generated from this table.
  */
-import type { Action } from "../auth/permissions.ts";
+import { FtpError } from "./errors.ts";
 import * as basic from "./cmd_basic.ts";
 import * as data from "./cmd_data.ts";
 import * as files from "./cmd_files.ts";
 import * as tls from "./cmd_tls.ts";
+import { type Command, pathText } from "./command_spec.ts";
 import type { Session } from "./session.ts";
 import * as xfer from "./transfers.ts";
 
-/** Lets a data command register what ABOR should do. */
-export interface TransferControl {
-  onAbort(fn: () => void): void;
-}
-
-/** One entry of the command table. */
-export interface Command {
-  help: string;
-  /** A login is needed first. */
-  login: boolean;
-  arg: "none" | "required" | "optional";
-  /**
-   * The argument is a path (true), or its path is what follows the first word ("after-word",
-   * e.g. `MFMT <time> <path>`): the dispatcher normalises it and passes it as `path`.
-   */
-  path?: true | "after-word";
-  /** Permission the user needs on the path (or cwd). */
-  action?: Action;
-  /** Runs in the background as a transfer (ABOR may interrupt it). */
-  opensData?: boolean;
-  /** May run while a transfer is in progress. */
-  duringTransfer?: boolean;
-  /** Line this command adds to FEAT (without the leading space). */
-  feat?: string;
-  run(s: Session, arg: string, path: string | null, ctrl: TransferControl): Promise<void>;
-}
+export type { Command, TransferControl } from "./command_spec.ts";
 
 const TABLE: Readonly<Record<string, Command>> = {
   AUTH: {
@@ -87,7 +64,7 @@ const TABLE: Readonly<Record<string, Command>> = {
   },
   NOOP: { help: "NOOP: do nothing", login: false, arg: "optional", run: basic.noop },
   SYST: { help: "SYST: system type", login: false, arg: "none", run: basic.syst },
-  FEAT: { help: "FEAT: list extensions", login: false, arg: "none", run: basic.feat },
+  FEAT: { help: "FEAT: list extensions", login: false, arg: "none", run: feat },
   OPTS: {
     help: "OPTS UTF8 ON: enable UTF-8 (always on)",
     login: false,
@@ -95,7 +72,7 @@ const TABLE: Readonly<Record<string, Command>> = {
     feat: "UTF8",
     run: basic.opts,
   },
-  HELP: { help: "HELP [verb]: this help", login: false, arg: "optional", run: basic.help },
+  HELP: { help: "HELP [verb]: this help", login: false, arg: "optional", run: help },
   TYPE: { help: "TYPE A|I: transfer type", login: true, arg: "required", run: basic.type },
   MODE: { help: "MODE S: stream mode only", login: true, arg: "required", run: basic.mode },
   STRU: { help: "STRU F: file structure only", login: true, arg: "required", run: basic.stru },
@@ -110,37 +87,54 @@ const TABLE: Readonly<Record<string, Command>> = {
     help: "CWD <dir>: change directory",
     login: true,
     arg: "required",
-    path: true,
+    path: "path",
     action: "list",
     run: basic.cwd,
   },
   CDUP: { help: "CDUP: parent directory", login: true, arg: "none", run: basic.cdup },
   STAT: {
     help: "STAT [path]: session status, or a listing over the control connection",
-    login: false,
+    login: "with-argument",
     arg: "optional",
+    path: "listing",
+    action: "list",
     duringTransfer: true,
     run: basic.stat,
   },
-  SITE: {
-    help: "SITE SLAVES, SITE REMERGE <slave>: slave status, full remerge (admins)",
+  "SITE HELP": {
+    help: "SITE HELP: the SITE commands",
+    login: true,
+    arg: "none",
+    action: "site_user",
+    run: siteHelp,
+  },
+  "SITE SLAVES": {
+    help: "SITE SLAVES: status of every slave (admins)",
+    login: true,
+    arg: "none",
+    action: "site_admin",
+    run: basic.siteSlaves,
+  },
+  "SITE REMERGE": {
+    help: "SITE REMERGE <slave>: full remerge of an online slave (admins)",
     login: true,
     arg: "required",
-    run: basic.site,
+    action: "site_admin",
+    run: basic.siteRemerge,
   },
   MKD: {
     help: "MKD <dir>: make a directory",
     login: true,
     arg: "required",
-    path: true,
-    action: "mkdir",
+    path: "path",
+    action: "makedir",
     run: files.mkd,
   },
   RMD: {
     help: "RMD <dir>: remove an empty directory",
     login: true,
     arg: "required",
-    path: true,
+    path: "path",
     action: "delete",
     run: files.rmd,
   },
@@ -148,7 +142,7 @@ const TABLE: Readonly<Record<string, Command>> = {
     help: "DELE <file>: delete a file",
     login: true,
     arg: "required",
-    path: true,
+    path: "path",
     action: "delete",
     run: files.dele,
   },
@@ -156,7 +150,7 @@ const TABLE: Readonly<Record<string, Command>> = {
     help: "RNFR <path>: rename from",
     login: true,
     arg: "required",
-    path: true,
+    path: "path",
     action: "rename",
     run: files.rnfr,
   },
@@ -164,7 +158,7 @@ const TABLE: Readonly<Record<string, Command>> = {
     help: "RNTO <path>: rename to",
     login: true,
     arg: "required",
-    path: true,
+    path: "path",
     action: "rename",
     run: files.rnto,
   },
@@ -172,8 +166,8 @@ const TABLE: Readonly<Record<string, Command>> = {
     help: "SIZE <file>: file size",
     login: true,
     arg: "required",
-    path: true,
-    action: "read",
+    path: "path",
+    action: "list",
     feat: "SIZE",
     run: files.size,
   },
@@ -181,8 +175,8 @@ const TABLE: Readonly<Record<string, Command>> = {
     help: "MDTM <file>: modification time",
     login: true,
     arg: "required",
-    path: true,
-    action: "read",
+    path: "path",
+    action: "list",
     feat: "MDTM",
     run: files.mdtm,
   },
@@ -191,7 +185,7 @@ const TABLE: Readonly<Record<string, Command>> = {
     login: true,
     arg: "required",
     path: "after-word",
-    action: "write",
+    action: "overwrite",
     feat: "MFMT",
     run: files.mfmt,
   },
@@ -199,7 +193,7 @@ const TABLE: Readonly<Record<string, Command>> = {
     help: "MLST [path]: facts about one entry",
     login: true,
     arg: "optional",
-    path: true,
+    path: "path",
     action: "list",
     feat: "MLST type*;size*;modify*;perm*;UNIX.owner*;UNIX.group*;",
     run: files.mlst,
@@ -208,8 +202,8 @@ const TABLE: Readonly<Record<string, Command>> = {
     help: "XCRC <file>: CRC32 of a file",
     login: true,
     arg: "required",
-    path: true,
-    action: "read",
+    path: "path",
+    action: "download",
     feat: "XCRC",
     run: files.xcrc,
   },
@@ -225,7 +219,7 @@ const TABLE: Readonly<Record<string, Command>> = {
     login: true,
     arg: "required",
     feat: "PRET",
-    run: data.pret,
+    run: pret,
   },
   PASV: { help: "PASV: passive data connection", login: true, arg: "none", run: data.pasv },
   EPSV: {
@@ -259,8 +253,9 @@ const TABLE: Readonly<Record<string, Command>> = {
     help: "RETR <file>: download",
     login: true,
     arg: "required",
-    path: true,
-    action: "read",
+    path: "path",
+    action: "download",
+    pret: "download",
     opensData: true,
     run: xfer.retr,
   },
@@ -268,8 +263,9 @@ const TABLE: Readonly<Record<string, Command>> = {
     help: "STOR <file>: upload",
     login: true,
     arg: "required",
-    path: true,
-    action: "write",
+    path: "path",
+    action: "upload",
+    pret: "upload",
     opensData: true,
     run: xfer.stor,
   },
@@ -277,8 +273,9 @@ const TABLE: Readonly<Record<string, Command>> = {
     help: "APPE <file>: append (resume an upload)",
     login: true,
     arg: "required",
-    path: true,
-    action: "write",
+    path: "path",
+    action: "upload",
+    pret: "upload",
     opensData: true,
     run: xfer.appe,
   },
@@ -286,7 +283,9 @@ const TABLE: Readonly<Record<string, Command>> = {
     help: "LIST [path]: long listing",
     login: true,
     arg: "optional",
+    path: "listing",
     action: "list",
+    pret: "list",
     opensData: true,
     run: xfer.list,
   },
@@ -294,7 +293,9 @@ const TABLE: Readonly<Record<string, Command>> = {
     help: "NLST [path]: name listing",
     login: true,
     arg: "optional",
+    path: "listing",
     action: "list",
+    pret: "list",
     opensData: true,
     run: xfer.nlst,
   },
@@ -302,8 +303,9 @@ const TABLE: Readonly<Record<string, Command>> = {
     help: "MLSD [dir]: machine listing",
     login: true,
     arg: "optional",
-    path: true,
+    path: "path",
     action: "list",
+    pret: "list",
     opensData: true,
     run: xfer.mlsd,
   },
@@ -317,17 +319,114 @@ const ALIASES: Readonly<Record<string, string>> = {
   XRMD: "RMD",
 };
 
-/** The command for `verb` (upper case), following aliases. */
-export function lookup(verb: string): Command | undefined {
-  return TABLE[ALIASES[verb] ?? verb];
+/** A control line's verb resolved to its row: SITE subcommands are rows named "SITE <SUB>". */
+export interface ResolvedCommand {
+  /** The row's name ("RETR", "SITE REMERGE"); aliases resolve to their row's name. */
+  name: string;
+  cmd: Command;
+  /** The argument the row sees (for SITE rows: what follows the subcommand). */
+  arg: string;
 }
 
-/** Every verb the server knows, sorted. */
+/**
+ * The row for `verb` (upper case) with argument `arg`, following aliases; SITE looks up its
+ * subcommand. Throws FtpError 500 for an unknown verb or SITE subcommand, 501 for a bare SITE.
+ */
+export function resolveCommand(verb: string, arg: string): ResolvedCommand {
+  if (verb === "SITE") {
+    const { word, rest } = splitFirst(arg);
+    if (word === "") throw new FtpError(501, "SITE needs a subcommand; SITE HELP lists them");
+    const name = `SITE ${word.toUpperCase()}`;
+    const cmd = TABLE[name];
+    if (!cmd) {
+      throw new FtpError(500, `Unknown SITE command "${word.slice(0, 32)}"; SITE HELP lists them`);
+    }
+    return { name, cmd, arg: rest };
+  }
+  const name = ALIASES[verb] ?? verb;
+  const cmd = name.includes(" ") ? undefined : TABLE[name];
+  if (!cmd) throw new FtpError(500, `Unknown command "${verb.slice(0, 32)}"`);
+  return { name, cmd, arg };
+}
+
+/** Splits off the first space-separated word; `rest` is what follows its separating spaces. */
+function splitFirst(arg: string): { word: string; rest: string } {
+  const t = arg.replace(/^ +/, "");
+  const sp = t.indexOf(" ");
+  if (sp < 0) return { word: t, rest: "" };
+  return { word: t.slice(0, sp), rest: t.slice(sp + 1).replace(/^ +/, "") };
+}
+
+/** Every verb the server knows (SITE once, not its rows), sorted. */
 export function verbs(): string[] {
-  return [...Object.keys(TABLE), ...Object.keys(ALIASES)].sort();
+  const top = Object.keys(TABLE).filter((v) => !v.startsWith("SITE "));
+  return [...top, "SITE", ...Object.keys(ALIASES)].sort();
+}
+
+/** The SITE rows' names ("SITE HELP", "SITE REMERGE"…), sorted. */
+export function siteCommands(): string[] {
+  return Object.keys(TABLE).filter((v) => v.startsWith("SITE ")).sort();
 }
 
 /** FEAT lines generated from the table, sorted. */
 export function featLines(): string[] {
   return Object.values(TABLE).flatMap((c) => (c.feat ? [c.feat] : [])).sort();
+}
+
+/** The verbs PRET accepts (the rows that declare a PRET kind), sorted. */
+export function pretVerbs(): string[] {
+  return Object.keys(TABLE).filter((v) => TABLE[v]!.pret).sort();
+}
+
+/** FEAT, generated from the table. */
+async function feat(s: Session): Promise<void> {
+  await s.reply(211, ["Features:", ...featLines(), "End"]);
+}
+
+/** HELP [verb], generated from the table. */
+async function help(s: Session, arg: string): Promise<void> {
+  const words = arg.trim();
+  if (words) {
+    const sp = words.indexOf(" ");
+    const verb = (sp < 0 ? words : words.slice(0, sp)).toUpperCase();
+    let found: Command;
+    try {
+      found = resolveCommand(verb, sp < 0 ? "" : words.slice(sp + 1)).cmd;
+    } catch {
+      throw new FtpError(502, `Unknown command "${words.slice(0, 32)}"`);
+    }
+    await s.reply(214, verb === "SITE" && sp < 0 ? siteHelpLines() : found.help);
+    return;
+  }
+  const all = verbs();
+  const rows: string[] = [];
+  for (let i = 0; i < all.length; i += 8) rows.push(all.slice(i, i + 8).join(" "));
+  await s.reply(214, ["The following commands are recognized:", ...rows, "Help OK"]);
+}
+
+/** SITE HELP: the SITE rows and their help. */
+async function siteHelp(s: Session): Promise<void> {
+  await s.reply(214, siteHelpLines());
+}
+
+function siteHelpLines(): string[] {
+  return ["SITE commands:", ...siteCommands().map((v) => TABLE[v]!.help), "End"];
+}
+
+/**
+ * PRET <verb> [arg]: the verb must be a row with a PRET kind; its argument is read with that
+ * row's path mode (so `PRET LIST -la dir` names "dir").
+ */
+async function pret(s: Session, arg: string): Promise<void> {
+  const { word, rest } = splitFirst(arg.trim());
+  const verb = word.toUpperCase();
+  const cmd = TABLE[ALIASES[verb] ?? verb];
+  if (!cmd?.pret) {
+    throw new FtpError(
+      504,
+      `PRET does not support "${verb.slice(0, 16)}"; it takes ${pretVerbs().join(", ")}`,
+    );
+  }
+  const text = cmd.path ? pathText(cmd.path, rest) ?? "" : rest;
+  await data.pret(s, { verb, kind: cmd.pret, path: s.resolve(text.trim()), named: text !== "" });
 }

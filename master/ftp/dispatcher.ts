@@ -1,12 +1,13 @@
 /**
  * The one dispatcher: every control line goes through the same checks in a fixed order
- * (verb known → argument rule → login → path normalised → permission), then its handler.
+ * (verb known 500 → argument rule 501 → login 530 → path normalised 553 → permission 550 on the
+ * real target path), then its handler.
  * A thrown error becomes a reply; a handler never kills the session.
  */
 import { getLogger } from "@logtape/logtape";
-import { permits } from "../auth/permissions.ts";
 import { splitWord } from "./codecs.ts";
-import { type Command, lookup } from "./commands.ts";
+import { type Command, pathText } from "./command_spec.ts";
+import { resolveCommand, type ResolvedCommand } from "./commands.ts";
 import { FtpError, replyFor } from "./errors.ts";
 import type { Session } from "./session.ts";
 
@@ -21,24 +22,27 @@ export function splitCommand(line: string): { verb: string; arg: string } {
 
 /** Handles one control line. */
 export async function dispatch(s: Session, line: string): Promise<void> {
-  const { verb, arg } = splitCommand(line);
+  const { verb, arg: rawArg } = splitCommand(line);
   if (s.services.config.log.level === "debug") {
     log.debug("{who} > {line}", { who: s.who, line: verb === "PASS" ? "PASS ****" : line });
   }
   if (verb === "") return;
-  const cmd = lookup(verb);
-  if (!cmd) {
-    if (s.transfer && verb !== "") await s.transfer.done.catch(() => {});
-    await s.reply(500, `Unknown command "${verb.slice(0, 32)}"`);
+  let found: ResolvedCommand;
+  try {
+    found = resolveCommand(verb, rawArg);
+  } catch (e) {
+    if (s.transfer) await s.transfer.done.catch(() => {});
+    await sendError(s, verb, e, false);
     return;
   }
+  const { name, cmd, arg } = found;
   // A command that may not run during a transfer waits for it (commands stay in order).
   if (s.transfer && !cmd.duringTransfer) await s.transfer.done.catch(() => {});
   let path: string | null;
   try {
-    path = check(s, verb, cmd, arg);
+    path = await check(s, name, cmd, arg);
   } catch (e) {
-    await sendError(s, verb, e);
+    await sendError(s, name, e, false);
     return;
   }
   if (cmd.opensData) {
@@ -49,7 +53,7 @@ export async function dispatch(s: Session, line: string): Promise<void> {
       try {
         await cmd.run(s, arg, path, ctrl);
       } catch (e) {
-        await sendError(s, verb, e);
+        await sendError(s, name, e, true);
       } finally {
         s.transfer = null;
       }
@@ -60,35 +64,45 @@ export async function dispatch(s: Session, line: string): Promise<void> {
   try {
     await cmd.run(s, arg, path, { onAbort: () => {} });
   } catch (e) {
-    await sendError(s, verb, e);
+    await sendError(s, name, e, false);
   }
 }
 
-/** Runs the generic checks; returns the normalised path argument (null when it takes none). */
-function check(s: Session, verb: string, cmd: Command, arg: string): string | null {
-  if (cmd.arg === "required" && arg.trim() === "") {
-    throw new FtpError(501, `${verb} needs an argument`);
-  }
-  if (cmd.arg === "none" && arg.trim() !== "") {
-    throw new FtpError(501, `${verb} takes no argument`);
-  }
+/**
+ * Runs the generic checks in their fixed order (argument 501 → login 530 → path normalised and
+ * contained 553 → permission 550 on the real target); returns the normalised target path, or
+ * null when the row takes no path (or, for a "with-argument" login row, got no argument).
+ */
+async function check(s: Session, name: string, cmd: Command, arg: string): Promise<string | null> {
+  const empty = arg.trim() === "";
+  if (cmd.arg === "required" && empty) throw new FtpError(501, `${name} needs an argument`);
+  if (cmd.arg === "none" && !empty) throw new FtpError(501, `${name} takes no argument`);
+  if (cmd.login === "with-argument" && empty) return null;
   if (cmd.login && !s.user) throw new FtpError(530, "Please log in with USER and PASS first");
-  let pathArg = arg;
-  if (cmd.path === "after-word") {
-    pathArg = splitWord(arg).rest;
-    if (pathArg.trim() === "") {
-      throw new FtpError(501, `${verb} needs a path after "${splitWord(arg).word.slice(0, 64)}"`);
+  let path: string | null = null;
+  if (cmd.path) {
+    const text = pathText(cmd.path, arg);
+    if (text === null) {
+      throw new FtpError(501, `${name} needs a path after "${splitWord(arg).word.slice(0, 64)}"`);
     }
+    path = s.resolve(text); // throws PathError → 553
   }
-  const path = cmd.path ? s.resolve(pathArg) : null; // throws PathError → 553
-  if (cmd.action && s.user && !permits(s.user, cmd.action, path ?? s.cwd)) {
-    throw new FtpError(550, `Permission denied: ${verb} ${path ?? s.cwd}`);
+  if (cmd.action && s.user) {
+    const target = path ?? s.cwd;
+    if (!await s.may(cmd.action, target)) {
+      throw new FtpError(
+        550,
+        cmd.action === "site_admin"
+          ? `${name} is for admins only`
+          : `Permission denied: ${name} ${target}`,
+      );
+    }
   }
   return path;
 }
 
-async function sendError(s: Session, verb: string, e: unknown): Promise<void> {
-  const r = replyFor(e);
+async function sendError(s: Session, verb: string, e: unknown, transfer: boolean): Promise<void> {
+  const r = replyFor(e, { transfer });
   if (r.unexpected) {
     log.error("{who}: {verb} failed: {error}", {
       who: s.who,

@@ -1,8 +1,14 @@
 /**
- * Domain errors → FTP replies, in one place.
+ * Domain errors → FTP replies, in one place: handlers throw, the dispatcher calls `replyFor`.
+ *
+ * A slave that went away (SlaveGoneError) is always 426, whatever the command: the request it
+ * was serving is cut off, which is 426's RFC 959 meaning ("connection closed; transfer
+ * aborted"), and it is a valid reply after a 150 (450 is not). No slave able to serve at all
+ * (NoSlaveError: none online holds the file, or none has room) is 450.
  */
 import { PathError } from "../../shared/paths.ts";
 import { FilelistError } from "../filelist/types.ts";
+import { NoSlaveError } from "../slaves/selection.ts";
 import { SlaveGoneError, SlaveReplyError } from "../slaves/slave_handle.ts";
 import { UnsupportedFamilyError } from "./codecs.ts";
 import { NoPortError } from "./data_channel.ts";
@@ -19,15 +25,34 @@ export class FtpError extends Error {
   }
 }
 
-/** A reply for any error a handler can throw; `unexpected` is true when it should be logged as a bug. */
-export function replyFor(e: unknown): { code: number; text: string; unexpected: boolean } {
+/** Where an error happened, when its reply depends on it. */
+export interface ErrorContext {
+  /**
+   * A data command (RETR, STOR, LIST…) after its 150: a slave's I/O or data-connection failure
+   * then cut the transfer off (426) rather than failing before it (451, 425).
+   */
+  transfer?: boolean;
+}
+
+/**
+ * A reply for any error a handler can throw; `unexpected` is true when it should be logged as a
+ * bug.
+ */
+export function replyFor(
+  e: unknown,
+  ctx: ErrorContext = {},
+): { code: number; text: string; unexpected: boolean } {
   if (e instanceof FtpError) return { code: e.code, text: e.message, unexpected: false };
   if (e instanceof PathError) return { code: 553, text: e.message, unexpected: false };
   if (e instanceof FilelistError) {
     return { code: 550, text: e.message, unexpected: false };
   }
-  if (e instanceof SlaveGoneError) return { code: 450, text: e.message, unexpected: false };
+  if (e instanceof SlaveGoneError) return { code: 426, text: e.message, unexpected: false };
+  if (e instanceof NoSlaveError) return { code: 450, text: e.message, unexpected: false };
   if (e instanceof SlaveReplyError) {
+    if (ctx.transfer && (e.code === "io" || e.code === "data_connection")) {
+      return { code: 426, text: `Transfer failed: ${e.message}`, unexpected: false };
+    }
     switch (e.code) {
       case "not_found":
       case "not_a_file":

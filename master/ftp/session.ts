@@ -6,7 +6,8 @@ import type { LoginGuard } from "../auth/login_guard.ts";
 import { getLogger } from "@logtape/logtape";
 import type { MasterConfig } from "../../shared/config_types.ts";
 import type { ByteConn } from "../../shared/link.ts";
-import { type TlsByteConn, upgradeToTlsServer } from "../../shared/tls/mod.ts";
+import { type PlainConn, type TlsByteConn, upgradeToTlsServer } from "../../shared/tls/mod.ts";
+import { type Action, permits } from "../auth/permissions.ts";
 import type { MasterTls } from "../tls_material.ts";
 import { normalize } from "../../shared/paths.ts";
 import type { User, UserStore } from "../auth/users.ts";
@@ -44,9 +45,15 @@ export interface MasterServices {
   metrics: SiteMetrics;
 }
 
+/** A control connection: a byte stream with its two addresses (a `Deno.Conn`, or a test double). */
+export interface ControlConn extends PlainConn {
+  readonly remoteAddr: Deno.Addr;
+  readonly localAddr: Deno.Addr;
+}
+
 /** What a PRET announced. */
 export interface Pret {
-  /** The verb, upper-cased (RETR, STOR, APPE, STOU, LIST, NLST, MLSD, STAT). */
+  /** The verb, upper-cased (a command-table row with a PRET kind: RETR, STOR, LIST…). */
   verb: string;
   /**
    * "download", "upload" or "list"; "any" when no PRET was sent and PASV was answered by the
@@ -126,7 +133,7 @@ export class Session {
    */
   fxpAsked = false;
 
-  #raw: Deno.Conn;
+  #raw: ControlConn;
   #conn: ByteConn;
   #reader: ControlLineReader;
   #writing: Promise<void> = Promise.resolve();
@@ -134,7 +141,7 @@ export class Session {
   #closed = false;
 
   /** Wraps an accepted control connection. */
-  constructor(conn: Deno.Conn, services: MasterServices, id: number) {
+  constructor(conn: ControlConn, services: MasterServices, id: number) {
     this.#raw = conn;
     this.#conn = conn;
     this.#reader = new ControlLineReader(conn, { maxLineBytes: 4096 });
@@ -197,6 +204,16 @@ export class Session {
   /** Resolves a client path argument against the cwd (throws PathError). */
   resolve(arg: string): string {
     return normalize(this.cwd, arg);
+  }
+
+  /**
+   * Whether the logged-in user may do `action` on `path` (null: FXP before the path is known).
+   * Every permission decision of the session goes through here to `permits`.
+   */
+  may(action: Action, path: string | null): Promise<boolean> {
+    if (!this.user) return Promise.resolve(false);
+    const { filelist, config } = this.services;
+    return permits(this.user, { action, path }, { filelist, fxp: config.ftp });
   }
 
   /** Who to log: the user name or the client address. */

@@ -14,13 +14,12 @@ import { connectTlsClient } from "../../shared/tls/mod.ts";
 import { type DataConn, finish, relayBytes, secureDataConn } from "./data_tls.ts";
 import type { Entry, FileEntry } from "../filelist/types.ts";
 import { SlaveGoneError, type SlaveHandle, SlaveReplyError } from "../slaves/slave_handle.ts";
-import type { TransferControl } from "./commands.ts";
+import type { TransferControl } from "./command_spec.ts";
 import { applyOnSlaves } from "./cmd_files.ts";
 import { ActiveChannel, type DataChannel } from "./data_channel.ts";
-import { fxpAllowed } from "../auth/permissions.ts";
 import { beginTransfer } from "./accounting.ts";
 import { FtpError } from "./errors.ts";
-import { formatListing, formatMlsxFacts, formatNlst, parseListArgs } from "./listing.ts";
+import { formatListing, formatMlsxFacts, formatNlst } from "./listing.ts";
 import type { DataPlan, DataSecurity, Session } from "./session.ts";
 import { writeAll } from "../../shared/bytes.ts";
 import { closeQuietly, sameHost } from "../../shared/net.ts";
@@ -110,7 +109,7 @@ async function fileTransfer(
         throw new FtpError(503, `PRET announced ${plan.pret.path}, not ${path}; send PRET again`);
       }
       slave = plan.slave;
-      if (slave.state === "gone") throw new FtpError(426, `Slave ${slave.name} went offline`);
+      if (slave.state === "gone") throw new SlaveGoneError(slave.name);
       if (kind === "download" && !file!.slaves.includes(slave.name)) {
         throw new FtpError(503, `PRET named another file: ${slave.name} does not hold ${path}`);
       }
@@ -120,11 +119,11 @@ async function fileTransfer(
     } else {
       if (plan.kind === "active" && !sameHost(plan.host, s.remoteHost)) {
         // Security: FXP rules per path and direction (the global switch was checked at PORT).
-        if (!fxpAllowed(s.services.config.ftp, s.user!, kind, path)) {
+        if (!await s.may(kind === "upload" ? "fxp_upload" : "fxp_download", path)) {
           throw new FtpError(550, `FXP ${kind} of ${path} is not allowed`);
         }
       }
-      slave = pickSlave(s, kind, path, file, resuming);
+      slave = s.services.slaves.choose({ kind, path, holders: file?.slaves ?? [], resuming });
     }
 
     const xfer = plan.kind === "slave" ? plan.xfer : crypto.randomUUID();
@@ -234,13 +233,7 @@ async function fileTransfer(
       const partial = e instanceof SlaveReplyError ? e.partial?.bytes : undefined;
       tracker.end(aborted ? "aborted" : "failed", partial);
       if (aborted) throw new FtpError(426, "Transfer aborted");
-      if (e instanceof SlaveGoneError) {
-        throw new FtpError(426, `Slave ${slave.name} went offline during the transfer`);
-      }
-      if (e instanceof SlaveReplyError && (e.code === "io" || e.code === "data_connection")) {
-        throw new FtpError(426, `Transfer failed: ${e.message}`);
-      }
-      throw e;
+      throw e; // errors.ts maps it (a transfer's reply)
     } finally {
       stopProgress();
       tracker.end("failed"); // no-op when already ended
@@ -255,32 +248,6 @@ async function fileTransfer(
 function releaseUnused(plan: DataPlan): void {
   if (plan.kind === "master") plan.channel.close();
   if (plan.kind === "slave") plan.proxy?.close();
-}
-
-function pickSlave(
-  s: Session,
-  kind: "download" | "upload",
-  path: string,
-  file: FileEntry | null,
-  resuming: boolean,
-): SlaveHandle {
-  const reg = s.services.slaves;
-  if (kind === "download" || (file && file.slaves.length > 0)) {
-    const holders = file?.slaves ?? [];
-    const holder = reg.pickForDownload(holders);
-    if (holder) return holder;
-    if (kind === "download" || resuming) {
-      throw new FtpError(
-        450,
-        holders.length === 0
-          ? `${path} is not available: no slave holds it`
-          : `${path} is not available: ${holders.join(", ")} offline`,
-      );
-    }
-  }
-  const slave = reg.pickForUpload();
-  if (!slave) throw new FtpError(450, "No slave is online with free space for uploads");
-  return slave;
 }
 
 /** Relays the client's data connection (accepted by the master) to the slave's. */
@@ -403,22 +370,22 @@ async function recordPartial(
   });
 }
 
-/** LIST */
-export async function list(s: Session, arg: string, _p: string | null, c: TransferControl) {
-  await listing(s, "LIST", parseListArgs(arg).path, c);
+/** LIST (the dispatcher resolved and checked the target path). */
+export async function list(s: Session, _a: string, path: string | null, c: TransferControl) {
+  await listing(s, "LIST", path!, c);
 }
 
 /** NLST */
-export async function nlst(s: Session, arg: string, _p: string | null, c: TransferControl) {
-  await listing(s, "NLST", parseListArgs(arg).path, c);
+export async function nlst(s: Session, _a: string, path: string | null, c: TransferControl) {
+  await listing(s, "NLST", path!, c);
 }
 
 /** MLSD */
-export async function mlsd(s: Session, arg: string, _p: string | null, c: TransferControl) {
-  await listing(s, "MLSD", arg.trim(), c);
+export async function mlsd(s: Session, _a: string, path: string | null, c: TransferControl) {
+  await listing(s, "MLSD", path!, c);
 }
 
-async function listing(s: Session, verb: string, arg: string, ctrl: TransferControl) {
+async function listing(s: Session, verb: string, path: string, ctrl: TransferControl) {
   const plan = takePlan(s);
   const sec = s.takeDataSecurity();
   let channel: DataChannel | null = null;
@@ -427,7 +394,6 @@ async function listing(s: Session, verb: string, arg: string, ctrl: TransferCont
     if (plan.kind === "slave" && plan.pret.kind !== "any") {
       throw new FtpError(503, `PRET announced ${plan.pret.verb}; send PRET ${verb} for a listing`);
     }
-    const path = s.resolve(arg);
     const fl = s.services.filelist;
     const e = await fl.get(path);
     if (!e) throw new FtpError(550, `No such file or directory: ${path}`);
@@ -526,7 +492,7 @@ async function listingViaSlave(
     });
   } catch (e) {
     if (aborted) throw new FtpError(426, "Listing aborted");
-    throw new FtpError(426, `Listing interrupted: ${e instanceof Error ? e.message : e}`);
+    throw e; // errors.ts maps it (a transfer's reply)
   }
   if (plan.proxy) {
     plan.proxy.stopListening();

@@ -4,7 +4,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { type NamespaceOp, OpQueue } from "./op_queue.ts";
-import { pickForDownload, pickForUpload } from "./selection.ts";
+import { chooseSlave, type SlaveWanted } from "./selection.ts";
 import type { SlaveHandle } from "./slave_handle.ts";
 
 const log = getLogger(["drftpd", "master", "slaves"]);
@@ -123,14 +123,11 @@ export class SlaveRegistry {
     );
   }
 
-  /** The slave for a new upload, or null. */
-  pickForUpload(): SlaveHandle | null {
-    return pick(pickForUpload(this.connected().map(candidate))?.handle ?? null);
-  }
-
-  /** The least busy available holder of a file, or null. */
-  pickForDownload(holders: readonly string[]): SlaveHandle | null {
-    return pick(pickForDownload(this.connected().map(candidate), holders)?.handle ?? null);
+  /** The slave for a transfer (see `chooseSlave`); throws NoSlaveError when none fits. */
+  choose(want: SlaveWanted): SlaveHandle {
+    const s = chooseSlave(this.connected().map(candidate), want).handle;
+    s.lastPicked = performance.now();
+    return s;
   }
 
   /** Status of every known slave, connected or not, sorted by name. */
@@ -174,9 +171,4 @@ function candidate(handle: SlaveHandle) {
     lastPicked: handle.lastPicked,
     handle,
   };
-}
-
-function pick(s: SlaveHandle | null): SlaveHandle | null {
-  if (s) s.lastPicked = performance.now();
-  return s;
 }

@@ -53,3 +53,48 @@ function better(a: Candidate, b: Candidate, bySpace: boolean): boolean {
   if (a.lastPicked !== b.lastPicked) return a.lastPicked < b.lastPicked;
   return a.name < b.name;
 }
+
+/** No slave can serve a transfer right now (none holds the file, or none has room). */
+export class NoSlaveError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "NoSlaveError";
+  }
+}
+
+/** What a transfer needs from the slave that will serve it. */
+export interface SlaveWanted {
+  kind: "download" | "upload";
+  /** The file's virtual path (for the error text). */
+  path: string;
+  /** The slaves the filelist records as holding the file (none for a new file). */
+  holders: readonly string[];
+  /** An upload that continues the file on disk (APPE, or REST before STOR). */
+  resuming: boolean;
+}
+
+/**
+ * The one slave choice for a transfer. A download goes to the least busy available holder. An
+ * upload over an existing file prefers an available holder; a resumed one must go to a holder;
+ * a new file goes where {@link pickForUpload} says. Throws NoSlaveError naming why none fits.
+ */
+export function chooseSlave<T extends Candidate>(slaves: readonly T[], want: SlaveWanted): T {
+  const { kind, path, holders } = want;
+  if (kind === "download" || holders.length > 0) {
+    const holder = pickForDownload(slaves, holders);
+    if (holder) return holder;
+    if (kind === "download" || want.resuming) {
+      throw new NoSlaveError(
+        holders.length === 0
+          ? `${path} is not available: no slave holds it`
+          : `${path} is not available: its slave${holders.length > 1 ? "s" : ""} (${
+            holders.join(", ")
+          }) ${holders.length > 1 ? "are" : "is"} offline`,
+      );
+    }
+  }
+  const slave = pickForUpload(slaves);
+  if (!slave) throw new NoSlaveError("No slave is online with free space for uploads");
+  return slave;
+}

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { type Candidate, MIN_FREE_BYTES, pickForDownload, pickForUpload } from "./selection.ts";
+import {
+  type Candidate,
+  chooseSlave,
+  MIN_FREE_BYTES,
+  NoSlaveError,
+  pickForDownload,
+  pickForUpload,
+} from "./selection.ts";
 
 const GB = 1024 ** 3;
 const c = (name: string, o: Partial<Candidate> = {}): Candidate => ({
@@ -35,4 +42,27 @@ Deno.test("pickForDownload only considers available holders", () => {
   assert.equal(pickForDownload(all, ["b", "c"])?.name, "c");
   assert.equal(pickForDownload(all, ["b"]), null);
   assert.equal(pickForDownload(all, []), null);
+});
+
+Deno.test("chooseSlave: downloads need a holder, resumes too, new files go where there is room", () => {
+  const slaves = [c("a", { freeBytes: MIN_FREE_BYTES * 4 }), c("b", { available: false })];
+  const want = { path: "/f", resuming: false };
+  assert.equal(chooseSlave(slaves, { ...want, kind: "download", holders: ["a", "b"] }).name, "a");
+  assert.throws(
+    () => chooseSlave(slaves, { ...want, kind: "download", holders: ["b"] }),
+    new NoSlaveError("/f is not available: its slave (b) is offline"),
+  );
+  assert.throws(
+    () => chooseSlave(slaves, { ...want, kind: "download", holders: [] }),
+    new NoSlaveError("/f is not available: no slave holds it"),
+  );
+  assert.throws(
+    () => chooseSlave(slaves, { ...want, kind: "upload", holders: ["b"], resuming: true }),
+    NoSlaveError,
+  );
+  assert.equal(chooseSlave(slaves, { ...want, kind: "upload", holders: ["b"] }).name, "a");
+  assert.throws(
+    () => chooseSlave([slaves[1]!], { ...want, kind: "upload", holders: [] }),
+    new NoSlaveError("No slave is online with free space for uploads"),
+  );
 });
