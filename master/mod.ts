@@ -19,6 +19,7 @@ import { serveSlaveLinks } from "./slaves/link_server.ts";
 import { SlaveRegistry } from "./slaves/registry.ts";
 import { loadMasterTls } from "./tls_material.ts";
 import { SiteMetrics } from "./metrics.ts";
+import { XferLog } from "./xferlog.ts";
 import { serveHttp, type SiteView } from "./http/server.ts";
 import { closeQuietly } from "../shared/net.ts";
 
@@ -109,6 +110,9 @@ export async function runMaster(
       port: (implicit.addr as Deno.NetAddr).port,
     });
   }
+  await using _xferlog = config.log.xferlog === null
+    ? null
+    : await XferLog.open(config.log.xferlog || `${config.master.data_dir}/xferlog`, metrics);
   let ftpUp = true;
   const http = config.http.listen
     ? serveHttp(config.http.listen, siteView(services, filelist, () => ftpUp), signal)

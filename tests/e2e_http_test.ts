@@ -14,6 +14,7 @@ import {
   makeSite,
   openPage,
   parsePrometheus,
+  poll,
   prometheusPython,
   randomBytes,
   tempDir,
@@ -73,6 +74,72 @@ Deno.test("HTTP side: /healthz, /metrics counting an upload, the live status pag
       assert.ok(value("drftpd_filelist_entries")! >= 1);
     },
   });
+
+  await t.step(
+    "xferlog: one wu-ftpd line per transfer, with size, direction, user, completion",
+    async () => {
+      const down = await curl([...CURL_PRET, "-o", `${tmp.path}/down.bin`, site.url("/up.bin")]);
+      assert.equal(down.code, 0, describeRun("curl download", down));
+      await Deno.writeFile(`${tmp.path}/big.bin`, randomBytes(24 << 20));
+      const big = await curl([...CURL_PRET, "-T", `${tmp.path}/big.bin`, site.url("/big.bin")]);
+      assert.equal(big.code, 0, describeRun("curl upload", big));
+      // A download the client gives up on after 2 s: incomplete. (An upload cut short looks like
+      // a finished one to any FTP server: the data connection just ends.)
+      const cut = await curl([
+        ...CURL_PRET,
+        "--limit-rate",
+        "100K",
+        "--max-time",
+        "2",
+        "-o",
+        `${tmp.path}/cut.bin`,
+        site.url("/big.bin"),
+      ]);
+      assert.notEqual(cut.code, 0, "curl gave up");
+      const file = `${site.masterDataDir}/xferlog`;
+      const lines = await poll(async () => {
+        const l = (await Deno.readTextFile(file).catch(() => "")).split("\n").filter((x) => x);
+        return l.some((x) => / \/big\.bin b _ o /.test(x)) ? l : undefined;
+      }, { describe: () => `the cut download's line in ${file}` });
+      assert.equal(lines.length, 4, lines.join("\n"));
+      const fields = lines.map((l) => l.split(/ +/));
+      const row = (path: string, dir: string) => fields.find((f) => f[8] === path && f[11] === dir);
+      const up = row("/up.bin", "i")!;
+      assert.ok(up, lines.join("\n"));
+      assert.deepEqual(up.slice(6), [
+        "127.0.0.1",
+        "100000",
+        "/up.bin",
+        "b",
+        "_",
+        "i",
+        "r",
+        "admin",
+        "ftp",
+        "0",
+        "*",
+        "c",
+      ]);
+      const dl = row("/up.bin", "o")!;
+      assert.deepEqual(dl.slice(7), [
+        "100000",
+        "/up.bin",
+        "b",
+        "_",
+        "o",
+        "r",
+        "admin",
+        "ftp",
+        "0",
+        "*",
+        "c",
+      ]);
+      assert.equal(row("/big.bin", "i")!.at(-1), "c");
+      const partial = row("/big.bin", "o")!;
+      assert.equal(partial.at(-1), "i", "incomplete");
+      assert.ok(Number(partial[7]) < 24 << 20, "fewer bytes than the file");
+    },
+  );
 
   await t.step({
     name: "the status page in chromium shows both slaves and a running upload growing",
