@@ -7,6 +7,8 @@
  */
 import type { FxpRule } from "../../shared/config_types.ts";
 import type { Filelist } from "../filelist/types.ts";
+import { pathAllowed } from "./path_access.ts";
+import { globRegExp, type PathPolicy } from "./path_rules.ts";
 import type { User } from "./users.ts";
 
 /**
@@ -22,6 +24,7 @@ import type { User } from "./users.ts";
  * - `overwrite`: replacing an existing file by an upload
  * - `fxp_upload`, `fxp_download`: a data connection with a third party (not the client)
  * - `site_user`: SITE commands any logged-in user may run (SITE HELP)
+ * - `site_gadmin`: SITE commands for admins and group admins (which users: the handler decides)
  * - `site_admin`: SITE commands for admins (SITE SLAVES, SITE REMERGE)
  */
 export type Action =
@@ -37,6 +40,7 @@ export type Action =
   | "fxp_upload"
   | "fxp_download"
   | "site_user"
+  | "site_gadmin"
   | "site_admin";
 
 /** What one permission decision is about. */
@@ -49,29 +53,40 @@ export interface PermissionRequest {
   path: string | null;
 }
 
-/** What the policy may consult: the filelist (an entry's owner) and the FXP settings. */
+/**
+ * What the policy may consult: the filelist (an entry's owner), the FXP settings and the
+ * `[[permissions]]` path rules.
+ */
 export interface PermissionContext {
   filelist: Filelist;
   fxp: FxpPolicy;
+  paths: PathPolicy;
 }
 
 /** Whether `user` may do `req.action` on `req.path`. The one permission decision. */
-export function permits(
+export async function permits(
   user: User,
   req: PermissionRequest,
   ctx: PermissionContext,
 ): Promise<boolean> {
   switch (req.action) {
     case "site_admin":
-      return Promise.resolve(user.admin);
+      return user.admin;
+    case "site_gadmin":
+      return user.admin || user.groupAdmin !== null;
+    case "site_user":
+      return true;
     case "fxp_upload":
-    case "fxp_download":
-      return Promise.resolve(
-        fxpAllowed(ctx.fxp, user, req.action === "fxp_upload" ? "upload" : "download", req.path),
-      );
-    default:
-      return Promise.resolve(true);
+    case "fxp_download": {
+      const dir = req.action === "fxp_upload" ? "upload" : "download";
+      if (!fxpAllowed(ctx.fxp, user, dir, req.path)) return false;
+      return req.path === null ||
+        await pathAllowed(ctx.paths, ctx.filelist, user, req.action, req.path);
+    }
   }
+  // Every path action: `[[permissions]]` on the real target (path_access.ts).
+  if (req.path === null) return false;
+  return await pathAllowed(ctx.paths, ctx.filelist, user, req.action, req.path);
 }
 
 /** The FXP policy from master.toml. */
@@ -102,17 +117,5 @@ function fxpAllowed(
 
 /** Matches a virtual path against a glob: `*` within one name, `**` across folders, `?` one char. */
 export function globMatch(glob: string, path: string): boolean {
-  let re = "^";
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === "*" && glob[i + 1] === "*") {
-      // "/**" at the end also matches the folder itself
-      if (glob[i + 2] === undefined && re.endsWith("/")) re = re.slice(0, -1) + "(?:/.*)?";
-      else re += ".*";
-      i++;
-    } else if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-  }
-  return new RegExp(re + "$").test(path);
+  return globRegExp(glob).test(path);
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Filelist } from "../filelist/types.ts";
 import { type FxpPolicy, globMatch, permits } from "./permissions.ts";
+import { PathPolicy } from "./path_rules.ts";
 import { defaultUser } from "./users.ts";
 
 const alice = defaultUser("alice");
@@ -21,13 +22,17 @@ Deno.test("globMatch", () => {
   for (const [g, p, want] of cases) assert.equal(globMatch(g, p), want, `${g} ~ ${p}`);
 });
 
-const filelist = {} as Filelist; // today's policy reads no entry
-const ctx = (fxp: FxpPolicy) => ({ filelist, fxp });
+/** No entry anywhere: every target is new. */
+const filelist = { get: () => Promise.resolve(null) } as unknown as Filelist;
+const ctx = (fxp: FxpPolicy) => ({ filelist, fxp, paths: new PathPolicy([]) });
 const open: FxpPolicy = { fxp: "allow", fxp_rules: [] };
 
-Deno.test("permits: site_admin needs an admin, everything else is allowed today", async () => {
+Deno.test("permits: site_admin needs an admin; paths by default allow new targets", async () => {
   assert.equal(await permits(alice, { action: "site_admin", path: "/" }, ctx(open)), false);
   assert.equal(await permits(root, { action: "site_admin", path: "/" }, ctx(open)), true);
+  assert.equal(await permits(alice, { action: "site_gadmin", path: null }, ctx(open)), false);
+  const gadmin = defaultUser("gina", { groupAdmin: "crew" });
+  assert.equal(await permits(gadmin, { action: "site_gadmin", path: null }, ctx(open)), true);
   for (
     const action of [
       "list",

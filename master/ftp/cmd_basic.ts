@@ -6,6 +6,7 @@ import { sleep } from "../../shared/timers.ts";
 import { getLogger } from "@logtape/logtape";
 import { VERSION } from "../../shared/version.ts";
 import { loginRefusal, type User } from "../auth/users.ts";
+import { visibleFilelist } from "../auth/visibility.ts";
 import { parentOf } from "../../shared/paths.ts";
 import { parseTypeArg } from "./codecs.ts";
 import { FtpError } from "./errors.ts";
@@ -82,6 +83,11 @@ export async function pass(s: Session, arg: string): Promise<void> {
   }
   s.user = found;
   s.services.metrics.login("ok");
+  // Paths the user may not list are absent from everything the session reads.
+  s.services = {
+    ...s.services,
+    filelist: visibleFilelist(s.services.filelist, s.services.paths, found),
+  };
   await s.services.users.touchLogin(name);
   log.info("Login: {name} from {ip}", { name, ip: s.remoteHost });
   await s.reply(230, `User ${name} logged in`);

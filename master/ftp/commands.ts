@@ -9,6 +9,7 @@ import { FtpError } from "./errors.ts";
 import * as basic from "./cmd_basic.ts";
 import * as data from "./cmd_data.ts";
 import * as files from "./cmd_files.ts";
+import * as site from "./cmd_site_users.ts";
 import * as tls from "./cmd_tls.ts";
 import { type Command, pathText } from "./command_spec.ts";
 import type { Session } from "./session.ts";
@@ -107,6 +108,140 @@ const TABLE: Readonly<Record<string, Command>> = {
     arg: "none",
     action: "site_user",
     run: siteHelp,
+  },
+  "SITE PASSWD": {
+    help: "SITE PASSWD <new password>: change your own password",
+    login: true,
+    arg: "required",
+    action: "site_user",
+    run: site.passwd,
+  },
+  "SITE USER": {
+    help: "SITE USER <name>: a user's fields (yourself; admins and group admins: their users)",
+    login: true,
+    arg: "required",
+    action: "site_user",
+    run: site.user,
+  },
+  "SITE USERS": {
+    help: "SITE USERS: every user you manage (admins, group admins)",
+    login: true,
+    arg: "none",
+    action: "site_gadmin",
+    run: site.users,
+  },
+  "SITE ADDUSER": {
+    help: "SITE ADDUSER <name> <password> [masks...]: add a user (admins, group admins)",
+    login: true,
+    arg: "required",
+    action: "site_gadmin",
+    run: site.addUser,
+  },
+  "SITE DELUSER": {
+    help: "SITE DELUSER <name>: delete a user, kept for READD (admins, group admins)",
+    login: true,
+    arg: "required",
+    action: "site_gadmin",
+    run: site.delUser,
+  },
+  "SITE READD": {
+    help: "SITE READD <name>: restore a deleted user (admins)",
+    login: true,
+    arg: "required",
+    action: "site_admin",
+    run: site.readd,
+  },
+  "SITE CHPASS": {
+    help: "SITE CHPASS <name> <password>: set a user's password (admins, group admins)",
+    login: true,
+    arg: "required",
+    action: "site_gadmin",
+    run: site.chpass,
+  },
+  "SITE ADDIP": {
+    help: "SITE ADDIP <name> <mask...>: add address masks (admins, group admins)",
+    login: true,
+    arg: "required",
+    action: "site_gadmin",
+    run: site.addIp,
+  },
+  "SITE DELIP": {
+    help: "SITE DELIP <name> <mask...>: remove address masks (admins, group admins)",
+    login: true,
+    arg: "required",
+    action: "site_gadmin",
+    run: site.delIp,
+  },
+  "SITE CHGRP": {
+    help: "SITE CHGRP <name> <group...>: toggle group memberships (admins)",
+    login: true,
+    arg: "required",
+    action: "site_admin",
+    run: site.chgrp,
+  },
+  "SITE GROUPS": {
+    help: "SITE GROUPS: every group with its member count (admins)",
+    login: true,
+    arg: "none",
+    action: "site_admin",
+    run: site.groups,
+  },
+  "SITE GROUP": {
+    help: "SITE GROUP <group>: a group's members (admins, its group admins)",
+    login: true,
+    arg: "required",
+    action: "site_gadmin",
+    run: site.group,
+  },
+  "SITE CHANGE": {
+    help: "SITE CHANGE <name> <field> <value>: set a user field (admins)",
+    login: true,
+    arg: "required",
+    action: "site_admin",
+    run: site.change,
+  },
+  "SITE GIVE": {
+    help: "SITE GIVE <name> <bytes>: add download credits (admins)",
+    login: true,
+    arg: "required",
+    action: "site_admin",
+    run: site.give,
+  },
+  "SITE TAKE": {
+    help: "SITE TAKE <name> <bytes>: remove download credits (admins)",
+    login: true,
+    arg: "required",
+    action: "site_admin",
+    run: site.take,
+  },
+  "SITE WHO": {
+    help: "SITE WHO: every session and its running transfer (admins)",
+    login: true,
+    arg: "none",
+    action: "site_admin",
+    duringTransfer: true,
+    run: site.who,
+  },
+  "SITE KICK": {
+    help: "SITE KICK <name>: end every session of a user (admins)",
+    login: true,
+    arg: "required",
+    action: "site_admin",
+    run: site.kick,
+  },
+  "SITE BANS": {
+    help: "SITE BANS: addresses banned for failed logins (admins)",
+    login: true,
+    arg: "none",
+    action: "site_admin",
+    run: site.bans,
+  },
+  "SITE UNBAN": {
+    help: "SITE UNBAN <address>: lift a ban (admins)",
+    login: true,
+    arg: "required",
+    action: "site_admin",
+    run: site.unban,
   },
   "SITE SLAVES": {
     help: "SITE SLAVES: status of every slave (admins)",
@@ -404,9 +539,14 @@ async function help(s: Session, arg: string): Promise<void> {
   await s.reply(214, ["The following commands are recognized:", ...rows, "Help OK"]);
 }
 
-/** SITE HELP: the SITE rows and their help. */
+/** SITE HELP: the SITE rows the caller may run, with their help. */
 async function siteHelp(s: Session): Promise<void> {
-  await s.reply(214, siteHelpLines());
+  const mine: string[] = [];
+  for (const v of siteCommands()) {
+    const action = TABLE[v]!.action;
+    if (action === undefined || await s.may(action, null)) mine.push(TABLE[v]!.help);
+  }
+  await s.reply(214, ["SITE commands:", ...mine, "End"]);
 }
 
 function siteHelpLines(): string[] {

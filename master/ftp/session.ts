@@ -91,7 +91,8 @@ export interface RunningTransfer {
 
 /** One FTP control connection. */
 export class Session {
-  readonly services: MasterServices;
+  /** The master's services; once a user logs in, `filelist` is what that user may see. */
+  services: MasterServices;
   readonly id: number;
   /** The client's IP address. */
   readonly remoteHost: string;
@@ -212,8 +213,8 @@ export class Session {
    */
   may(action: Action, path: string | null): Promise<boolean> {
     if (!this.user) return Promise.resolve(false);
-    const { filelist, config } = this.services;
-    return permits(this.user, { action, path }, { filelist, fxp: config.ftp });
+    const { filelist, config, paths } = this.services;
+    return permits(this.user, { action, path }, { filelist, fxp: config.ftp, paths });
   }
 
   /** Who to log: the user name or the client address. */

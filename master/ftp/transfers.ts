@@ -18,6 +18,7 @@ import type { TransferControl } from "./command_spec.ts";
 import { applyOnSlaves } from "./cmd_files.ts";
 import { ActiveChannel, type DataChannel } from "./data_channel.ts";
 import { beginTransfer } from "./accounting.ts";
+import { unfiltered } from "../auth/visibility.ts";
 import { FtpError } from "./errors.ts";
 import { formatListing, formatMlsxFacts, formatNlst } from "./listing.ts";
 import type { DataPlan, DataSecurity, Session } from "./session.ts";
@@ -70,7 +71,8 @@ async function fileTransfer(
   try {
     requireProtection(s, sec);
     const { filelist } = s.services;
-    const entry = await filelist.get(path);
+    // An upload replaces what is there, hidden from the user or not (stale copies go too).
+    const entry = await (kind === "upload" ? unfiltered(filelist) : filelist).get(path);
     if (kind === "download") {
       if (!entry) throw new FtpError(550, `No such file: ${path}`);
       if (entry.kind !== "file") throw new FtpError(550, `Not a plain file: ${path}`);
