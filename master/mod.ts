@@ -21,7 +21,7 @@ import { loadMasterTls } from "./tls_material.ts";
 import { SiteMetrics } from "./metrics.ts";
 import { XferLog } from "./xferlog.ts";
 import { serveHttp, type SiteView } from "./http/server.ts";
-import { closeQuietly } from "../shared/net.ts";
+import { closeQuietly, listenError } from "../shared/net.ts";
 
 const log = getLogger(["drftpd", "master"]);
 
@@ -183,12 +183,7 @@ function listenNamed(
       ? Deno.listenTls({ hostname: hp.host, port: hp.port, cert: tls.cert, key: tls.key })
       : Deno.listen({ hostname: hp.host, port: hp.port });
   } catch (e) {
-    const why = e instanceof Deno.errors.AddrInUse
-      ? "address already in use (is another drftpd or FTP server running?)"
-      : e instanceof Error
-      ? e.message
-      : String(e);
-    throw new Error(`Cannot listen for ${what} on ${formatHostPort(hp)}: ${why}`, { cause: e });
+    throw listenError(what, formatHostPort(hp), e, " (is another drftpd or FTP server running?)");
   }
 }
 

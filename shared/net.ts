@@ -119,3 +119,16 @@ function formatIpv6(g: number[]): string {
   if (bestLen < 2) return hex.join(":");
   return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLen).join(":")}`;
 }
+
+/**
+ * The error to throw when listening failed: it names what could not listen, where, and why
+ * (`inUseHint` is added to "address already in use").
+ */
+export function listenError(what: string, address: string, cause: unknown, inUseHint = ""): Error {
+  const why = cause instanceof Deno.errors.AddrInUse
+    ? `address already in use${inUseHint}`
+    : cause instanceof Error
+    ? cause.message
+    : String(cause);
+  return new Error(`Cannot listen for ${what} on ${address}: ${why}`, { cause });
+}

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { canonicalHost, closeQuietly, isLoopback, sameHost } from "./net.ts";
+import { canonicalHost, closeQuietly, isLoopback, listenError, sameHost } from "./net.ts";
 
 Deno.test("sameHost: one answer for every spelling of an address", () => {
   const same: [string, string][] = [
@@ -62,4 +62,18 @@ Deno.test("isLoopback: 127.0.0.0/8 and ::1 in any spelling, localhost", () => {
   for (const h of ["0.0.0.0", "::", "10.0.0.1", "128.0.0.1", "::2", "example.com"]) {
     assert.ok(!isLoopback(h), h);
   }
+});
+
+Deno.test("listenError names what, where and why", () => {
+  const inUse = new Deno.errors.AddrInUse("taken");
+  const e = listenError("FTP", "127.0.0.1:21", inUse, " (is another server running?)");
+  assert.equal(
+    e.message,
+    "Cannot listen for FTP on 127.0.0.1:21: address already in use (is another server running?)",
+  );
+  assert.equal(e.cause, inUse);
+  assert.match(
+    listenError("HTTP", "[::1]:80", new Error("denied")).message,
+    /HTTP on \[::1\]:80: denied$/,
+  );
 });

@@ -9,7 +9,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { HostPort } from "../../shared/config_types.ts";
 import { formatHostPort } from "../../shared/config.ts";
-import { isLoopback } from "../../shared/net.ts";
+import { isLoopback, listenError } from "../../shared/net.ts";
 import type { ActiveTransfer, SiteMetrics, ThroughputSample } from "../metrics.ts";
 import type { SlaveStatus } from "../slaves/registry.ts";
 import { formatMetrics, type MetricFamily, PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
@@ -97,12 +97,7 @@ export function serveHttp(
       },
     }, handler);
   } catch (e) {
-    const why = e instanceof Deno.errors.AddrInUse
-      ? "address already in use"
-      : e instanceof Error
-      ? e.message
-      : String(e);
-    throw new Error(`Cannot listen for HTTP on ${formatHostPort(listen)}: ${why}`, { cause: e });
+    throw listenError("HTTP", formatHostPort(listen), e);
   }
   const timer = setInterval(() => view.metrics.sample(), SAMPLE_INTERVAL_MS);
   return server.finished.finally(() => clearInterval(timer));
