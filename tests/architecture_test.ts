@@ -85,18 +85,10 @@ Deno.test("cycles finds every loop and nothing else", () => {
   assert.deepEqual(cycles(new Map([["x", ["y"]], ["y", []]])), []);
 });
 
-/**
- * Cycles being removed by work in progress (issue 9, the command table), tolerated until it lands:
- * this list only shrinks. Any other cycle fails the test.
- */
-const PENDING_CYCLES = [
-  "master/ftp/cmd_basic.ts → master/ftp/commands.ts → master/ftp/transfers.ts",
-];
-
 Deno.test("no import cycle in anything main.ts loads", async () => {
   const graph = await importGraph("main.ts");
   assert.ok(graph.size > 30, `deno info listed only ${graph.size} modules`);
-  const found = cycles(graph).map((c) => c.join(" → ")).filter((c) => !PENDING_CYCLES.includes(c));
+  const found = cycles(graph).map((c) => c.join(" → "));
   assert.deepEqual(found, [], `import cycles:\n${found.join("\n")}`);
 });
 
