@@ -156,6 +156,7 @@ async function runLocal(cmd: LocalCommand): Promise<number> {
   for (const s of setup.slaves) await Deno.mkdir(s.slave.root, { recursive: true });
 
   const stopAll = new AbortController();
+  const slavesStop = new AbortController();
   const stop = () => stopAll.abort();
   shutdown.signal.addEventListener("abort", stop, { once: true });
   let started: StartedMaster | null = null;
@@ -170,11 +171,12 @@ async function runLocal(cmd: LocalCommand): Promise<number> {
             started = m;
             masterStarted.resolve();
           },
-        }),
+        }).finally(() => slavesStop.abort()),
     },
     ...setup.slaves.map((s, i) => ({
       name: s.slave.name,
-      run: () => runSlave(s, stopAll.signal, { ...engine, dataEngine: dataEngines[i]! }),
+      // The slaves stop after the master, which lets running transfers finish first.
+      run: () => runSlave(s, slavesStop.signal, { ...engine, dataEngine: dataEngines[i]! }),
     })),
   ];
   let failed = false;

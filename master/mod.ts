@@ -42,13 +42,19 @@ export interface StartedMaster {
   cert: string | null;
 }
 
-/** Runs the master until `signal` aborts. `kv` is the filelist database, owned by the caller. */
+/**
+ * Runs the master until `stop` aborts, then stops gracefully: no new connections, idle sessions
+ * closed, running transfers given up to `[ftp] stop_grace` seconds to finish, then everything
+ * closed. `kv` is the filelist database, owned by the caller.
+ */
 export async function runMaster(
   config: MasterConfig,
   kv: Deno.Kv,
-  signal: AbortSignal,
+  stop: AbortSignal,
   options: MasterOptions = {},
 ): Promise<void> {
+  const hard = new AbortController();
+  const signal = hard.signal;
   // Security: one master per data folder (its read cache assumes it is the only writer).
   using _lock = await lockFolder(config.master.data_dir, "Master data folder");
   config = withinFdLimit(config, options.fdLimit);
@@ -78,8 +84,26 @@ export async function runMaster(
     paths: new PathPolicy(config.permissions),
     tls: config.ftp.tls === "off" ? null : tls,
     signal,
+    stopping: stop,
     metrics,
   };
+  const onStop = () => {
+    const running = metrics.active().length;
+    log.info(
+      "Stopping: no new connections{wait}",
+      {
+        wait: running === 0
+          ? ""
+          : `; waiting up to ${config.ftp.stop_grace} s for ${running} running transfer(s)`,
+      },
+    );
+    whenIdle(metrics, config.ftp.stop_grace * 1000).then((left) => {
+      if (left > 0) log.warn("Stop grace over: closing {n} running transfer(s)", { n: left });
+      hard.abort();
+    });
+  };
+  if (stop.aborted) hard.abort();
+  else stop.addEventListener("abort", onStop, { once: true });
 
   const listeners: Deno.Listener[] = [];
   using _close = {
@@ -135,7 +159,29 @@ export async function runMaster(
       partialRemerge: config.slaves.partial_remerge,
     }),
   ]);
+  stop.removeEventListener("abort", onStop);
   log.info("Master stopped");
+}
+
+/**
+ * Resolves once no transfer runs (0) or after `ms` (with the number still running).
+ */
+function whenIdle(metrics: SiteMetrics, ms: number): Promise<number> {
+  return new Promise((resolve) => {
+    const check = () => {
+      const n = metrics.active().length;
+      if (n > 0) return;
+      done(0);
+    };
+    const done = (n: number) => {
+      clearTimeout(timer);
+      unsubscribe();
+      resolve(n);
+    };
+    const timer = setTimeout(() => done(metrics.active().length), ms);
+    const unsubscribe = metrics.onFinished(() => queueMicrotask(check));
+    check();
+  });
 }
 
 /** What the HTTP side reads, from the master's parts. */

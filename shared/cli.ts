@@ -104,7 +104,9 @@ Options:
   "drftpd master": `Usage: drftpd master [--config FILE] [--log-level LEVEL]
 
 Runs the master: the FTP control server, the slave link server and the filelist
-(Deno KV at <master.data_dir>/filelist.kv). Stops cleanly on SIGINT/SIGTERM.
+(Deno KV at <master.data_dir>/filelist.kv). On SIGINT/SIGTERM it stops accepting, lets
+running transfers finish (up to [ftp] stop_grace seconds), then exits 0; a second signal
+exits at once.
 
 Options:
   -c, --config FILE      master.toml (default: built-in defaults, paths relative to the cwd)

@@ -9,7 +9,7 @@ import { type MasterServices, Session } from "./session.ts";
 const log = getLogger(["drftpd", "master", "ftp"]);
 
 /**
- * Serves FTP on `listener` until `services.signal` aborts; waits for sessions to end.
+ * Serves FTP on `listener` until `services.stopping` aborts; waits for sessions to end.
  *
  * Security: at `max_connections` a new connection takes the place of the oldest one that has
  * not logged in yet (which gets 421), so idle unauthenticated connections cannot lock honest
@@ -21,7 +21,7 @@ export async function serveFtp(
   options: { implicitTls?: boolean } = {},
 ): Promise<void> {
   const onAbort = () => listener.close();
-  services.signal.addEventListener("abort", onAbort, { once: true });
+  services.stopping.addEventListener("abort", onAbort, { once: true });
   const sessions = new Map<Session, Promise<void>>();
   const running = new Set<Promise<void>>();
   let nextId = 1;
@@ -61,9 +61,9 @@ export async function serveFtp(
         sessions.delete(session);
         running.delete(p);
       });
-    }, { signal: services.signal, what: options.implicitTls ? "implicit FTPS" : "FTP" });
+    }, { signal: services.stopping, what: options.implicitTls ? "implicit FTPS" : "FTP" });
   } finally {
-    services.signal.removeEventListener("abort", onAbort);
+    services.stopping.removeEventListener("abort", onAbort);
     await Promise.allSettled(running);
   }
 }

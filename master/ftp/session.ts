@@ -41,6 +41,11 @@ export interface MasterServices {
   /** TLS material, or null when `[ftp] tls = "off"`. */
   tls: MasterTls | null;
   signal: AbortSignal;
+  /**
+   * A stop was asked (fires before `signal`): accept nothing new, end idle sessions, and end the
+   * others once their running transfer is done (`signal` then ends whatever is left).
+   */
+  stopping: AbortSignal;
   /** Counters and running transfers (status page, /metrics, xferlog). */
   metrics: SiteMetrics;
 }
@@ -263,7 +268,14 @@ export class Session {
     const onAbort = () => {
       this.reply(421, "Server shutting down").finally(() => this.close());
     };
+    // Graceful stop: a running transfer finishes (and gets its 226) before the 421.
+    const onStopping = () => {
+      const t = this.transfer;
+      if (t) t.done.catch(() => {}).finally(onAbort);
+      else onAbort();
+    };
     this.services.signal.addEventListener("abort", onAbort, { once: true });
+    this.services.stopping.addEventListener("abort", onStopping, { once: true });
     try {
       arm(cfg.login_timeout * 1000);
       if (options.implicitTls) {
@@ -301,6 +313,7 @@ export class Session {
     } finally {
       clearTimeout(idle);
       this.services.signal.removeEventListener("abort", onAbort);
+      this.services.stopping.removeEventListener("abort", onStopping);
       this.transfer?.abort();
       await this.transfer?.done.catch(() => {});
       this.clearData();

@@ -1,0 +1,69 @@
+/**
+ * End-to-end: SIGTERM to the master during an upload. The master stops accepting at once, lets
+ * the running transfer finish (the client gets its 226, the file is recorded), then exits 0. The
+ * file is 8 MiB sent at 2 MiB/s (about 4 s) instead of the issue's 1 GiB: the same path, a fast
+ * test. (An upload, because a download's last megabytes sit in socket buffers: the slave is done
+ * sending before the client has read them.)
+ */
+import assert from "node:assert/strict";
+import {
+  curl,
+  CURL_PRET,
+  describeRun,
+  freePort,
+  makeSite,
+  poll,
+  randomBytes,
+  tempDir,
+} from "../testing/mod.ts";
+
+Deno.test("SIGTERM during an upload: it completes, new connections are refused, exit 0", async () => {
+  const httpPort = freePort();
+  await using site = await makeSite({
+    slaves: [{ name: "s1", address: "127.0.0.1" }],
+    http: `127.0.0.1:${httpPort}`,
+    logLevel: "info",
+  });
+  await using tmp = await tempDir();
+  const data = randomBytes(8 << 20);
+  await Deno.writeFile(`${tmp.path}/big.bin`, data);
+  const upload = curl([
+    ...CURL_PRET,
+    "--limit-rate",
+    "2M",
+    "-T",
+    `${tmp.path}/big.bin`,
+    site.url("/big.bin"),
+  ]);
+  // The upload runs once the status API lists it with bytes moved.
+  await poll(async () => {
+    const r = await fetch(`http://127.0.0.1:${httpPort}/status.json`);
+    const s = await r.json() as { active: { path: string; bytes: number }[] };
+    return s.active.some((t) => t.path === "/big.bin" && t.bytes > 0) ? true : undefined;
+  }, { intervalMs: 50, describe: () => "the upload to be running" });
+
+  const exited = site.stopMaster("SIGTERM");
+  // Stop accepting: a new control connection is refused while the transfer still runs.
+  await poll(async () => {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port: site.ftpPort })).close();
+      return undefined;
+    } catch (e) {
+      return e instanceof Deno.errors.ConnectionRefused ? true : undefined;
+    }
+  }, { intervalMs: 20, describe: () => "the FTP port to refuse connections" });
+
+  const r = await upload;
+  assert.equal(r.code, 0, describeRun("curl upload", r));
+  assert.deepEqual(
+    await Deno.readFile(`${site.slaveRoot("s1")}/big.bin`),
+    data,
+    "every byte arrived",
+  );
+  const status = await exited;
+  assert.equal(status?.code, 0, await site.log("master"));
+  const log = await site.log("master");
+  assert.match(log, /Stopping: no new connections; waiting up to 30 s for 1 running transfer/);
+  assert.match(log, /STOR admin \/big\.bin 8388608 bytes/);
+  assert.doesNotMatch(log, / ERROR /);
+});
