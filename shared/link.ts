@@ -25,8 +25,12 @@ export class LinkProtocolError extends Error {
   }
 }
 
-/** Reads and writes whole JSON frames on a byte connection. Writes are serialised. */
-export class FrameConn {
+/**
+ * Reads and writes whole JSON frames on a byte connection. Writes are serialised. `Out` is the
+ * union of frames this side may send (`FromMaster` on the master, `FromSlave` on the slave);
+ * what `read()` returns is still unchecked JSON (see `parseFromSlave`/`parseFromMaster`).
+ */
+export class FrameConn<Out extends object = object> {
   #conn: ByteConn;
   #buf = new Uint8Array(64 * 1024);
   #start = 0;
@@ -99,7 +103,7 @@ export class FrameConn {
   }
 
   /** Sends one message as a frame. Rejects when the link is closed or the frame is too large. */
-  write(msg: object): Promise<void> {
+  write(msg: Out): Promise<void> {
     const body = this.#encoder.encode(JSON.stringify(msg));
     if (body.length > MAX_FRAME_BYTES) {
       return Promise.reject(new LinkProtocolError(`Frame too large to send: ${body.length} bytes`));

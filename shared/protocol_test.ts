@@ -1,9 +1,14 @@
 import assert from "node:assert/strict";
 import {
+  ERROR_CODES,
   MAX_REMERGE_BATCH,
   MAX_RESCAN_PATHS,
   parseFromMaster,
   parseFromSlave,
+  parseReply,
+  type RequestBody,
+  type RequestKind,
+  REQUESTS,
 } from "./protocol.ts";
 
 Deno.test("remerge_request: since, optional subtree paths, master → slave only", () => {
@@ -68,4 +73,82 @@ Deno.test("set_mtime: path and an integer time (before 1970 too), master → sla
     assert.throws(() => parseFromMaster(bad), TypeError, JSON.stringify(bad));
   }
   assert.throws(() => parseFromSlave(ok), /unknown message/);
+});
+
+Deno.test("replies are checked against the shape their request declares", () => {
+  assert.deepEqual(parseReply("listen", { port: 5000, host: "10.0.0.1" }), {
+    port: 5000,
+    host: "10.0.0.1",
+  });
+  assert.deepEqual(parseReply("checksum", { crc32: 0xffff_ffff, size: 3 }), {
+    crc32: 0xffff_ffff,
+    size: 3,
+  });
+  assert.deepEqual(parseReply("delete", {}), {});
+  const result = { bytes: 3, size: 3, crc32: 1, crcWhole: true, ms: 0, mtime: -5 };
+  parseReply("transfer", result);
+  parseReply("transfer", { ...result, tls: { protocol: "TLSv1.3", resumed: true } });
+  for (
+    const [kind, bad, field] of [
+      ["listen", { port: "5000", host: "h" }, "port"],
+      ["listen", { port: 0, host: "h" }, "port"],
+      ["listen", { port: 70000, host: "h" }, "port"],
+      ["listen", { port: 5000 }, "host"],
+      ["listen", { port: 5000, host: "h", extra: 1 }, "extra"],
+      ["checksum", { crc32: 2 ** 32, size: 3 }, "crc32"],
+      ["checksum", { crc32: -1, size: 3 }, "crc32"],
+      ["delete", { anything: 1 }, "anything"],
+      ["transfer", { ...result, crcWhole: 1 }, "crcWhole"],
+      ["transfer", { ...result, tls: { protocol: "x" } }, "tls"],
+      ["listen", [1], "data"],
+      ["listen", null, "data"],
+    ] as const
+  ) {
+    assert.throws(() => parseReply(kind, bad), new RegExp(`"${field}" in the "${kind}" reply`));
+  }
+});
+
+Deno.test("every request kind is accepted by the slave with an id, and only with one", () => {
+  const bodies: { [K in RequestKind]: RequestBody<K> } = {
+    listen: { xfer: "x", peer: null },
+    transfer: {
+      xfer: "x",
+      dir: "send",
+      path: "/f",
+      offset: 0,
+      append: false,
+      ascii: false,
+      endpoint: { kind: "active", host: "h", port: 21 },
+      peer: "h",
+      tls: "none",
+    },
+    abort: { xfer: "x" },
+    delete: { path: "/f" },
+    rename: { from: "/a", to: "/b" },
+    rmdir: { path: "/d" },
+    checksum: { path: "/f" },
+    set_mtime: { path: "/f", mtime: 0 },
+  };
+  for (const kind of Object.keys(REQUESTS) as RequestKind[]) {
+    const frame = { type: kind, id: 1, ...bodies[kind] };
+    assert.deepEqual(parseFromMaster(frame), frame);
+    assert.throws(() => parseFromMaster({ type: kind, ...bodies[kind] }), /bad field "id"/);
+    assert.throws(() => parseFromSlave(frame), /unknown message type/);
+  }
+});
+
+Deno.test("error codes come from ERROR_CODES; anything else drops the link", () => {
+  for (const code of ERROR_CODES) parseFromSlave({ type: "error", id: 1, code, message: "m" });
+  assert.throws(
+    () => parseFromSlave({ type: "error", id: 1, code: "nope", message: "m" }),
+    /bad field "code" in "error" message/,
+  );
+  assert.throws(
+    () => parseFromSlave({ type: "transfer", id: 1 }),
+    /unknown message type: "transfer"/,
+  );
+  assert.throws(
+    () => parseFromSlave({ type: "disk", free: 1, total: 2, more: 3 }),
+    /unknown field "more" in "disk" message/,
+  );
 });

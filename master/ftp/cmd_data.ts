@@ -77,9 +77,7 @@ async function slavePassive(
   const slave = await slaveForPret(s, p);
   const xfer = crypto.randomUUID();
   const peer = await passivePeer(s, p.kind === "upload" ? "fxp_upload" : "fxp_download", p.path);
-  const r = await slave.request({ type: "listen", xfer, peer });
-  const host = String(r.host);
-  const port = Number(r.port);
+  const { host, port } = await slave.request("listen", { xfer, peer });
   const plan: DataPlan & { kind: "slave" } = { kind: "slave", slave, xfer, pret: p };
   return { plan, host, port, peer };
 }
@@ -135,7 +133,7 @@ export async function pasv(s: Session): Promise<void> {
   if (s.pret && s.pret.kind !== "list") {
     const { plan, host, port, peer } = await slavePassive(s, s.pret);
     if (!isIPv4(unmapIPv4(host))) {
-      plan.slave.request({ type: "abort", xfer: plan.xfer }).catch(() => {});
+      plan.slave.request("abort", { xfer: plan.xfer }).catch(() => {});
       throw new FtpError(425, `Slave ${plan.slave.name} has no IPv4 address for PASV; use EPSV`);
     }
     if (!sameHost(host, s.localHost)) {
@@ -185,9 +183,7 @@ async function onlySlavePassive(s: Session): Promise<boolean> {
   const peer = s.services.config.ftp.fxp_rules.length === 0
     ? await passivePeer(s, null, null)
     : s.remoteHost;
-  const r = await slave.request({ type: "listen", xfer, peer });
-  const host = String(r.host);
-  const port = Number(r.port);
+  const { host, port } = await slave.request("listen", { xfer, peer });
   const pret: Pret = { verb: "PASV", kind: "any", path: "" };
   const plan: DataPlan & { kind: "slave" } = { kind: "slave", slave, xfer, pret };
   if (!sameHost(host, s.localHost)) {
@@ -195,13 +191,13 @@ async function onlySlavePassive(s: Session): Promise<boolean> {
       plan.proxy = new PasvProxy(s.localHost, port, { host, port }, peer, `${s.who} (no PRET)`);
     } catch {
       // Clients that ignore the 227 address could not reach the slave: relay instead.
-      slave.request({ type: "abort", xfer }).catch(() => {});
+      slave.request("abort", { xfer }).catch(() => {});
       return false;
     }
   }
   if (!isIPv4(unmapIPv4(host))) {
     plan.proxy?.close();
-    slave.request({ type: "abort", xfer }).catch(() => {});
+    slave.request("abort", { xfer }).catch(() => {});
     return false;
   }
   s.data = plan;
@@ -223,7 +219,7 @@ export async function epsv(s: Session, arg: string): Promise<void> {
     const { plan, host, port } = await slavePassive(s, s.pret);
     // EPSV carries no address: the client will connect to the control connection's host.
     if (!sameHost(host, s.localHost)) {
-      plan.slave.request({ type: "abort", xfer: plan.xfer }).catch(() => {});
+      plan.slave.request("abort", { xfer: plan.xfer }).catch(() => {});
       throw new FtpError(
         425,
         `EPSV cannot point at slave ${plan.slave.name} (${host}); use PASV (the PRET stays valid)`,

@@ -43,10 +43,10 @@ export async function applyOnSlaves(
     const slave = reg.get(name);
     try {
       if (!slave) throw new Error("offline");
-      if (op.op === "delete") await slave.request({ type: "delete", path: op.path });
+      if (op.op === "delete") await slave.request("delete", { path: op.path });
       else if (op.op === "rename") {
-        await slave.request({ type: "rename", from: op.from, to: op.to });
-      } else await slave.request({ type: "rmdir", path: op.path });
+        await slave.request("rename", { from: op.from, to: op.to });
+      } else await slave.request("rmdir", { path: op.path });
     } catch (e) {
       if (e instanceof SlaveReplyError && (e.code === "not_found" || e.code === "not_a_file")) {
         return;
@@ -143,7 +143,7 @@ export async function mfmt(s: Session, arg: string, path: string | null): Promis
   const names = e.kind === "file" ? e.slaves : await reg.known();
   await Promise.all(names.map(async (name) => {
     try {
-      await reg.get(name)?.request({ type: "set_mtime", path: path!, mtime });
+      await reg.get(name)?.request("set_mtime", { path: path!, mtime });
     } catch (err) {
       log.info("Slave {slave} did not set the time of {path}: {why}", {
         slave: name,
@@ -172,9 +172,9 @@ export async function xcrc(s: Session, _arg: string, path: string | null): Promi
       holders: f.slaves,
       resuming: false,
     });
-    const r = await slave.request({ type: "checksum", path: path! });
-    crc = Number(r.crc32);
-    if (Number(r.size) === f.size) {
+    const r = await slave.request("checksum", { path: path! });
+    crc = r.crc32;
+    if (r.size === f.size) {
       await s.services.filelist.putFile(path!, { ...f, crc32: crc });
     }
   }

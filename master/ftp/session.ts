@@ -235,7 +235,7 @@ export class Session {
     if (plan.kind === "master") plan.channel.close();
     if (plan.kind === "slave") {
       plan.proxy?.close();
-      plan.slave.request({ type: "abort", xfer: plan.xfer }).catch(() => {});
+      plan.slave.request("abort", { xfer: plan.xfer }).catch(() => {});
     }
   }
 

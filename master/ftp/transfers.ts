@@ -155,12 +155,11 @@ async function fileTransfer(
     let aborted = false;
     const abortSlave = () => {
       aborted = true;
-      slave.request({ type: "abort", xfer }).catch(() => {});
+      slave.request("abort", { xfer }).catch(() => {});
     };
     ctrl.onAbort(abortSlave);
     try {
       const req = {
-        type: "transfer" as const,
         xfer,
         dir: kind === "download" ? "send" as const : "receive" as const,
         path,
@@ -185,11 +184,11 @@ async function fileTransfer(
           150,
           `Opening ${mode} mode data connection for ${path}${sizeNote} via ${slave.name}`,
         );
-        result = await slave.request({
+        result = await slave.request("transfer", {
           ...req,
           endpoint,
           peer: plan.kind === "active" ? plan.host : null,
-        }) as unknown as TransferResult;
+        });
       }
       if (plan.kind === "slave" && plan.proxy) {
         // A client that ignored the 227 address is piped through the master: let it finish.
@@ -257,7 +256,7 @@ async function relay(
   s: Session,
   slave: SlaveHandle,
   channel: DataChannel,
-  req: Omit<TransferReq, "id" | "endpoint" | "peer">,
+  req: Omit<TransferReq, "type" | "id" | "endpoint" | "peer">,
   sec: DataSecurity,
   ctrl: TransferControl,
   markAborted: () => void,
@@ -277,15 +276,15 @@ async function relay(
   };
   ctrl.onAbort(() => {
     markAborted();
-    slave.request({ type: "abort", xfer: req.xfer }).catch(() => {});
+    slave.request("abort", { xfer: req.xfer }).catch(() => {});
     channel.close();
     closeAll(true);
   });
   try {
     // The master-to-slave leg is TLS too when the client asked for protection.
     const legTls = sec.protect ? "server" as const : "none" as const;
-    const r = await slave.request({ type: "listen", xfer: req.xfer, peer: slave.localAddress });
-    const result = slave.request({
+    const r = await slave.request("listen", { xfer: req.xfer, peer: slave.localAddress });
+    const result = slave.request("transfer", {
       ...req,
       tls: legTls,
       endpoint: { kind: "passive" },
@@ -296,7 +295,7 @@ async function relay(
     conns.push(accepted);
     const client = await secureDataConn(s, accepted, sec);
     conns.splice(conns.indexOf(accepted), 1, client);
-    const raw = await Deno.connect({ hostname: String(r.host), port: Number(r.port) });
+    const raw = await Deno.connect({ hostname: r.host, port: r.port });
     conns.push(raw);
     const toSlave: DataConn = sec.protect
       ? await connectTlsClient(raw, { insecure: true, handshakeTimeoutMs: 30_000 })
@@ -312,7 +311,7 @@ async function relay(
         return n;
       });
     const [res] = await Promise.all([result, pipe]);
-    return res as unknown as TransferResult;
+    return res;
   } finally {
     channel.close();
     closeAll(false);
@@ -358,7 +357,7 @@ async function recordPartial(
   const u = s.user!;
   if (partial.size === 0 && !before) {
     s.services.slaves.noteChange({ op: "delete", path });
-    await slave.request({ type: "delete", path }).catch(() => {});
+    await slave.request("delete", { path }).catch(() => {});
     return;
   }
   await s.services.filelist.putFile(path, {
@@ -449,7 +448,7 @@ async function listing(s: Session, verb: string, path: string, ctrl: TransferCon
     channel?.close();
     if (plan.kind === "slave") {
       plan.proxy?.close();
-      plan.slave.request({ type: "abort", xfer: plan.xfer }).catch(() => {});
+      plan.slave.request("abort", { xfer: plan.xfer }).catch(() => {});
     }
   }
 }
@@ -475,12 +474,11 @@ async function listingViaSlave(
   let aborted = false;
   ctrl.onAbort(() => {
     aborted = true;
-    slave.request({ type: "abort", xfer }).catch(() => {});
+    slave.request("abort", { xfer }).catch(() => {});
   });
   await s.reply(150, `Opening ASCII mode data connection for ${verb} ${path} via ${slave.name}`);
   try {
-    await slave.request({
-      type: "transfer",
+    await slave.request("transfer", {
       xfer,
       dir: "send",
       path,

@@ -1,23 +1,9 @@
 /**
  * The master's side of the slave link: accepts slaves, checks their proof of the shared secret,
- * runs the remerge, the heartbeat, and routes replies and events to the slave's handle.
+ * registers them and runs each connection until it ends.
  *
- * Remerge: the master asks for it (`remerge_request`). With `partialRemerge` and a completed
- * remerge on record, it asks only for the directories changed since that remerge's scan
- * started (slave clock); after that pass it asks for the subtrees the filelist knows nothing
- * of this slave under (see `Remerge.takeRescans`), then finishes and marks the slave online.
- * Without a record (new slave, fresh KV) or with `partial_remerge = false` it asks for everything.
- *
- * What a partial remerge trades for speed (DrFTPD's `partial.remerge` has the same limits):
- * - a file rewritten in place (same name, new size) in a directory whose own mtime and ctime did
- *   not change since the last remerge keeps its recorded size until a full remerge;
- * - directory timestamps must not lag the slave's clock by more than 2 s (a network file system
- *   whose server clock is behind): such changes are missed the same way; a slave clock now
- *   more than 2 s behind `since` is noticed by the slave, which then sends everything;
- * - a file deleted from a directory that was renamed in the filelist while the slave was offline
- *   stays recorded on it (the rename targets are never taken off by a listing).
- * Directories the slave did not list keep their holders untouched: nothing else is ever removed
- * on a guess.
+ * The connection itself (read loop, requests, heartbeat) is `slave_handle.ts`; the remerge it
+ * drives is `remerge_run.ts`.
  */
 import { getLogger } from "@logtape/logtape";
 import { acceptLoop } from "../../shared/accept.ts";
@@ -25,17 +11,15 @@ import { type OpenSsl, TlsHandshakeError, upgradeToTlsServer } from "../../share
 import { FrameConn, masterProof, newNonce, proofsEqual, slaveProof } from "../../shared/link.ts";
 import {
   type AuthMsg,
-  HEARTBEAT_MS,
+  type FromMaster,
   MAX_FRAME_BYTES,
-  MAX_RESCAN_PATHS,
   parseFromSlave,
-  PEER_TIMEOUT_MS,
   PROTOCOL_VERSION,
 } from "../../shared/protocol.ts";
-import type { Filelist, Remerge } from "../filelist/types.ts";
-import { type NamespaceOp, type QueuedOp, rewritePath, touchedByRename } from "./op_queue.ts";
+import type { Filelist } from "../filelist/types.ts";
 import type { SlaveRegistry } from "./registry.ts";
-import { SlaveHandle, SlaveReplyError } from "./slave_handle.ts";
+import { SlaveRemerge } from "./remerge_run.ts";
+import { SlaveHandle } from "./slave_handle.ts";
 import { closeQuietly } from "../../shared/net.ts";
 
 const log = getLogger(["drftpd", "master", "link"]);
@@ -128,9 +112,9 @@ async function admit(
   conn: Deno.Conn,
   remote: string,
   options: LinkServerOptions,
-): Promise<{ link: FrameConn; auth: AuthMsg } | null> {
+): Promise<{ link: FrameConn<FromMaster>; auth: AuthMsg } | null> {
   const ms = options.handshakeMs ?? HANDSHAKE_MS;
-  let link: FrameConn | null = null;
+  let link: FrameConn<FromMaster> | null = null;
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -148,7 +132,7 @@ async function admit(
         signal: options.signal,
       })
       : conn;
-    link = new FrameConn(secured);
+    link = new FrameConn<FromMaster>(secured);
     if (timedOut) link.close();
     link.maxReadBytes = PRE_AUTH_FRAME_BYTES;
     const auth = await handshake(link, remote, options.secret);
@@ -211,8 +195,14 @@ async function handleLink(
       });
     }
     log.info("Slave {name} connected from {remote}; remerge starting", { name: auth.name, remote });
+    const remerge = new SlaveRemerge(slave, {
+      filelist: options.filelist,
+      queue: options.registry.queue,
+      markOnline: (s) => options.registry.markOnline(s),
+      ...(options.partialRemerge === undefined ? {} : { partialRemerge: options.partialRemerge }),
+    });
     try {
-      await serveSlave(slave, link, options);
+      await slave.serve(remerge);
     } finally {
       slave.close();
       await options.registry.detach(slave);
@@ -223,7 +213,11 @@ async function handleLink(
   }
 }
 
-async function handshake(link: FrameConn, remote: string, secret: string): Promise<AuthMsg | null> {
+async function handshake(
+  link: FrameConn<FromMaster>,
+  remote: string,
+  secret: string,
+): Promise<AuthMsg | null> {
   const nonce = newNonce();
   await link.write({ type: "hello", v: PROTOCOL_VERSION, nonce });
   const first = await link.read();
@@ -259,207 +253,4 @@ async function handshake(link: FrameConn, remote: string, secret: string): Promi
     return null;
   }
   return msg;
-}
-
-/** One remerge of a slave in progress. */
-interface RemergeRun {
-  remerge: Remerge;
-  /** For the logs: "full", "partial (changed since …)", "full (asked for)". */
-  mode: string;
-  /** The remerge every (re)connect runs (else one asked for while the slave is online). */
-  onConnect: boolean;
-  /** Live list: queued changes the slave missed, then every change made while this runs. */
-  ops: NamespaceOp[];
-  started: number;
-  /** The slave-clock start of the first pass: the next `since`. */
-  scannedAt: number | null;
-  rescans: number;
-  seen: number;
-  nextLog: number;
-}
-
-async function serveSlave(slave: SlaveHandle, link: FrameConn, options: LinkServerOptions) {
-  const heartbeat = setInterval(() => {
-    if (Date.now() - slave.lastHeard > PEER_TIMEOUT_MS) {
-      log.error("Slave {name} silent for {ms} ms; declaring it gone", {
-        name: slave.name,
-        ms: Date.now() - slave.lastHeard,
-      });
-      slave.close();
-      return;
-    }
-    slave.send({ type: "ping", t: Date.now() }).catch(() => slave.close());
-  }, HEARTBEAT_MS);
-  let run: RemergeRun | null = null;
-  try {
-    const queued = await options.registry.queue.list(slave.name);
-    const since = options.partialRemerge === false
-      ? 0
-      : await options.filelist.remergeSince(slave.name);
-    run = await startRemerge(slave, link, options, {
-      since,
-      onConnect: true,
-      ops: queued.map((q) => q.op),
-    });
-    slave.setRemergeStarter(async () => {
-      if (run !== null) throw new Error(`A remerge of ${slave.name} is already running`);
-      run = await startRemerge(slave, link, options, { since: 0, onConnect: false, ops: [] });
-    });
-    for (;;) {
-      const raw = await link.read();
-      if (raw === null) return;
-      slave.lastHeard = Date.now();
-      const msg = parseFromSlave(raw);
-      switch (msg.type) {
-        case "reply":
-          slave.resolveReply(msg.id, msg.data);
-          break;
-        case "error":
-          slave.rejectReply(msg);
-          break;
-        case "ping":
-          break;
-        case "disk":
-          slave.disk = { free: msg.free, total: msg.total };
-          break;
-        case "progress":
-          slave.progress(msg);
-          break;
-        case "remerge": {
-          if (!run) throw new Error("remerge batch while no remerge runs");
-          const ops = run.ops;
-          // Awaiting here applies back-pressure: the slave's batches wait in TCP buffers.
-          await run.remerge.add(
-            ops.length === 0 ? msg.entries : msg.entries.flatMap((e) => {
-              const path = rewritePath(e.path, ops);
-              return path === null ? [] : [{ ...e, path }];
-            }),
-            msg.dirs ?? [],
-          );
-          run.seen += msg.entries.length;
-          if (run.seen >= run.nextLog) {
-            log.info("Remerge of {name}: {seen} files so far", {
-              name: slave.name,
-              seen: run.seen,
-            });
-            run.nextLog += 10_000;
-          }
-          break;
-        }
-        case "remerge_done": {
-          if (!run) throw new Error("remerge_done while no remerge runs");
-          run.scannedAt ??= msg.scannedAt;
-          const paths = run.remerge.partial ? run.remerge.takeRescans(MAX_RESCAN_PATHS) : [];
-          if (paths.length > 0) {
-            // New or moved-in directories: have their whole subtrees listed before finishing.
-            run.rescans += paths.length;
-            log.info("Remerge of {name}: asking for {n} subtrees the filelist does not know", {
-              name: slave.name,
-              n: paths.length,
-            });
-            await link.write({ type: "remerge_request", since: 0, paths });
-            break;
-          }
-          const done = run;
-          const stats = await done.remerge.finish(done.scannedAt ?? msg.scannedAt);
-          run = null;
-          slave.trackChanges(null);
-          if (done.onConnect) {
-            options.registry.markOnline(slave);
-            // reread: an operation may have been queued for this slave while it remerged
-            options.registry.queue.list(slave.name)
-              .then((q) => replayQueue(slave, q, options))
-              .catch((e) =>
-                log.warn("Replaying missed operations on {name} failed: {error}", {
-                  name: slave.name,
-                  error: String(e),
-                })
-              );
-          }
-          log.info(
-            "Slave {name} {state}: {mode} remerge of {files} files in {ms} ms (added {added}, removed {removed}, dropped {dropped}, resized {resized}, conflicts {conflicts}, listed folders {listed}, rescanned subtrees {rescans}, pruned folders {pruned})",
-            {
-              name: slave.name,
-              state: done.onConnect ? "online" : "remerged",
-              mode: done.mode,
-              files: done.seen,
-              ms: Math.round(performance.now() - done.started),
-              rescans: done.rescans,
-              ...stats,
-            },
-          );
-          break;
-        }
-        case "auth":
-          throw new Error("auth after handshake");
-      }
-    }
-  } catch (e) {
-    if (slave.state !== "gone" && !options.signal.aborted) {
-      log.error("Dropping slave {name}: {error}", { name: slave.name, error: String(e) });
-    }
-  } finally {
-    clearInterval(heartbeat);
-    slave.setRemergeStarter(null);
-    slave.trackChanges(null);
-  }
-}
-
-/**
- * Begins a remerge and asks the slave for its inventory. From this call on, the master's
- * namespace changes are collected in `ops` (see `SlaveHandle.trackChanges`): batches are
- * rewritten through them, and paths a rename touched are never taken off the slave.
- */
-async function startRemerge(
-  slave: SlaveHandle,
-  link: FrameConn,
-  options: LinkServerOptions,
-  run: { since: number; onConnect: boolean; ops: NamespaceOp[] },
-): Promise<RemergeRun> {
-  const { since, onConnect, ops } = run;
-  slave.trackChanges(ops);
-  const remerge = await options.filelist.beginRemerge(slave.name, {
-    partial: since > 0,
-    protect: (path: string) => touchedByRename(path, ops),
-  });
-  const mode = since > 0
-    ? `partial (changed since ${new Date(since).toISOString()})`
-    : onConnect
-    ? "full"
-    : "full (asked for)";
-  await link.write({ type: "remerge_request", since });
-  log.info("Remerge of {name}: asked for a {mode} inventory", { name: slave.name, mode });
-  return {
-    remerge,
-    mode,
-    onConnect,
-    ops,
-    started: performance.now(),
-    scannedAt: null,
-    rescans: 0,
-    seen: 0,
-    nextLog: 10_000,
-  };
-}
-
-/** Applies the deletes and renames a slave missed while offline, oldest first. */
-async function replayQueue(
-  slave: SlaveHandle,
-  queued: readonly { key: Deno.KvKey; op: QueuedOp }[],
-  options: LinkServerOptions,
-): Promise<void> {
-  for (const { key, op } of queued) {
-    try {
-      if (op.op === "delete") await slave.request({ type: "delete", path: op.path });
-      else await slave.request({ type: "rename", from: op.from, to: op.to });
-    } catch (e) {
-      if (!(e instanceof SlaveReplyError) || (e.code !== "not_found" && e.code !== "not_a_file")) {
-        throw e;
-      }
-    }
-    await options.registry.queue.done(key);
-  }
-  if (queued.length > 0) {
-    log.info("Replayed {n} missed operations on {name}", { n: queued.length, name: slave.name });
-  }
 }

@@ -4,6 +4,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { type NamespaceOp, OpQueue } from "./op_queue.ts";
+import type { ActiveTransfer } from "./progress.ts";
 import { chooseSlave, type SlaveWanted } from "./selection.ts";
 import type { SlaveHandle } from "./slave_handle.ts";
 
@@ -121,6 +122,16 @@ export class SlaveRegistry {
         e: String(e),
       })
     );
+  }
+
+  /**
+   * The client transfers running on connected slaves now: slave, transfer id, direction, path,
+   * bytes so far and the current speed (bytes/s over the last few seconds, from the slaves'
+   * `progress` events, which come about twice a second while bytes move). Sorted by start time.
+   * For SITE WHO and the status page.
+   */
+  activeTransfers(): ActiveTransfer[] {
+    return this.connected().flatMap((s) => s.transfers()).sort((a, b) => a.started - b.started);
   }
 
   /** The slave for a transfer (see `chooseSlave`); throws NoSlaveError when none fits. */

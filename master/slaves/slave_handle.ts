@@ -1,16 +1,33 @@
 /**
- * The master's handle on one connected slave: request/reply correlation, pushed events,
- * and the counters slave selection needs.
+ * The master's side of one slave connection: the write path (typed requests and events), the
+ * read loop (validates every frame, answers the heartbeat, routes replies, errors and progress),
+ * the pending requests, the running transfers' progress, and the counters slave selection
+ * needs. The remerge frames go to the `SlaveLinkEvents` the link server passes to `serve()`
+ * (`remerge_run.ts`); accepting and the handshake stay in `link_server.ts`.
+ *
+ * @module
  */
+import { getLogger } from "@logtape/logtape";
 import type { FrameConn } from "../../shared/link.ts";
-import type { ErrorCode, ErrorMsg, ProgressMsg, SlaveRequest } from "../../shared/protocol.ts";
+import {
+  type ErrorCode,
+  type ErrorMsg,
+  type FromMaster,
+  HEARTBEAT_MS,
+  parseFromSlave,
+  parseReply,
+  PEER_TIMEOUT_MS,
+  type RemergeDoneMsg,
+  type RemergeMsg,
+  type ReplyData,
+  type RequestBody,
+  type RequestKind,
+  type RequestMsg,
+} from "../../shared/protocol.ts";
 import type { NamespaceOp } from "./op_queue.ts";
+import { type ActiveTransfer, SpeedMeter } from "./progress.ts";
 
-/** Distributes `Omit` over a union so each request variant keeps its own fields. */
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-
-/** A request as callers write it: the handle assigns the id. */
-export type RequestBody = DistributiveOmit<SlaveRequest, "id">;
+const log = getLogger(["drftpd", "master", "link"]);
 
 /** A slave answered a request with an error. */
 export class SlaveReplyError extends Error {
@@ -36,9 +53,26 @@ export class SlaveGoneError extends Error {
   }
 }
 
+/** What the read loop hands on besides replies: the remerge stream (see `remerge_run.ts`). */
+export interface SlaveLinkEvents {
+  /** Runs once the heartbeat is up, before the first frame is read (asks for the inventory). */
+  start(): Promise<void>;
+  /** One inventory batch; awaited, which applies back-pressure to the slave. */
+  remerge(msg: RemergeMsg): Promise<void>;
+  /** An inventory is complete. */
+  remergeDone(msg: RemergeDoneMsg): Promise<void>;
+}
+
 interface Pending {
-  resolve(data: Record<string, unknown>): void;
+  /** Checks `data` against the request's reply shape and resolves; throws when it does not fit. */
+  settle(data: unknown): void;
   reject(e: Error): void;
+}
+
+interface Running {
+  req: RequestMsg<"transfer">;
+  started: number;
+  meter: SpeedMeter;
 }
 
 /** Lifecycle of a connected slave. */
@@ -70,15 +104,16 @@ export class SlaveHandle {
   /** Starts a full remerge of this online slave (set by the link while it is up). */
   #remergeStarter: (() => Promise<void>) | null = null;
 
-  #link: FrameConn;
+  #link: FrameConn<FromMaster>;
   #nextId = 1;
   #pending = new Map<number, Pending>();
+  #running = new Map<string, Running>();
   #progress = new Map<string, (bytes: number) => void>();
   #gone: Promise<void>;
   #markGone!: () => void;
 
   /** Wraps an authenticated link. */
-  constructor(name: string, link: FrameConn, address: string, localAddress: string) {
+  constructor(name: string, link: FrameConn<FromMaster>, address: string, localAddress: string) {
     this.name = name;
     this.#link = link;
     this.address = address;
@@ -96,18 +131,136 @@ export class SlaveHandle {
     return this.state === "online";
   }
 
-  /** Sends a request and resolves with the reply's data; rejects with SlaveReplyError or SlaveGoneError. */
-  request(body: RequestBody): Promise<Record<string, unknown>> {
+  /**
+   * Sends request `kind` and resolves with its reply's data, checked against the reply shape
+   * `REQUESTS[kind]` declares (a reply that does not fit drops the link). Rejects with
+   * SlaveReplyError (the slave's error frame) or SlaveGoneError.
+   */
+  request<K extends RequestKind>(kind: K, body: RequestBody<K>): Promise<ReplyData<K>> {
     if (this.state === "gone") return Promise.reject(new SlaveGoneError(this.name));
     const id = this.#nextId++;
-    const msg = { ...body, id } as SlaveRequest;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.#link.write(msg).catch((e) => {
-        this.#pending.delete(id);
-        reject(e instanceof Error ? new SlaveGoneError(this.name) : e);
+    // `body` fits kind `K` (the signature says so); TypeScript cannot follow that into the union.
+    const frame = { ...body, type: kind, id } as RequestMsg;
+    const running = frame.type === "transfer" && frame.text === undefined ? frame : null;
+    const { promise, resolve, reject } = Promise.withResolvers<ReplyData<K>>();
+    const settle = (data: unknown) => {
+      try {
+        resolve(parseReply(kind, data));
+      } catch (e) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+        throw e; // the read loop drops the link
+      }
+    };
+    this.#pending.set(id, { settle, reject });
+    if (running) {
+      const now = performance.now();
+      this.#running.set(running.xfer, {
+        req: running,
+        started: Date.now(),
+        meter: new SpeedMeter(now),
       });
+      promise.finally(() => this.#running.delete(running.xfer)).catch(() => {});
+    }
+    this.#link.write(frame).catch(() => {
+      this.#pending.delete(id);
+      reject(new SlaveGoneError(this.name));
     });
+    return promise;
+  }
+
+  /** Sends a frame that needs no answer (heartbeat, remerge requests). */
+  send(msg: Exclude<FromMaster, RequestMsg>): Promise<void> {
+    return this.#link.write(msg);
+  }
+
+  /** Subscribes to progress events of transfer `xfer`; returns the unsubscribe function. */
+  onProgress(xfer: string, fn: (bytes: number) => void): () => void {
+    this.#progress.set(xfer, fn);
+    return () => this.#progress.delete(xfer);
+  }
+
+  /** The transfers running on this slave now, with their bytes so far and current speed. */
+  transfers(): ActiveTransfer[] {
+    const now = performance.now();
+    return [...this.#running.values()].map(({ req, started, meter }) => ({
+      slave: this.name,
+      xfer: req.xfer,
+      direction: req.dir === "receive" ? "upload" : "download",
+      path: req.path,
+      bytes: meter.bytes,
+      speed: meter.speed(now),
+      started,
+    }));
+  }
+
+  /**
+   * Runs the connection until the link ends: the heartbeat (a ping every HEARTBEAT_MS; a slave
+   * silent for PEER_TIMEOUT_MS is dropped) and the read loop. Any frame that does not validate
+   * ends the link. Closes the handle when it returns.
+   */
+  async serve(events: SlaveLinkEvents): Promise<void> {
+    const heartbeat = setInterval(() => {
+      const silent = Date.now() - this.lastHeard;
+      if (silent > PEER_TIMEOUT_MS) {
+        log.error("Slave {name} silent for {ms} ms; declaring it gone", {
+          name: this.name,
+          ms: silent,
+        });
+        this.close();
+        return;
+      }
+      this.send({ type: "ping", t: Date.now() }).catch(() => this.close());
+    }, HEARTBEAT_MS);
+    try {
+      await events.start();
+      for (;;) {
+        const raw = await this.#link.read();
+        if (raw === null) return;
+        this.lastHeard = Date.now();
+        const msg = parseFromSlave(raw);
+        switch (msg.type) {
+          case "reply":
+            this.#answer(msg.id)?.settle(msg.data);
+            break;
+          case "error":
+            this.#answer(msg.id)?.reject(new SlaveReplyError(this.name, msg));
+            break;
+          case "ping":
+            break;
+          case "disk":
+            this.disk = { free: msg.free, total: msg.total };
+            break;
+          case "progress":
+            this.#running.get(msg.xfer)?.meter.add(performance.now(), msg.bytes);
+            this.#progress.get(msg.xfer)?.(msg.bytes);
+            break;
+          case "remerge":
+            await events.remerge(msg);
+            break;
+          case "remerge_done":
+            await events.remergeDone(msg);
+            break;
+          case "auth":
+            throw new Error("auth after handshake");
+        }
+      }
+    } catch (e) {
+      if (this.state !== "gone") {
+        log.error("Dropping slave {name}: {error}", { name: this.name, error: String(e) });
+      }
+    } finally {
+      clearInterval(heartbeat);
+      this.#remergeStarter = null;
+      this.#changes = null;
+      this.close();
+    }
+  }
+
+  /** Takes the pending request `id` (an answer to an unknown id is ignored). */
+  #answer(id: number): Pending | undefined {
+    const p = this.#pending.get(id);
+    this.#pending.delete(id);
+    return p;
   }
 
   /**
@@ -146,38 +299,6 @@ export class SlaveHandle {
     await this.#remergeStarter();
   }
 
-  /** Sends a frame that needs no answer (heartbeat). */
-  send(msg: object): Promise<void> {
-    return this.#link.write(msg);
-  }
-
-  /** Routes a reply frame to its request. */
-  resolveReply(id: number, data: Record<string, unknown>): void {
-    const p = this.#pending.get(id);
-    if (!p) return;
-    this.#pending.delete(id);
-    p.resolve(data);
-  }
-
-  /** Routes an error frame to its request. */
-  rejectReply(msg: ErrorMsg): void {
-    const p = this.#pending.get(msg.id);
-    if (!p) return;
-    this.#pending.delete(msg.id);
-    p.reject(new SlaveReplyError(this.name, msg));
-  }
-
-  /** Subscribes to progress events of transfer `xfer`; returns the unsubscribe function. */
-  onProgress(xfer: string, fn: (bytes: number) => void): () => void {
-    this.#progress.set(xfer, fn);
-    return () => this.#progress.delete(xfer);
-  }
-
-  /** Delivers a progress event. */
-  progress(msg: ProgressMsg): void {
-    this.#progress.get(msg.xfer)?.(msg.bytes);
-  }
-
   /** Marks the slave gone: fails every outstanding request and closes the link. Idempotent. */
   close(): void {
     if (this.state === "gone") return;
@@ -185,6 +306,7 @@ export class SlaveHandle {
     this.#link.close();
     for (const p of this.#pending.values()) p.reject(new SlaveGoneError(this.name));
     this.#pending.clear();
+    this.#running.clear();
     this.#progress.clear();
     this.#markGone();
   }

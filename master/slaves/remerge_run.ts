@@ -1,0 +1,215 @@
+/**
+ * The remerge of one connected slave, driven by the master: asks for the inventory
+ * (`remerge_request`), feeds the batches to the filelist, asks for subtree rescans after a
+ * partial pass, finishes, marks the slave online and replays the operations it missed.
+ *
+ * With `partialRemerge` and a completed remerge on record, it asks only for the directories
+ * changed since that remerge's scan started (slave clock); after that pass it asks for the
+ * subtrees the filelist knows nothing of this slave under (see `Remerge.takeRescans`), then
+ * finishes and marks the slave online. Without a record (new slave, fresh KV) or with
+ * `partial_remerge = false` it asks for everything.
+ *
+ * What a partial remerge trades for speed (DrFTPD's `partial.remerge` has the same limits):
+ * - a file rewritten in place (same name, new size) in a directory whose own mtime and ctime did
+ *   not change since the last remerge keeps its recorded size until a full remerge;
+ * - directory timestamps must not lag the slave's clock by more than 2 s (a network file system
+ *   whose server clock is behind): such changes are missed the same way; a slave clock now
+ *   more than 2 s behind `since` is noticed by the slave, which then sends everything;
+ * - a file deleted from a directory that was renamed in the filelist while the slave was offline
+ *   stays recorded on it (the rename targets are never taken off by a listing).
+ * Directories the slave did not list keep their holders untouched: nothing else is ever removed
+ * on a guess.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { MAX_RESCAN_PATHS, type RemergeDoneMsg, type RemergeMsg } from "../../shared/protocol.ts";
+import type { Filelist, Remerge } from "../filelist/types.ts";
+import {
+  type NamespaceOp,
+  type OpQueue,
+  type QueuedOp,
+  rewritePath,
+  touchedByRename,
+} from "./op_queue.ts";
+import { type SlaveHandle, type SlaveLinkEvents, SlaveReplyError } from "./slave_handle.ts";
+
+const log = getLogger(["drftpd", "master", "link"]);
+
+/** What a slave's remerge needs. */
+export interface RemergeOptions {
+  filelist: Filelist;
+  /** Operations offline slaves missed. */
+  queue: OpQueue;
+  /** Marks the slave online once its first remerge is complete (`SlaveRegistry.markOnline`). */
+  markOnline(slave: SlaveHandle): void;
+  /** Ask only for what changed since the last completed remerge. Default true. */
+  partialRemerge?: boolean;
+}
+
+/** One remerge of a slave in progress. */
+interface RemergeRun {
+  remerge: Remerge;
+  /** For the logs: "full", "partial (changed since …)", "full (asked for)". */
+  mode: string;
+  /** The remerge every (re)connect runs (else one asked for while the slave is online). */
+  onConnect: boolean;
+  /** Live list: queued changes the slave missed, then every change made while this runs. */
+  ops: NamespaceOp[];
+  started: number;
+  /** The slave-clock start of the first pass: the next `since`. */
+  scannedAt: number | null;
+  rescans: number;
+  seen: number;
+  nextLog: number;
+}
+
+/** The remerge side of one slave's link (the `SlaveLinkEvents` its read loop calls). */
+export class SlaveRemerge implements SlaveLinkEvents {
+  #slave: SlaveHandle;
+  #options: RemergeOptions;
+  #run: RemergeRun | null = null;
+
+  /** Drives the remerges of `slave`. */
+  constructor(slave: SlaveHandle, options: RemergeOptions) {
+    this.#slave = slave;
+    this.#options = options;
+  }
+
+  /** Asks for the inventory of the freshly connected slave; lets SITE REMERGE ask again later. */
+  async start(): Promise<void> {
+    const { filelist, queue, partialRemerge } = this.#options;
+    const slave = this.#slave;
+    const queued = await queue.list(slave.name);
+    const since = partialRemerge === false ? 0 : await filelist.remergeSince(slave.name);
+    this.#run = await this.#begin({ since, onConnect: true, ops: queued.map((q) => q.op) });
+    slave.setRemergeStarter(async () => {
+      if (this.#run !== null) throw new Error(`A remerge of ${slave.name} is already running`);
+      this.#run = await this.#begin({ since: 0, onConnect: false, ops: [] });
+    });
+  }
+
+  /** Feeds one batch to the filelist, rewritten through the changes made since it was scanned. */
+  async remerge(msg: RemergeMsg): Promise<void> {
+    const run = this.#run;
+    if (!run) throw new Error("remerge batch while no remerge runs");
+    const ops = run.ops;
+    await run.remerge.add(
+      ops.length === 0 ? msg.entries : msg.entries.flatMap((e) => {
+        const path = rewritePath(e.path, ops);
+        return path === null ? [] : [{ ...e, path }];
+      }),
+      msg.dirs ?? [],
+    );
+    run.seen += msg.entries.length;
+    if (run.seen >= run.nextLog) {
+      log.info("Remerge of {name}: {seen} files so far", {
+        name: this.#slave.name,
+        seen: run.seen,
+      });
+      run.nextLog += 10_000;
+    }
+  }
+
+  /** Asks for rescans after a partial pass, or finishes the remerge. */
+  async remergeDone(msg: RemergeDoneMsg): Promise<void> {
+    const run = this.#run;
+    if (!run) throw new Error("remerge_done while no remerge runs");
+    const slave = this.#slave;
+    run.scannedAt ??= msg.scannedAt;
+    const paths = run.remerge.partial ? run.remerge.takeRescans(MAX_RESCAN_PATHS) : [];
+    if (paths.length > 0) {
+      // New or moved-in directories: have their whole subtrees listed before finishing.
+      run.rescans += paths.length;
+      log.info("Remerge of {name}: asking for {n} subtrees the filelist does not know", {
+        name: slave.name,
+        n: paths.length,
+      });
+      await slave.send({ type: "remerge_request", since: 0, paths });
+      return;
+    }
+    const stats = await run.remerge.finish(run.scannedAt ?? msg.scannedAt);
+    this.#run = null;
+    slave.trackChanges(null);
+    if (run.onConnect) {
+      this.#options.markOnline(slave);
+      // reread: an operation may have been queued for this slave while it remerged
+      this.#options.queue.list(slave.name)
+        .then((q) => this.#replay(q))
+        .catch((e) =>
+          log.warn("Replaying missed operations on {name} failed: {error}", {
+            name: slave.name,
+            error: String(e),
+          })
+        );
+    }
+    log.info(
+      "Slave {name} {state}: {mode} remerge of {files} files in {ms} ms (added {added}, removed {removed}, dropped {dropped}, resized {resized}, conflicts {conflicts}, listed folders {listed}, rescanned subtrees {rescans}, pruned folders {pruned})",
+      {
+        name: slave.name,
+        state: run.onConnect ? "online" : "remerged",
+        mode: run.mode,
+        files: run.seen,
+        ms: Math.round(performance.now() - run.started),
+        rescans: run.rescans,
+        ...stats,
+      },
+    );
+  }
+
+  /**
+   * Begins a remerge and asks the slave for its inventory. From this call on, the master's
+   * namespace changes are collected in `ops` (see `SlaveHandle.trackChanges`): batches are
+   * rewritten through them, and paths a rename touched are never taken off the slave.
+   */
+  async #begin(
+    run: { since: number; onConnect: boolean; ops: NamespaceOp[] },
+  ): Promise<RemergeRun> {
+    const { since, onConnect, ops } = run;
+    const slave = this.#slave;
+    slave.trackChanges(ops);
+    const remerge = await this.#options.filelist.beginRemerge(slave.name, {
+      partial: since > 0,
+      protect: (path: string) => touchedByRename(path, ops),
+    });
+    const mode = since > 0
+      ? `partial (changed since ${new Date(since).toISOString()})`
+      : onConnect
+      ? "full"
+      : "full (asked for)";
+    await slave.send({ type: "remerge_request", since });
+    log.info("Remerge of {name}: asked for a {mode} inventory", { name: slave.name, mode });
+    return {
+      remerge,
+      mode,
+      onConnect,
+      ops,
+      started: performance.now(),
+      scannedAt: null,
+      rescans: 0,
+      seen: 0,
+      nextLog: 10_000,
+    };
+  }
+
+  /** Applies the deletes and renames the slave missed while offline, oldest first. */
+  async #replay(queued: readonly { key: Deno.KvKey; op: QueuedOp }[]): Promise<void> {
+    const slave = this.#slave;
+    for (const { key, op } of queued) {
+      try {
+        if (op.op === "delete") await slave.request("delete", { path: op.path });
+        else await slave.request("rename", { from: op.from, to: op.to });
+      } catch (e) {
+        if (
+          !(e instanceof SlaveReplyError) || (e.code !== "not_found" && e.code !== "not_a_file")
+        ) {
+          throw e;
+        }
+      }
+      await this.#options.queue.done(key);
+    }
+    if (queued.length > 0) {
+      log.info("Replayed {n} missed operations on {name}", { n: queued.length, name: slave.name });
+    }
+  }
+}
