@@ -54,3 +54,8 @@ export function toSlaveError(e: unknown, fallback: ErrorCode = "io", vpath?: str
   const message = e instanceof Error ? e.message : String(e);
   return new SlaveError(fallback, message, { cause: e });
 }
+
+/** The message of a thrown value, for logs. */
+export function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

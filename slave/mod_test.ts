@@ -11,7 +11,10 @@ import {
   PROTOCOL_VERSION,
 } from "../shared/protocol.ts";
 import { createSelfSignedCert } from "../shared/tls/mod.ts";
-import { dirMarkers, loadDataCert, normalizeFingerprint, runSlave } from "./mod.ts";
+import { loadDataCert } from "./data_cert.ts";
+import { normalizeFingerprint } from "./dial.ts";
+import { dirMarkers } from "./inventory.ts";
+import { runSlave } from "./mod.ts";
 
 const SECRET = "s3cret";
 const NAME = "slave1";
