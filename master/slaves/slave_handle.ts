@@ -245,7 +245,8 @@ export class SlaveHandle {
         }
       }
     } catch (e) {
-      if (this.state !== "gone") {
+      // A link we closed ourselves (shutdown, heartbeat) ends the loop without an error.
+      if (this.state !== "gone" && !this.#link.closed) {
         log.error("Dropping slave {name}: {error}", { name: this.name, error: String(e) });
       }
     } finally {
