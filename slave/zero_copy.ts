@@ -7,9 +7,11 @@
  *   `SEND_CHUNK` bytes: the bytes go from the page cache to the socket without entering this
  *   process. The engine therefore never sees them: a send reports no CRC32 (the master uses the
  *   CRC of receives only).
- * - **Receive**: `recv(2)` with `MSG_WAITALL` into two reused buffers of `RECV_BUFFER` bytes, the
- *   next one filling while the previous one gets its CRC32 and is written with `pwrite(2)` (both
- *   calls on worker threads) through the engine's own fd of the file (see below).
+ * - **Receive**: `recv(2)` into two reused buffers of `RECV_BUFFER` bytes, the next one filling
+ *   while the previous one gets its CRC32 and is written with `pwrite(2)` (both calls on worker
+ *   threads) through the engine's own fd of the file (see below). The bytes must reach user space
+ *   for the CRC32, so a receive copies as often as the native engine does: it measured the same
+ *   CPU per GiB, not less.
  * - With TLS over the socket the native engine runs (OpenSSL or node:tls need the plaintext).
  *   Kernel TLS (`SSL_sendfile`) would keep sends zero-copy, but needs the kernel's `tls` ULP:
  *   this machine's kernel offers none (`/proc/sys/net/ipv4/tcp_available_ulp` lists only
@@ -58,8 +60,12 @@ import {
  * 512 MiB file sent 770–2153 MiB/s against 474–644 MiB/s in 8 MiB calls, so calls are large.
  */
 export const SEND_CHUNK = 256 * 1024 * 1024;
-/** Bytes per `recv` buffer (there are two): 4 MiB beat 1 MiB in every paired round measured. */
-export const RECV_BUFFER = 4 * 1024 * 1024;
+/**
+ * Bytes per `recv` buffer (there are two). Each `recv` returns what has arrived (no
+ * `MSG_WAITALL`: waiting in the kernel for a full buffer cost 1.5–1.9 CPU s/GiB against 1.0–1.2
+ * without it and 0.9–1.1 for the native engine's reads, 2026-12-06, paired rounds at load ~19).
+ */
+export const RECV_BUFFER = 1024 * 1024;
 
 const SYMBOLS = {
   sendfile: { parameters: ["i32", "i32", "buffer", "usize"], result: "isize", nonblocking: true },
@@ -88,7 +94,6 @@ const O_DIRECTORY_X86 = 0o200000;
 const O_DIRECTORY_ARM = 0o40000;
 const DIRENT_BUFFER = 64 * 1024;
 const SHUT_RDWR = 2;
-const MSG_WAITALL = 0x100;
 const AF_INET = 2;
 const AF_INET6 = 10;
 /** `struct stat` is 144 bytes on x86_64 and 128 on aarch64; st_dev at 0, st_ino at 8 on both. */
@@ -170,7 +175,7 @@ class ZeroCopyEngine implements DataEngine {
         const recvNext = (): Promise<Uint8Array | null> => {
           const buf = bufs[turn]!;
           turn ^= 1;
-          const p = call(() => libc.recv(fd, buf, BigInt(buf.length), MSG_WAITALL)).then((r) => {
+          const p = call(() => libc.recv(fd, buf, BigInt(buf.length), 0)).then((r) => {
             const n = Number(r);
             if (n < 0) throw hooks.readError(new Error("recv(2) failed: the peer reset it?"));
             return n === 0 ? null : buf.subarray(0, n);
