@@ -424,7 +424,11 @@ async function benchSingle(drs: Target[], vs: Target | null, src: string): Promi
           drftpd: figure(mine),
           peer: peer ? figure(peer) : "n/a",
           ratio: peer ? `${fmt(speed)}x speed, ${fmt(cpu)}x CPU/GiB` : "n/a",
-          target: zeroCopy ? "≥ 1.0x speed, ≤ 1.2x CPU" : tls ? "≥ 1.3x speed" : "",
+          target: zeroCopy
+            ? kind === "retr" ? "≥ 1.0x speed, ≤ 1.2x CPU" : "≥ 1.0x speed"
+            : tls
+            ? "≥ 1.3x speed"
+            : "",
           met: zeroCopy || tls
             ? met(
               peer ? speed >= speedTarget && (!zeroCopy || kind === "stor" || cpu <= 1.2) : null,
