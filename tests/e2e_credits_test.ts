@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { FtpControl, makeSite, randomBytes, type Site } from "../testing/mod.ts";
+import { FtpControl, makeSite, poll, randomBytes, type Site } from "../testing/mod.ts";
 
 const MiB = 1024 * 1024;
 
@@ -88,4 +88,51 @@ Deno.test("max_uploads: the extra upload is refused before 150", async () => {
   data.close();
   assert.equal((await one.read()).code, 226);
   await two.store("/b.bin", randomBytes(10)); // the place is free again
+});
+
+Deno.test("an aborted download is charged only the bytes it moved", async () => {
+  await using site = await makeSite({
+    slaves: [{ name: "s1", address: "127.0.0.1" }],
+    logLevel: "info",
+  });
+  await using admin = await site.control();
+  const size = 32 * MiB;
+  await admin.store("/huge.bin", randomBytes(size));
+  await site.addUser("cat", "pw");
+  for (const [f, v] of [["ratio", "1"], ["credits", "100M"]]) {
+    const r = await site.drftpd(["user", "change", "cat", f!, v!]);
+    assert.ok(r.success, r.stderr);
+  }
+  await using cat = await FtpControl.login({ host: site.host, port: site.ftpPort }, {
+    user: "cat",
+    pass: "pw",
+  });
+  const ep = await cat.pasv("RETR /huge.bin");
+  const data = await Deno.connect({ hostname: ep.host, port: ep.port });
+  assert.equal((await cat.send("RETR /huge.bin")).code, 150);
+  // a slow reader: the slave reports progress about once a second while bytes move
+  let reading = true;
+  const reader = (async () => {
+    const buf = new Uint8Array(256 * 1024);
+    while (reading && (await data.read(buf).catch(() => null)) !== null) {
+      await new Promise((ok) => setTimeout(ok, 50));
+    }
+  })();
+  await poll(async () => {
+    const who = await admin.send("SITE WHO");
+    const m = / user=cat .* bytes=(\d+)/.exec(who.lines.join("\n"));
+    return m && Number(m[1]) > 0 ? true : undefined;
+  }, { describe: () => "a progress report of the download" });
+  reading = false;
+  await reader;
+  const abor = await cat.send("ABOR");
+  data.close();
+  const replies = [abor.code, ...(abor.code === 426 ? [(await cat.read()).code] : [])];
+  assert.ok(replies.includes(426) || replies.includes(226), replies.join(","));
+  const credits = await poll(async () => {
+    const c = Number(await showField(site, "cat", "credits"));
+    return c < 100 * MiB ? c : undefined;
+  }, { describe: () => "the aborted download to be charged" });
+  const charged = 100 * MiB - credits;
+  assert.ok(charged > 0 && charged < size, `charged ${charged} of ${size}`);
 });

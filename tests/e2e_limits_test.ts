@@ -52,3 +52,17 @@ Deno.test("per-address and per-user connection limits answer 421 with the reason
   }, { describe: () => "a connection from 127.0.0.1 accepted again" });
   assert.equal(again.greeting.code, 220);
 });
+
+Deno.test("a user's idle_timeout replaces the server's", async () => {
+  await using site = await makeSite({ slaves: [], logLevel: "info" });
+  await site.addUser("sleepy", "pw");
+  const r = await site.drftpd(["user", "change", "sleepy", "idle_timeout", "1"]);
+  assert.ok(r.success, r.stderr);
+  await using ftp = await FtpControl.login({ host: site.host, port: site.ftpPort }, {
+    user: "sleepy",
+    pass: "pw",
+  });
+  const bye = await ftp.read(); // the server's 900 s would never come within the test
+  assert.equal(bye.code, 421);
+  assert.match(bye.text, /^Idle for 1 seconds/);
+});

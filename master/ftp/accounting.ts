@@ -11,8 +11,13 @@ const log = getLogger(["drftpd", "master", "transfer"]);
 
 /** A transfer that passed the checks; `finish` records it exactly once. */
 export interface AccountedTransfer {
-  /** Records `bytes` moved (`complete`: the whole file) and frees the transfer's place. */
-  finish(bytes: number, complete: boolean): Promise<void>;
+  /** The slave reported `bytes` moved so far. */
+  progress(bytes: number): void;
+  /**
+   * Records `bytes` moved (null: as last reported by the slave's progress) and whether it was
+   * the whole file, and frees the transfer's place.
+   */
+  finish(bytes: number | null, complete: boolean): Promise<void>;
 }
 
 /**
@@ -43,10 +48,15 @@ export async function beginTransfer(
   s.runningKind = kind;
   s.running = { path, xfer, started: Date.now() };
   let finished = false;
+  let reported = 0;
   return {
-    async finish(moved, complete) {
+    progress(bytes) {
+      reported = Math.max(reported, bytes);
+    },
+    async finish(bytes, complete) {
       if (finished) return;
       finished = true;
+      const moved = bytes ?? reported;
       s.runningKind = null;
       s.running = null;
       try {

@@ -308,7 +308,13 @@ export class Session {
           verb: line.split(" ", 1)[0]!.toUpperCase().slice(0, 16),
           at: Date.now(),
         };
+        const before = this.user;
         await dispatch(this, line);
+        if (this.user !== before && this.user?.idleTimeout) {
+          // A user's own idle timeout counts from the login, not from the login timer.
+          clearTimeout(idle);
+          arm(this.user.idleTimeout * 1000);
+        }
       }
     } finally {
       clearTimeout(idle);

@@ -151,7 +151,10 @@ async function fileTransfer(
       ascii: s.type === "A",
       size: kind === "download" && file ? file.size : null,
     });
-    const stopProgress = slave.onProgress(xfer, (bytes) => tracker.progress(bytes));
+    const stopProgress = slave.onProgress(xfer, (bytes) => {
+      tracker.progress(bytes);
+      account.progress(bytes);
+    });
     let aborted = false;
     const abortSlave = () => {
       aborted = true;
@@ -215,10 +218,10 @@ async function fileTransfer(
         }`,
       );
     } catch (e) {
-      // Only the bytes that moved count: what is on disk for an upload (a failed download's
-      // count is not reported by the slave, so it is not charged).
+      // Only the bytes that moved count: what is on disk for an upload, what the slave last
+      // reported sending for a download.
       const moved = e instanceof SlaveReplyError && e.partial ? e.partial.bytes : 0;
-      await account.finish(kind === "upload" ? moved : 0, false);
+      await account.finish(kind === "upload" ? moved : null, false);
       if (kind === "upload" && e instanceof SlaveReplyError && e.partial) {
         await recordPartial(s, path, slave, file, e.partial).catch((err) =>
           log.error("Could not record partial upload {path}: {err}", { path, err: String(err) })
