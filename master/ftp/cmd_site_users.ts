@@ -8,7 +8,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { applyField, formatUserLines, formatUserSummary, parseBytes } from "../auth/user_fields.ts";
-import type { User } from "../auth/users.ts";
+import { NotFoundError, type User, UserExistsError } from "../auth/users.ts";
 import { FtpError } from "./errors.ts";
 import type { Session } from "./session.ts";
 
@@ -50,7 +50,7 @@ async function guard<T>(fn: () => Promise<T>): Promise<T> {
   } catch (e) {
     if (e instanceof FtpError) throw e;
     if (e instanceof TypeError) throw new FtpError(501, e.message);
-    if (e instanceof Error && /^(No such|No deleted|User ".*" already exists)/.test(e.message)) {
+    if (e instanceof NotFoundError || e instanceof UserExistsError) {
       throw new FtpError(550, e.message);
     }
     throw e;
