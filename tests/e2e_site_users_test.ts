@@ -73,6 +73,7 @@ Deno.test("SITE user administration by admins, group admins and users", async ()
   ) {
     assert.doesNotMatch(help.text, new RegExp(`SITE ${verb}\\b`), `${verb} offered to a user`);
   }
+  assert.doesNotMatch((await carol.send("HELP SITE")).text, /SITE (KICK|CHANGE|WHO)\b/);
   assert.match((await admin.send("SITE HELP")).text, /SITE KICK/);
 
   // a group admin: their group, within the slots

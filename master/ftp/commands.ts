@@ -530,7 +530,7 @@ async function help(s: Session, arg: string): Promise<void> {
     } catch {
       throw new FtpError(502, `Unknown command "${words.slice(0, 32)}"`);
     }
-    await s.reply(214, verb === "SITE" && sp < 0 ? siteHelpLines() : found.help);
+    await s.reply(214, verb === "SITE" && sp < 0 ? await siteHelpLines(s) : found.help);
     return;
   }
   const all = verbs();
@@ -539,18 +539,18 @@ async function help(s: Session, arg: string): Promise<void> {
   await s.reply(214, ["The following commands are recognized:", ...rows, "Help OK"]);
 }
 
-/** SITE HELP: the SITE rows the caller may run, with their help. */
+/** SITE HELP (and HELP SITE): the SITE rows the caller may run, with their help. */
 async function siteHelp(s: Session): Promise<void> {
+  await s.reply(214, await siteHelpLines(s));
+}
+
+async function siteHelpLines(s: Session): Promise<string[]> {
   const mine: string[] = [];
   for (const v of siteCommands()) {
     const action = TABLE[v]!.action;
     if (action === undefined || await s.may(action, null)) mine.push(TABLE[v]!.help);
   }
-  await s.reply(214, ["SITE commands:", ...mine, "End"]);
-}
-
-function siteHelpLines(): string[] {
-  return ["SITE commands:", ...siteCommands().map((v) => TABLE[v]!.help), "End"];
+  return ["SITE commands:", ...mine, "End"];
 }
 
 /**
