@@ -210,7 +210,7 @@ function siteView(
       }
       return out;
     },
-    longWork: () => [],
+    longWork: () => services.slaves.work.list(),
     async verifyAdmin(user, password) {
       const u = await services.users.verify(user, password);
       return u !== null && u.admin;

@@ -14,24 +14,12 @@ import type { ActiveTransfer, SiteMetrics, ThroughputSample } from "../metrics.t
 import type { SlaveStatus } from "../slaves/registry.ts";
 import { formatMetrics, type MetricFamily, PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
 import { STATUS_PAGE_HTML } from "./status_page.ts";
+import type { WorkStatus } from "../work_progress.ts";
 
 const log = getLogger(["drftpd", "master", "http"]);
 
 /** Long work (a remerge) in progress, for the page and `/metrics`. */
-export interface LongWork {
-  /** "remerge". */
-  kind: string;
-  slave: string;
-  files: number;
-  bytes: number;
-  /** Files per second over the whole run. */
-  filesPerSecond: number;
-  /** Expected files, when known (the last completed run's count), else null. */
-  expectedFiles: number | null;
-  /** Seconds left at the current rate, or null. */
-  etaSeconds: number | null;
-  startedAt: number;
-}
+export type LongWork = WorkStatus;
 
 /** What the HTTP side reads from the master. */
 export interface SiteView {

@@ -199,6 +199,7 @@ async function handleLink(
       filelist: options.filelist,
       queue: options.registry.queue,
       markOnline: (s) => options.registry.markOnline(s),
+      work: options.registry.work,
       ...(options.partialRemerge === undefined ? {} : { partialRemerge: options.partialRemerge }),
     });
     try {

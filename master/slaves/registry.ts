@@ -5,6 +5,7 @@
 import { getLogger } from "@logtape/logtape";
 import { type NamespaceOp, OpQueue } from "./op_queue.ts";
 import type { ActiveTransfer } from "./progress.ts";
+import { WorkProgress } from "../work_progress.ts";
 import { chooseSlave, type SlaveWanted } from "./selection.ts";
 import type { SlaveHandle } from "./slave_handle.ts";
 
@@ -36,6 +37,8 @@ export class SlaveRegistry {
   #onlineWaiters = new Set<() => void>();
   /** Operations offline slaves missed. */
   readonly queue: OpQueue;
+  /** Remerges running now, with their progress (logged, and shown on the status page). */
+  readonly work = new WorkProgress();
 
   /** Uses `kv` to remember slaves across restarts. */
   constructor(kv: Deno.Kv) {

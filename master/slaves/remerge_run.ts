@@ -33,6 +33,7 @@ import {
   touchedByRename,
 } from "./op_queue.ts";
 import { type SlaveHandle, type SlaveLinkEvents, SlaveReplyError } from "./slave_handle.ts";
+import type { WorkHandle, WorkProgress } from "../work_progress.ts";
 
 const log = getLogger(["drftpd", "master", "link"]);
 
@@ -45,6 +46,8 @@ export interface RemergeOptions {
   markOnline(slave: SlaveHandle): void;
   /** Ask only for what changed since the last completed remerge. Default true. */
   partialRemerge?: boolean;
+  /** Where running remerges report progress (logged every few seconds, on the status page). */
+  work: WorkProgress;
 }
 
 /** One remerge of a slave in progress. */
@@ -61,7 +64,8 @@ interface RemergeRun {
   scannedAt: number | null;
   rescans: number;
   seen: number;
-  nextLog: number;
+  /** Files, bytes, rate and ETA, logged every few seconds and shown on the status page. */
+  progress: WorkHandle;
 }
 
 /** The remerge side of one slave's link (the `SlaveLinkEvents` its read loop calls). */
@@ -74,6 +78,7 @@ export class SlaveRemerge implements SlaveLinkEvents {
   constructor(slave: SlaveHandle, options: RemergeOptions) {
     this.#slave = slave;
     this.#options = options;
+    slave.gone.then(() => this.#run?.progress.end());
   }
 
   /** Asks for the inventory of the freshly connected slave; lets SITE REMERGE ask again later. */
@@ -102,13 +107,7 @@ export class SlaveRemerge implements SlaveLinkEvents {
       msg.dirs ?? [],
     );
     run.seen += msg.entries.length;
-    if (run.seen >= run.nextLog) {
-      log.info("Remerge of {name}: {seen} files so far", {
-        name: this.#slave.name,
-        seen: run.seen,
-      });
-      run.nextLog += 10_000;
-    }
+    run.progress.add(msg.entries.length, msg.entries.reduce((n, e) => n + e.size, 0));
   }
 
   /** Asks for rescans after a partial pass, or finishes the remerge. */
@@ -129,6 +128,7 @@ export class SlaveRemerge implements SlaveLinkEvents {
       return;
     }
     const stats = await run.remerge.finish(run.scannedAt ?? msg.scannedAt);
+    run.progress.end();
     this.#run = null;
     slave.trackChanges(null);
     if (run.onConnect) {
@@ -188,8 +188,25 @@ export class SlaveRemerge implements SlaveLinkEvents {
       scannedAt: null,
       rescans: 0,
       seen: 0,
-      nextLog: 10_000,
+      progress: this.#progress(since),
     };
+  }
+
+  /**
+   * Progress of a remerge; for a full one the expected file count is what the slave held before
+   * (counted in the background, so the remerge does not wait for it).
+   */
+  #progress(since: number): WorkHandle {
+    const name = this.#slave.name;
+    const progress = this.#options.work.start("remerge", name);
+    if (since === 0) {
+      (async () => {
+        let n = 0;
+        for await (const _ of this.#options.filelist.filesHeldBy(name)) n++;
+        progress.expect(n);
+      })().catch(() => {});
+    }
+    return progress;
   }
 
   /** Applies the deletes and renames the slave missed while offline, oldest first. */
