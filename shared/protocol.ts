@@ -41,9 +41,10 @@ import {
 
 /**
  * Protocol version spoken by this build (2: master-driven, possibly partial remerge; 3: adds
- * `set_mtime`). Master and slave must speak the same one.
+ * `set_mtime`; 4: `transfer.verify` for slave-to-slave copies, the "mismatch" error). Master
+ * and slave must speak the same one.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** Largest frame either side accepts, in bytes (JSON text). */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -158,6 +159,12 @@ export const REQUESTS = {
        * a client whose PASV without PRET was answered by the only slave). `path` is then ignored.
        */
       text: optional(str(MAX_TRANSFER_TEXT)),
+      /**
+       * Receive only, for a copy from another slave: write under a temporary name in the target
+       * folder, and only when the bytes received have exactly this size and CRC32 rename it into
+       * place (else remove it and fail with "mismatch"). Needs `offset` 0 and no `append`.
+       */
+      verify: optional(object({ size: uint, crc32: uint32 })),
     },
     reply: transferResult,
   },
@@ -228,6 +235,7 @@ export const ERROR_CODES = [
   "no_port",
   "timeout",
   "bad_request",
+  "mismatch",
 ] as const;
 
 /** Machine-readable reason of an error reply. */

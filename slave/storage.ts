@@ -10,7 +10,14 @@ import { setImmediate } from "node:timers";
 import { crc32 } from "node:zlib";
 import { getLogger } from "@logtape/logtape";
 import type { InventoryEntry } from "../shared/protocol.ts";
-import { containedRealPath, isNormalized, joinPath, printable } from "../shared/paths.ts";
+import {
+  baseName,
+  containedRealPath,
+  isNormalized,
+  joinPath,
+  parentOf,
+  printable,
+} from "../shared/paths.ts";
 import { SlaveError, toSlaveError } from "./_errors.ts";
 
 /** Size of the read buffer for checksums and transfers (256 KiB measured fastest). */
@@ -333,7 +340,7 @@ export async function* scanTree(
         continue;
       }
       if (entry.isDirectory) subdirs.push(entry.name);
-      else if (entry.isFile && changed) files.push(vpath);
+      else if (entry.isFile && changed && !isCopyTemp(entry.name)) files.push(vpath);
     }
     // Link count 1 means "not counted" (btrfs, huge ext4 folders): neither proof nor disproof.
     if (info.nlink !== 1) {
@@ -363,6 +370,25 @@ export async function* scanTree(
     }
     yield { kind: "dir", path: dir, subdirs };
   }
+}
+
+/** Names starting with this are copies from another slave still arriving (never inventoried). */
+export const COPY_TEMP_PREFIX = ".drftpd-copy.";
+
+/** Whether `name` is a copy still arriving (see `copyTempPath`). */
+export function isCopyTemp(name: string): boolean {
+  return name.startsWith(COPY_TEMP_PREFIX);
+}
+
+/**
+ * The temporary virtual path a copy of `vpath` arrives under: in the same folder (so the final
+ * rename stays on one file system), named after the transfer `xfer` (letters, digits, "-").
+ */
+export function copyTempPath(vpath: string, xfer: string): string {
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(xfer)) {
+    throw new SlaveError("bad_request", `Invalid transfer id for a copy: "${printable(xfer)}"`);
+  }
+  return joinPath(parentOf(vpath), `${COPY_TEMP_PREFIX}${xfer}.${baseName(vpath)}`.slice(0, 255));
 }
 
 /** Whether `root + vpath` exists and no part of it below `root` is a symlink. */

@@ -22,7 +22,7 @@ import {
   upgradeToTlsServer,
 } from "../shared/tls/mod.ts";
 import { type PartialInfo, SlaveError, toSlaveError } from "./_errors.ts";
-import { openRegularFile, type Storage } from "./storage.ts";
+import { copyTempPath, openRegularFile, type Storage } from "./storage.ts";
 import { writeAll } from "../shared/bytes.ts";
 import { closeQuietly, sameHost } from "../shared/net.ts";
 import { type DataEngine, type DataSocket, nativeEngine } from "./data_engine.ts";
@@ -464,6 +464,10 @@ export class TransferManager {
     if (before !== null && !before.isFile) {
       throw new SlaveError("not_a_file", `Not a file: "${req.path}"`);
     }
+    const verify = req.verify;
+    if (verify !== undefined && (req.offset !== 0 || req.append)) {
+      throw new SlaveError("bad_request", "A verified copy is always of the whole file");
+    }
     if (!req.append && req.offset > (before?.size ?? 0)) {
       throw new SlaveError(
         "bad_request",
@@ -472,7 +476,10 @@ export class TransferManager {
     }
     using data = new DataLink(signal, await this.#dataConn(req, slot, signal));
     await this.#secure(req, data, signal);
-    const target = await this.#storage.prepareUpload(req.path);
+    // A copy from another slave arrives under a temporary name (see `#placeCopy`).
+    const target = await this.#storage.prepareUpload(
+      verify ? copyTempPath(req.path, req.xfer) : req.path,
+    );
     let file: Deno.FsFile;
     let start: number;
     try {
@@ -516,6 +523,7 @@ export class TransferManager {
       }
       data.finish();
       const info = await file.stat();
+      if (verify) await this.#placeCopy(req.path, target, verify, { size: info.size, crc });
       return {
         bytes,
         size: info.size,
@@ -527,10 +535,37 @@ export class TransferManager {
       };
     } catch (e) {
       const err = toSlaveError(e, "io", req.path);
-      err.partial = await partialInfo(file, moved);
+      if (verify) await Deno.remove(target).catch(() => {}); // a copy leaves nothing behind
+      else err.partial = await partialInfo(file, moved);
       throw err;
     } finally {
       file.close();
+    }
+  }
+
+  /**
+   * Renames a copy that arrived at `temp` to `vpath` when it has the expected size and CRC32;
+   * throws "mismatch" otherwise (the caller removes `temp`).
+   */
+  async #placeCopy(
+    vpath: string,
+    temp: string,
+    want: { size: number; crc32: number },
+    got: { size: number; crc: number | null },
+  ): Promise<void> {
+    if (got.size !== want.size || got.crc !== want.crc32) {
+      const hex = (n: number | null) => n === null ? "unknown" : n.toString(16).padStart(8, "0");
+      throw new SlaveError(
+        "mismatch",
+        `Copy of "${vpath}" arrived with ${got.size} bytes, CRC32 ${hex(got.crc)}; ` +
+          `expected ${want.size} bytes, CRC32 ${hex(want.crc32)}`,
+      );
+    }
+    const final = await this.#storage.prepareUpload(vpath);
+    try {
+      await Deno.rename(temp, final);
+    } catch (e) {
+      throw toSlaveError(e, "io", vpath);
     }
   }
 

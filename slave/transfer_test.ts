@@ -583,3 +583,31 @@ Deno.test({
     assert.equal(client.info.resumed, true);
   },
 });
+
+Deno.test("a verified copy lands only when size and CRC32 match; nothing is left otherwise", async () => {
+  await using root = await tempDir();
+  using m = manager(root.path);
+  const data = pattern(300_000, 7);
+  const copy = async (xfer: string, path: string, verify: { size: number; crc32: number }) => {
+    const { port } = m.listen(xfer, "127.0.0.1");
+    {
+      using client = await Deno.connect({ hostname: "127.0.0.1", port });
+      await writeAll(client, data);
+    }
+    return m.transfer({ ...request({ xfer, dir: "receive", path }), verify });
+  };
+  const r = await copy("c1", "/copies/ok.bin", { size: data.length, crc32: crc32(data) });
+  assert.equal(r.crc32, crc32(data));
+  assert.deepEqual(await Deno.readFile(`${root.path}/copies/ok.bin`), data);
+
+  await assert.rejects(
+    copy("c2", "/copies/bad.bin", { size: data.length, crc32: crc32(data) ^ 1 }),
+    (e: unknown) => e instanceof SlaveError && e.code === "mismatch" && e.partial === undefined,
+  );
+  await assert.rejects(
+    copy("c3", "/copies/short.bin", { size: data.length + 1, crc32: crc32(data) }),
+    (e: unknown) => e instanceof SlaveError && e.code === "mismatch",
+  );
+  const left = [...Deno.readDirSync(`${root.path}/copies`)].map((e) => e.name);
+  assert.deepEqual(left, ["ok.bin"], "no temporary or mismatched file stays behind");
+});

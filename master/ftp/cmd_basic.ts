@@ -7,7 +7,8 @@ import { getLogger } from "@logtape/logtape";
 import { VERSION } from "../../shared/version.ts";
 import { loginRefusal, type User } from "../auth/users.ts";
 import { visibleFilelist } from "../auth/visibility.ts";
-import { parentOf } from "../../shared/paths.ts";
+import { normalize, parentOf } from "../../shared/paths.ts";
+import { copyToSlave } from "../slaves/copy.ts";
 import { parseTypeArg } from "./codecs.ts";
 import { FtpError } from "./errors.ts";
 import { formatListLine } from "./listing.ts";
@@ -229,6 +230,24 @@ export async function siteRemerge(s: Session, arg: string): Promise<void> {
   await slave.startFullRemerge();
   log.info("{who} started a full remerge of {slave}", { who: s.who, slave: name });
   await s.reply(200, `Full remerge of ${name} started; SITE SLAVES shows when it is done`);
+}
+
+/** SITE COPY <path> <slave>: a one-off copy of a file to another slave (slave to slave). */
+export async function siteCopy(s: Session, arg: string): Promise<void> {
+  const m = /^(.*\S)\s+(\S+)$/.exec(arg.trim());
+  if (!m) throw new FtpError(501, "Usage: SITE COPY <path> <slave>");
+  const path = normalize(s.cwd, m[1]!);
+  const { filelist, slaves, config } = s.services;
+  const done = await copyToSlave(
+    { filelist, registry: slaves, tls: config.slaves.tls },
+    path,
+    m[2]!,
+  );
+  log.info("{who} copied {path} to {slave}", { who: s.who, path, slave: done.to });
+  await s.reply(
+    200,
+    `Copied ${path} from ${done.from} to ${done.to}: ${done.bytes} bytes in ${done.ms} ms`,
+  );
 }
 
 /** SITE SLAVES: every known slave and its state. */

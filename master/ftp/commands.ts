@@ -250,6 +250,13 @@ const TABLE: Readonly<Record<string, Command>> = {
     action: "site_admin",
     run: basic.siteSlaves,
   },
+  "SITE COPY": {
+    help: "SITE COPY <path> <slave>: copy a file to another slave, slave to slave (admins)",
+    login: true,
+    arg: "required",
+    action: "site_admin",
+    run: basic.siteCopy,
+  },
   "SITE REMERGE": {
     help: "SITE REMERGE <slave>: full remerge of an online slave (admins)",
     login: true,

@@ -8,6 +8,7 @@
  */
 import { PathError } from "../../shared/paths.ts";
 import { FilelistError } from "../filelist/types.ts";
+import { CopyRefusedError } from "../slaves/copy.ts";
 import { NoSlaveError } from "../slaves/selection.ts";
 import { SlaveGoneError, SlaveReplyError } from "../slaves/slave_handle.ts";
 import { UnsupportedFamilyError } from "./codecs.ts";
@@ -49,6 +50,7 @@ export function replyFor(
   }
   if (e instanceof SlaveGoneError) return { code: 426, text: e.message, unexpected: false };
   if (e instanceof NoSlaveError) return { code: 450, text: e.message, unexpected: false };
+  if (e instanceof CopyRefusedError) return { code: 450, text: e.message, unexpected: false };
   if (e instanceof SlaveReplyError) {
     if (ctx.transfer && (e.code === "io" || e.code === "data_connection")) {
       return { code: 426, text: `Transfer failed: ${e.message}`, unexpected: false };

@@ -1,0 +1,172 @@
+/**
+ * Slave-to-slave copies: the master orders them, the slaves move the bytes (the master moves
+ * none). `copyBetweenSlaves` is the primitive; `copyToSlave` also checks the filelist and records
+ * the new holder.
+ *
+ * The primitive, step by step:
+ * 1. `to.request("listen", {xfer, peer: from.address})`: B opens a single-use port that accepts
+ *    only A's address, and answers its public host and port.
+ * 2. `to.request("transfer", {dir: "receive", endpoint: passive, tls: "server"|"none",
+ *    verify: {size, crc32}})`: B waits for A on that port and writes what arrives under a
+ *    temporary name in the target folder (`slave/storage.ts#copyTempPath`, never inventoried);
+ *    only bytes of exactly the expected size and CRC32 are renamed into place, else B removes
+ *    them and fails with "mismatch".
+ * 3. `from.request("transfer", {dir: "send", endpoint: {active, host, port}, tls: "client"|"none"})`:
+ *    A connects to B and sends the file (from `offset`, for a range). With TLS, B is the TLS
+ *    server and A the client, as on a client's PROT P connection.
+ * Either side failing aborts the other.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { TransferResult } from "../../shared/protocol.ts";
+import type { Filelist } from "../filelist/types.ts";
+import type { SlaveRegistry } from "./registry.ts";
+import type { SlaveHandle } from "./slave_handle.ts";
+
+const log = getLogger(["drftpd", "master", "copy"]);
+
+/** One copy of a file from slave A (`from`) to slave B (`to`). */
+export interface CopyOrder {
+  /** Virtual path of the file (the same on both slaves). */
+  path: string;
+  /** The size and CRC32 the bytes must have on arrival (what the filelist records). */
+  size: number;
+  crc32: number;
+  from: SlaveHandle;
+  to: SlaveHandle;
+  /** TLS on the data connection between the slaves (use it when the link uses TLS). */
+  tls: boolean;
+}
+
+/**
+ * Copies `order.path` from `order.from` to `order.to` (see the module documentation). Resolves
+ * with B's result (bytes, size, CRC32, time); rejects with the first side's error
+ * (`SlaveReplyError` with code "mismatch" when the bytes did not match, or `SlaveGoneError`).
+ */
+export async function copyBetweenSlaves(order: CopyOrder): Promise<TransferResult> {
+  const { path, from, to, tls } = order;
+  if (from === to) throw new RangeError(`Cannot copy "${path}" from ${from.name} to itself`);
+  const xfer = crypto.randomUUID();
+  const { host, port } = await to.request("listen", { xfer, peer: from.address });
+  const receiving = to.request("transfer", {
+    xfer,
+    dir: "receive",
+    path,
+    offset: 0,
+    append: false,
+    ascii: false,
+    endpoint: { kind: "passive" },
+    peer: from.address,
+    tls: tls ? "server" : "none",
+    verify: { size: order.size, crc32: order.crc32 },
+  });
+  const sending = from.request("transfer", {
+    xfer,
+    dir: "send",
+    path,
+    offset: 0,
+    append: false,
+    ascii: false,
+    endpoint: { kind: "active", host, port },
+    peer: host,
+    tls: tls ? "client" : "none",
+  });
+  // The first failure aborts the other side, so neither waits for its timeout.
+  const abortBoth = () => {
+    to.request("abort", { xfer }).catch(() => {});
+    from.request("abort", { xfer }).catch(() => {});
+  };
+  receiving.catch(abortBoth);
+  sending.catch(abortBoth);
+  const [received] = await Promise.all([receiving, sending]);
+  return received;
+}
+
+/** What `copyToSlave` needs. */
+export interface CopyDeps {
+  filelist: Filelist;
+  registry: SlaveRegistry;
+  /** TLS between slaves (the master's `[slaves] tls`). */
+  tls: boolean;
+}
+
+/** A copy that was made. */
+export interface CopyDone {
+  path: string;
+  from: string;
+  to: string;
+  bytes: number;
+  ms: number;
+}
+
+/** Why a copy was not made (for replies and logs). */
+export class CopyRefusedError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "CopyRefusedError";
+  }
+}
+
+/**
+ * Copies file `path` to slave `target` from one of its online holders, then records `target` as
+ * a holder, unless the file changed meanwhile (then the new copy is deleted again). A file whose
+ * CRC32 is not known yet has it computed by the source first.
+ */
+export async function copyToSlave(deps: CopyDeps, path: string, target: string): Promise<CopyDone> {
+  const entry = await deps.filelist.get(path);
+  if (entry === null || entry.kind !== "file") throw new CopyRefusedError(`No such file: ${path}`);
+  const to = deps.registry.get(target);
+  if (to === undefined || !to.available) {
+    throw new CopyRefusedError(`Slave ${target} is not online`);
+  }
+  if (entry.slaves.includes(target)) throw new CopyRefusedError(`${target} already holds ${path}`);
+  const from = deps.registry.connected().find((s) => s.available && entry.slaves.includes(s.name));
+  if (from === undefined) {
+    throw new CopyRefusedError(
+      `${path} is not available: ${entry.slaves.join(", ") || "no slave"} offline`,
+    );
+  }
+  let crc32 = entry.crc32;
+  if (crc32 === null) {
+    const sum = await from.request("checksum", { path });
+    if (sum.size !== entry.size) {
+      throw new CopyRefusedError(
+        `${from.name} has ${sum.size} bytes of ${path}, not ${entry.size}`,
+      );
+    }
+    crc32 = sum.crc32;
+  }
+  from.activeTransfers++;
+  to.activeTransfers++;
+  let result: TransferResult;
+  try {
+    result = await copyBetweenSlaves({
+      path,
+      size: entry.size,
+      crc32,
+      from,
+      to,
+      tls: deps.tls,
+    });
+  } finally {
+    from.activeTransfers--;
+    to.activeTransfers--;
+  }
+  const now = await deps.filelist.get(path);
+  if (now === null || now.kind !== "file" || now.size !== entry.size || now.mtime !== entry.mtime) {
+    // Overwritten or deleted while the copy ran: this copy is of a file that is gone.
+    await to.request("delete", { path }).catch(() => {});
+    throw new CopyRefusedError(`${path} changed while it was copied to ${target}`);
+  }
+  await deps.filelist.addHolder(path, target);
+  log.info("Copied {path} from {from} to {to}: {bytes} bytes in {ms} ms", {
+    path,
+    from: from.name,
+    to: target,
+    bytes: result.bytes,
+    ms: result.ms,
+  });
+  return { path, from: from.name, to: target, bytes: result.bytes, ms: result.ms };
+}
