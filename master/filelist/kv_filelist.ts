@@ -244,6 +244,33 @@ export class KvFilelist implements Filelist {
     });
   }
 
+  /** The file at `path` with its record's versionstamp (not cached), or null. */
+  async getFileVersion(path: string): Promise<{ file: FileEntry; version: string } | null> {
+    checkPath(path);
+    if (path === "/") return null;
+    const e = await this.#kv.get<StoredEntry>(entryKey(path));
+    if (e.value?.kind !== "file" || e.versionstamp === null) return null;
+    return { file: toEntry(baseName(path), e.value) as FileEntry, version: e.versionstamp };
+  }
+
+  /** Sets the CRC32 of the file at `path` if its record is still at `version`; false if not. */
+  async setCrc32(path: string, crc32: number, version: string): Promise<boolean> {
+    checkPath(path);
+    if (!Number.isInteger(crc32) || crc32 < 0 || crc32 > 0xffffffff) {
+      throw new RangeError(`Invalid CRC32 for "${path}": ${crc32}`);
+    }
+    if (path === "/") return false;
+    const e = await this.#kv.get<StoredEntry>(entryKey(path));
+    if (e.versionstamp !== version || e.value?.kind !== "file") return false;
+    const file: StoredFile = { ...e.value, crc32 };
+    // One attempt: a failed check means the record changed, which is the answer, not a retry.
+    return await this.#commit({
+      checks: [stamp(e)],
+      sets: [{ key: entryKey(path), value: file, bytes: storedBytes(file) }],
+      touchDirs: [parentOf(path)],
+    });
+  }
+
   /** Deletes a file entry (and its holder index keys) and returns it. Throws not_found / not_a_file. */
   async deleteFile(path: string): Promise<FileEntry> {
     checkPath(path);

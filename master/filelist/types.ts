@@ -141,6 +141,16 @@ export interface Filelist {
   rmdir(path: string): Promise<void>;
   /** Creates or replaces a file entry; the parent directory must exist (not_found otherwise). */
   putFile(path: string, rec: FileRecord): Promise<FileEntry>;
+  /**
+   * The file at `path` read straight from the store, with the version of its record (for
+   * {@link setCrc32}); null when there is no file there.
+   */
+  getFileVersion(path: string): Promise<{ file: FileEntry; version: string } | null>;
+  /**
+   * Records a file's CRC32 only if its record is still at `version` (an atomic check on it):
+   * returns false, changing nothing, when the file was rewritten, moved or deleted meanwhile.
+   */
+  setCrc32(path: string, crc32: number, version: string): Promise<boolean>;
   /** Deletes a file entry and returns it. Throws not_found / not_a_file. */
   deleteFile(path: string): Promise<FileEntry>;
   /** Renames a file or a whole directory tree. Throws not_found (source or target parent) / exists. */

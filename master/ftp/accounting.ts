@@ -6,6 +6,7 @@
 import { getLogger } from "@logtape/logtape";
 import { FtpError } from "./errors.ts";
 import type { Session } from "./session.ts";
+import { FILE_UNAVAILABLE, FILE_UNAVAILABLE_BUSY } from "./replies.ts";
 
 const log = getLogger(["drftpd", "master", "transfer"]);
 
@@ -37,11 +38,14 @@ export async function beginTransfer(
   const u = await s.services.users.get(s.user!.name) ?? s.user!;
   const max = kind === "upload" ? u.maxUploads : u.maxDownloads;
   if (max > 0 && s.services.sessions.transfersOf(u.name, kind) >= max) {
-    throw new FtpError(450, `Too many simultaneous ${kind}s for ${u.name} (max ${max})`);
+    throw new FtpError(
+      FILE_UNAVAILABLE_BUSY,
+      `Too many simultaneous ${kind}s for ${u.name} (max ${max})`,
+    );
   }
   if (kind === "download" && u.ratio > 0 && bytes > u.credits) {
     throw new FtpError(
-      550,
+      FILE_UNAVAILABLE,
       `Not enough credits: ${path} needs ${bytes} bytes, ${u.name} has ${u.credits}`,
     );
   }

@@ -12,33 +12,52 @@ import { copyToSlave } from "../slaves/copy.ts";
 import { parseTypeArg } from "./codecs.ts";
 import { FtpError } from "./errors.ts";
 import { formatListLine } from "./listing.ts";
-import { quotePath } from "./replies.ts";
+import {
+  BAD_SEQUENCE,
+  CLOSING_CONTROL,
+  FILE_ACTION_OK,
+  FILE_STATUS,
+  FILE_UNAVAILABLE,
+  FILE_UNAVAILABLE_BUSY,
+  LOGGED_IN,
+  NOT_AVAILABLE_CLOSING,
+  NOT_IMPLEMENTED_FOR_PARAM,
+  NOT_LOGGED_IN,
+  OK,
+  PATH_CREATED,
+  quotePath,
+  SUPERFLUOUS,
+  SYNTAX_ERROR_ARGS,
+  SYSTEM_STATUS,
+  SYSTEM_TYPE,
+  USER_OK_NEED_PASSWORD,
+} from "./replies.ts";
 import type { Session } from "./session.ts";
 
 const log = getLogger(["drftpd", "master", "ftp"]);
 
 /** USER */
 export async function user(s: Session, arg: string): Promise<void> {
-  if (s.user) throw new FtpError(503, "Already logged in");
+  if (s.user) throw new FtpError(BAD_SEQUENCE, "Already logged in");
   // Security: with tls = "required" no password may cross the wire in the clear.
   if (!s.secure && s.services.config.ftp.tls === "required") {
-    throw new FtpError(530, "This server requires TLS: send AUTH TLS before USER");
+    throw new FtpError(NOT_LOGGED_IN, "This server requires TLS: send AUTH TLS before USER");
   }
   s.pendingUser = arg.trim();
-  await s.reply(331, `Password required for ${s.pendingUser.slice(0, 64)}`);
+  await s.reply(USER_OK_NEED_PASSWORD, `Password required for ${s.pendingUser.slice(0, 64)}`);
 }
 
 /** PASS */
 export async function pass(s: Session, arg: string): Promise<void> {
-  if (s.user) throw new FtpError(503, "Already logged in");
+  if (s.user) throw new FtpError(BAD_SEQUENCE, "Already logged in");
   const name = s.pendingUser;
-  if (name === null) throw new FtpError(503, "Send USER first");
+  if (name === null) throw new FtpError(BAD_SEQUENCE, "Send USER first");
   s.pendingUser = null;
   const guard = s.services.loginGuard;
   const cfg = s.services.config.ftp;
   if (guard.bannedFor(s.remoteHost) > 0) {
     // banned by failures on other connections: no more guesses through this one
-    await s.reply(421, "Too many failed logins from your address; closing");
+    await s.reply(NOT_AVAILABLE_CLOSING, "Too many failed logins from your address; closing");
     s.quitting = true;
     return;
   }
@@ -58,7 +77,7 @@ export async function pass(s: Session, arg: string): Promise<void> {
     await sleep(cfg.failed_login_delay_ms, s.services.signal); // shutdown does not wait
     if (banned || s.loginFailures >= cfg.max_login_failures) {
       await s.reply(
-        530,
+        NOT_LOGGED_IN,
         `Login incorrect; too many failed logins ${
           banned ? "from your address" : "on this connection"
         }, closing`,
@@ -66,19 +85,19 @@ export async function pass(s: Session, arg: string): Promise<void> {
       s.quitting = true;
       return;
     }
-    throw new FtpError(530, "Login incorrect");
+    throw new FtpError(NOT_LOGGED_IN, "Login incorrect");
   }
   // Security: only told once the password is right (it says the account exists).
   const refusal = loginRefusal(found, s.remoteHost, Date.now());
   if (refusal !== null) {
     s.services.metrics.login("refused");
     log.warn("Login of {name} from {ip} refused: {why}", { name, ip: s.remoteHost, why: refusal });
-    throw new FtpError(530, refusal);
+    throw new FtpError(NOT_LOGGED_IN, refusal);
   }
   const busy = loginLimitReached(s, found);
   if (busy !== null) {
     log.info("Login of {name} from {ip} refused: {why}", { name, ip: s.remoteHost, why: busy });
-    await s.reply(421, `${busy}; closing`);
+    await s.reply(NOT_AVAILABLE_CLOSING, `${busy}; closing`);
     s.quitting = true;
     return;
   }
@@ -91,7 +110,7 @@ export async function pass(s: Session, arg: string): Promise<void> {
   };
   await s.services.users.touchLogin(name);
   log.info("Login: {name} from {ip}", { name, ip: s.remoteHost });
-  await s.reply(230, `User ${name} logged in`);
+  await s.reply(LOGGED_IN, `User ${name} logged in`);
 }
 
 /** Why `user` may not open one more session now (max logins, per address), or null. */
@@ -113,60 +132,62 @@ function loginLimitReached(s: Session, user: User): string | null {
 /** QUIT */
 export async function quit(s: Session): Promise<void> {
   s.quitting = true;
-  await s.reply(221, "Goodbye");
+  await s.reply(CLOSING_CONTROL, "Goodbye");
 }
 
 /** NOOP */
 export async function noop(s: Session): Promise<void> {
-  await s.reply(200, "NOOP ok");
+  await s.reply(OK, "NOOP ok");
 }
 
 /** SYST */
 export async function syst(s: Session): Promise<void> {
-  await s.reply(215, "UNIX Type: L8");
+  await s.reply(SYSTEM_TYPE, "UNIX Type: L8");
 }
 
 /** OPTS UTF8 ON (names are always UTF-8). */
 export async function opts(s: Session, arg: string): Promise<void> {
   const words = arg.trim().toUpperCase().split(/\s+/);
   if (words[0] === "UTF8" && (words[1] ?? "ON") === "ON") {
-    await s.reply(200, "UTF8 mode is always on");
+    await s.reply(OK, "UTF8 mode is always on");
     return;
   }
   if (words[0] === "UTF8" && words[1] === "OFF") {
-    throw new FtpError(504, "UTF8 cannot be turned off");
+    throw new FtpError(NOT_IMPLEMENTED_FOR_PARAM, "UTF8 cannot be turned off");
   }
-  throw new FtpError(501, `Unknown option "${arg.slice(0, 32)}"`);
+  throw new FtpError(SYNTAX_ERROR_ARGS, `Unknown option "${arg.slice(0, 32)}"`);
 }
 
 /** TYPE */
 export async function type(s: Session, arg: string): Promise<void> {
   s.type = parseTypeArg(arg);
-  await s.reply(200, `Type set to ${s.type}`);
+  await s.reply(OK, `Type set to ${s.type}`);
 }
 
 /** MODE */
 export async function mode(s: Session, arg: string): Promise<void> {
   if (arg.trim().toUpperCase() !== "S") {
-    throw new FtpError(504, "Only MODE S (stream) is supported");
+    throw new FtpError(NOT_IMPLEMENTED_FOR_PARAM, "Only MODE S (stream) is supported");
   }
-  await s.reply(200, "Mode set to S");
+  await s.reply(OK, "Mode set to S");
 }
 
 /** STRU */
 export async function stru(s: Session, arg: string): Promise<void> {
-  if (arg.trim().toUpperCase() !== "F") throw new FtpError(504, "Only STRU F (file) is supported");
-  await s.reply(200, "Structure set to F");
+  if (arg.trim().toUpperCase() !== "F") {
+    throw new FtpError(NOT_IMPLEMENTED_FOR_PARAM, "Only STRU F (file) is supported");
+  }
+  await s.reply(OK, "Structure set to F");
 }
 
 /** ALLO: nothing to reserve ahead. */
 export async function allo(s: Session): Promise<void> {
-  await s.reply(202, "ALLO not needed");
+  await s.reply(SUPERFLUOUS, "ALLO not needed");
 }
 
 /** PWD */
 export async function pwd(s: Session): Promise<void> {
-  await s.reply(257, `${quotePath(s.cwd)} is the current directory`);
+  await s.reply(PATH_CREATED, `${quotePath(s.cwd)} is the current directory`);
 }
 
 /** CWD */
@@ -181,10 +202,10 @@ export async function cdup(s: Session): Promise<void> {
 
 async function changeDir(s: Session, path: string): Promise<void> {
   const e = await s.services.filelist.get(path);
-  if (!e) throw new FtpError(550, `No such directory: ${path}`);
-  if (e.kind !== "dir") throw new FtpError(550, `Not a directory: ${path}`);
+  if (!e) throw new FtpError(FILE_UNAVAILABLE, `No such directory: ${path}`);
+  if (e.kind !== "dir") throw new FtpError(FILE_UNAVAILABLE, `Not a directory: ${path}`);
   s.cwd = path;
-  await s.reply(250, `Directory changed to ${path}`);
+  await s.reply(FILE_ACTION_OK, `Directory changed to ${path}`);
 }
 
 /**
@@ -201,15 +222,15 @@ export async function stat(s: Session, _arg: string, path: string | null): Promi
       s.transfer ? "A transfer is in progress" : "No data connection",
       "End of status",
     ];
-    await s.reply(211, lines);
+    await s.reply(SYSTEM_STATUS, lines);
     return;
   }
   const fl = s.services.filelist;
   const e = await fl.get(path);
-  if (!e) throw new FtpError(550, `No such file or directory: ${path}`);
+  if (!e) throw new FtpError(FILE_UNAVAILABLE, `No such file or directory: ${path}`);
   const now = Date.now();
   const entries = e.kind === "dir" ? await fl.list(path) : [e];
-  await s.reply(213, [
+  await s.reply(FILE_STATUS, [
     `Status of ${path}:`,
     ...entries.map((x) => formatListLine(x, now)),
     "End of status",
@@ -220,22 +241,24 @@ export async function stat(s: Session, _arg: string, path: string | null): Promi
 export async function siteRemerge(s: Session, arg: string): Promise<void> {
   const [name, ...extra] = arg.trim().split(/\s+/);
   if (name === undefined || name === "" || extra.length > 0) {
-    throw new FtpError(501, "Usage: SITE REMERGE <slave>");
+    throw new FtpError(SYNTAX_ERROR_ARGS, "Usage: SITE REMERGE <slave>");
   }
   const slave = s.services.slaves.get(name);
   if (!slave || slave.state !== "online") {
-    throw new FtpError(450, `Slave ${name.slice(0, 64)} is not online`);
+    throw new FtpError(FILE_UNAVAILABLE_BUSY, `Slave ${name.slice(0, 64)} is not online`);
   }
-  if (slave.remerging) throw new FtpError(450, `A remerge of ${name} is already running`);
+  if (slave.remerging) {
+    throw new FtpError(FILE_UNAVAILABLE_BUSY, `A remerge of ${name} is already running`);
+  }
   await slave.startFullRemerge();
   log.info("{who} started a full remerge of {slave}", { who: s.who, slave: name });
-  await s.reply(200, `Full remerge of ${name} started; SITE SLAVES shows when it is done`);
+  await s.reply(OK, `Full remerge of ${name} started; SITE SLAVES shows when it is done`);
 }
 
 /** SITE COPY <path> <slave>: a one-off copy of a file to another slave (slave to slave). */
 export async function siteCopy(s: Session, arg: string): Promise<void> {
   const m = /^(.*\S)\s+(\S+)$/.exec(arg.trim());
-  if (!m) throw new FtpError(501, "Usage: SITE COPY <path> <slave>");
+  if (!m) throw new FtpError(SYNTAX_ERROR_ARGS, "Usage: SITE COPY <path> <slave>");
   const path = normalize(s.cwd, m[1]!);
   const { filelist, slaves, config } = s.services;
   const done = await copyToSlave(
@@ -245,7 +268,7 @@ export async function siteCopy(s: Session, arg: string): Promise<void> {
   );
   log.info("{who} copied {path} to {slave}", { who: s.who, path, slave: done.to });
   await s.reply(
-    200,
+    OK,
     `Copied ${path} from ${done.from} to ${done.to}: ${done.bytes} bytes in ${done.ms} ms`,
   );
 }
@@ -258,5 +281,5 @@ export async function siteSlaves(s: Session): Promise<void> {
       x.state === "online" && x.remerging ? "+remerging" : ""
     } address=${x.address} free=${x.free} total=${x.total} transfers=${x.activeTransfers}`
   );
-  await s.reply(200, ["Slaves:", ...lines, `${list.length} slaves known`]);
+  await s.reply(OK, ["Slaves:", ...lines, `${list.length} slaves known`]);
 }

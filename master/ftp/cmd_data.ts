@@ -21,13 +21,27 @@ import { PasvProxy } from "./pasv_proxy.ts";
 import type { DataPlan, Pret, Session } from "./session.ts";
 import type { SlaveHandle } from "../slaves/slave_handle.ts";
 import { sameHost } from "../../shared/net.ts";
+import {
+  BAD_SEQUENCE,
+  CANT_OPEN_DATA,
+  CLOSING_DATA,
+  DATA_OPEN_NO_TRANSFER,
+  ENTERING_EXT_PASSIVE,
+  ENTERING_PASSIVE,
+  FILE_UNAVAILABLE,
+  NOT_IMPLEMENTED_FOR_PARAM,
+  OK,
+  PENDING_MORE_INFO,
+  SYNTAX_ERROR,
+  SYNTAX_ERROR_ARGS,
+} from "./replies.ts";
 
 const log = getLogger(["drftpd", "master", "ftp"]);
 
 /** REST */
 export async function rest(s: Session, arg: string): Promise<void> {
   s.rest = parseRestArg(arg.trim());
-  await s.reply(350, `Restarting at ${s.rest}; send RETR, STOR or APPE`);
+  await s.reply(PENDING_MORE_INFO, `Restarting at ${s.rest}; send RETR, STOR or APPE`);
 }
 
 /**
@@ -41,14 +55,14 @@ export async function pret(
   s.clearData();
   if (p.kind === "download") {
     const e = await s.services.filelist.get(p.path);
-    if (!e) throw new FtpError(550, `No such file: ${p.path}`);
-    if (e.kind !== "file") throw new FtpError(550, `Not a plain file: ${p.path}`);
+    if (!e) throw new FtpError(FILE_UNAVAILABLE, `No such file: ${p.path}`);
+    if (e.kind !== "file") throw new FtpError(FILE_UNAVAILABLE, `Not a plain file: ${p.path}`);
   } else if (p.kind === "upload" && !p.named) {
-    throw new FtpError(501, `PRET ${p.verb} needs a file name`);
+    throw new FtpError(SYNTAX_ERROR_ARGS, `PRET ${p.verb} needs a file name`);
   }
   s.pret = { verb: p.verb, kind: p.kind, path: p.path };
   const where = p.kind === "list" ? "master" : "a slave";
-  await s.reply(200, `OK, ${where} will serve the upcoming ${p.verb}`);
+  await s.reply(OK, `OK, ${where} will serve the upcoming ${p.verb}`);
 }
 
 /** Picks the slave for a PRET'd file transfer. */
@@ -57,7 +71,9 @@ async function slaveForPret(s: Session, p: Pret): Promise<SlaveHandle> {
   if (p.chosen?.available) return p.chosen;
   const e = await s.services.filelist.get(p.path);
   const file = e?.kind === "file" ? e : null;
-  if (p.kind === "download" && !file) throw new FtpError(550, `No such file: ${p.path}`);
+  if (p.kind === "download" && !file) {
+    throw new FtpError(FILE_UNAVAILABLE, `No such file: ${p.path}`);
+  }
   p.chosen = s.services.slaves.choose({
     kind: p.kind === "download" ? "download" : "upload",
     path: p.path,
@@ -119,7 +135,7 @@ async function masterPassive(s: Session): Promise<PassiveChannel> {
 function requirePretOrRelay(s: Session, verb: string): void {
   if (!s.pret && s.services.config.ftp.pasv_without_pret === "reject") {
     throw new FtpError(
-      500,
+      SYNTAX_ERROR,
       `${verb} needs PRET first on this server: send "PRET RETR <file>" (or STOR, LIST…) before ${verb}`,
     );
   }
@@ -127,14 +143,17 @@ function requirePretOrRelay(s: Session, verb: string): void {
 
 /** PASV */
 export async function pasv(s: Session): Promise<void> {
-  if (s.epsvAll) throw new FtpError(503, "EPSV ALL was sent; only EPSV is allowed");
+  if (s.epsvAll) throw new FtpError(BAD_SEQUENCE, "EPSV ALL was sent; only EPSV is allowed");
   requirePretOrRelay(s, "PASV");
   s.clearData();
   if (s.pret && s.pret.kind !== "list") {
     const { plan, host, port, peer } = await slavePassive(s, s.pret);
     if (!isIPv4(unmapIPv4(host))) {
       plan.slave.request("abort", { xfer: plan.xfer }).catch(() => {});
-      throw new FtpError(425, `Slave ${plan.slave.name} has no IPv4 address for PASV; use EPSV`);
+      throw new FtpError(
+        CANT_OPEN_DATA,
+        `Slave ${plan.slave.name} has no IPv4 address for PASV; use EPSV`,
+      );
     }
     if (!sameHost(host, s.localHost)) {
       // For clients that ignore the 227 address and connect to the control host instead.
@@ -157,15 +176,17 @@ export async function pasv(s: Session): Promise<void> {
       host,
       port,
     });
-    await s.reply(227, formatPasvReply(unmapIPv4(host), port));
+    await s.reply(ENTERING_PASSIVE, formatPasvReply(unmapIPv4(host), port));
     return;
   }
   if (!s.pret && await onlySlavePassive(s)) return;
   const announce = unmapIPv4(s.services.config.ftp.public_address || s.localHost);
-  if (!isIPv4(announce)) throw new FtpError(425, "No IPv4 address to announce; use EPSV");
+  if (!isIPv4(announce)) {
+    throw new FtpError(CANT_OPEN_DATA, "No IPv4 address to announce; use EPSV");
+  }
   const channel = await masterPassive(s);
   s.data = { kind: "master", channel };
-  await s.reply(227, formatPasvReply(announce, channel.port));
+  await s.reply(ENTERING_PASSIVE, formatPasvReply(announce, channel.port));
 }
 
 /**
@@ -201,7 +222,7 @@ async function onlySlavePassive(s: Session): Promise<boolean> {
     return false;
   }
   s.data = plan;
-  await s.reply(227, formatPasvReply(unmapIPv4(host), port));
+  await s.reply(ENTERING_PASSIVE, formatPasvReply(unmapIPv4(host), port));
   return true;
 }
 
@@ -210,7 +231,7 @@ export async function epsv(s: Session, arg: string): Promise<void> {
   const a = parseEpsvArg(arg.trim());
   if (a.kind === "all") {
     s.epsvAll = true;
-    await s.reply(200, "EPSV ALL accepted");
+    await s.reply(OK, "EPSV ALL accepted");
     return;
   }
   requirePretOrRelay(s, "EPSV");
@@ -221,28 +242,30 @@ export async function epsv(s: Session, arg: string): Promise<void> {
     if (!sameHost(host, s.localHost)) {
       plan.slave.request("abort", { xfer: plan.xfer }).catch(() => {});
       throw new FtpError(
-        425,
+        CANT_OPEN_DATA,
         `EPSV cannot point at slave ${plan.slave.name} (${host}); use PASV (the PRET stays valid)`,
       );
     }
     s.data = plan;
-    await s.reply(229, formatEpsvReply(port));
+    await s.reply(ENTERING_EXT_PASSIVE, formatEpsvReply(port));
     return;
   }
   const channel = await masterPassive(s);
   s.data = { kind: "master", channel };
-  await s.reply(229, formatEpsvReply(channel.port));
+  await s.reply(ENTERING_EXT_PASSIVE, formatEpsvReply(channel.port));
 }
 
 async function checkActiveTarget(s: Session, host: string, port: number): Promise<void> {
   // Security: never let PORT/EPRT aim at a privileged port (FTP bounce attack).
-  if (port < 1024) throw new FtpError(501, `Refusing a data connection to privileged port ${port}`);
-  if (s.epsvAll) throw new FtpError(503, "EPSV ALL was sent; PORT/EPRT are not allowed");
+  if (port < 1024) {
+    throw new FtpError(SYNTAX_ERROR_ARGS, `Refusing a data connection to privileged port ${port}`);
+  }
+  if (s.epsvAll) throw new FtpError(BAD_SEQUENCE, "EPSV ALL was sent; PORT/EPRT are not allowed");
   // Security: a data connection to another host than the client's is FXP (or a bounce attack).
   if (sameHost(host, s.remoteHost)) return;
   if (!await fxpPossible(s)) {
     throw new FtpError(
-      504,
+      NOT_IMPLEMENTED_FOR_PARAM,
       `FXP is not allowed: data connections go only to your own address ${s.remoteHost}, not ${host}`,
     );
   }
@@ -257,7 +280,7 @@ export async function port(s: Session, arg: string): Promise<void> {
   s.clearData();
   s.pret = null;
   s.data = { kind: "active", host: t.host, port: t.port };
-  await s.reply(200, `PORT ok: data connection to ${t.host}:${t.port}`);
+  await s.reply(OK, `PORT ok: data connection to ${t.host}:${t.port}`);
 }
 
 /** EPRT |af|addr|port| */
@@ -267,7 +290,7 @@ export async function eprt(s: Session, arg: string): Promise<void> {
   s.clearData();
   s.pret = null;
   s.data = { kind: "active", host: t.host, port: t.port };
-  await s.reply(200, `EPRT ok: data connection to ${t.host}:${t.port}`);
+  await s.reply(OK, `EPRT ok: data connection to ${t.host}:${t.port}`);
 }
 
 /** ABOR: interrupts a running transfer (which answers 426) or drops a prepared one. */
@@ -278,9 +301,9 @@ export async function abor(s: Session): Promise<void> {
   if (t) {
     t.abort();
     await t.done.catch(() => {});
-    await s.reply(226, "Abort successful");
+    await s.reply(CLOSING_DATA, "Abort successful");
     return;
   }
   s.clearData();
-  await s.reply(225, "No transfer to abort");
+  await s.reply(DATA_OPEN_NO_TRANSFER, "No transfer to abort");
 }

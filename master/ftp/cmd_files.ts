@@ -10,20 +10,31 @@ import { SlaveReplyError } from "../slaves/slave_handle.ts";
 import { formatMdtm, parseMfmtArg, splitWord } from "./codecs.ts";
 import { FtpError } from "./errors.ts";
 import { formatMlstLine } from "./listing.ts";
-import { quotePath } from "./replies.ts";
+import {
+  BAD_SEQUENCE,
+  FILE_ACTION_OK,
+  FILE_STATUS,
+  FILE_UNAVAILABLE,
+  FILE_UNAVAILABLE_BUSY,
+  NAME_NOT_ALLOWED,
+  PATH_CREATED,
+  PENDING_MORE_INFO,
+  quotePath,
+  SYNTAX_ERROR_ARGS,
+} from "./replies.ts";
 import type { Session } from "./session.ts";
 
 const log = getLogger(["drftpd", "master", "ftp"]);
 
 async function must(s: Session, path: string): Promise<Entry> {
   const e = await s.services.filelist.get(path);
-  if (!e) throw new FtpError(550, `No such file or directory: ${path}`);
+  if (!e) throw new FtpError(FILE_UNAVAILABLE, `No such file or directory: ${path}`);
   return e;
 }
 
 async function mustFile(s: Session, path: string): Promise<FileEntry> {
   const e = await must(s, path);
-  if (e.kind !== "file") throw new FtpError(550, `Not a plain file: ${path}`);
+  if (e.kind !== "file") throw new FtpError(FILE_UNAVAILABLE, `Not a plain file: ${path}`);
   return e;
 }
 
@@ -66,16 +77,16 @@ export async function applyOnSlaves(
 export async function mkd(s: Session, _arg: string, path: string | null): Promise<void> {
   const u = s.user!;
   await s.services.filelist.mkdir(path!, u.name, u.primaryGroup);
-  await s.reply(257, `${quotePath(path!)} created`);
+  await s.reply(PATH_CREATED, `${quotePath(path!)} created`);
 }
 
 /** RMD */
 export async function rmd(s: Session, _arg: string, path: string | null): Promise<void> {
-  if (path === "/") throw new FtpError(550, "Cannot remove the root directory");
+  if (path === "/") throw new FtpError(FILE_UNAVAILABLE, "Cannot remove the root directory");
   s.services.slaves.noteChange({ op: "rmdir", path: path! }); // before the filelist: see registry
   await s.services.filelist.rmdir(path!);
   await applyOnSlaves(s, null, { op: "rmdir", path: path! });
-  await s.reply(250, `Directory ${path} removed`);
+  await s.reply(FILE_ACTION_OK, `Directory ${path} removed`);
 }
 
 /** DELE */
@@ -85,42 +96,44 @@ export async function dele(s: Session, _arg: string, path: string | null): Promi
   const gone = await s.services.filelist.deleteFile(path!);
   await applyOnSlaves(s, gone.slaves, { op: "delete", path: path! });
   log.info("{who} deleted {path}", { who: s.who, path });
-  await s.reply(250, `File ${path} deleted`);
+  await s.reply(FILE_ACTION_OK, `File ${path} deleted`);
 }
 
 /** RNFR */
 export async function rnfr(s: Session, _arg: string, path: string | null): Promise<void> {
   await must(s, path!);
   s.renameFrom = path;
-  await s.reply(350, `${path} exists; send RNTO`);
+  await s.reply(PENDING_MORE_INFO, `${path} exists; send RNTO`);
 }
 
 /** RNTO */
 export async function rnto(s: Session, _arg: string, path: string | null): Promise<void> {
   const from = s.renameFrom;
   s.renameFrom = null;
-  if (from === null) throw new FtpError(503, "Send RNFR first");
+  if (from === null) throw new FtpError(BAD_SEQUENCE, "Send RNFR first");
   const to = path!;
-  if (to === from) throw new FtpError(553, "Source and target are the same");
-  if (to.startsWith(from + "/")) throw new FtpError(553, "Cannot move a directory into itself");
+  if (to === from) throw new FtpError(NAME_NOT_ALLOWED, "Source and target are the same");
+  if (to.startsWith(from + "/")) {
+    throw new FtpError(NAME_NOT_ALLOWED, "Cannot move a directory into itself");
+  }
   const e = await must(s, from);
   s.services.slaves.noteChange({ op: "rename", from, to });
   await s.services.filelist.rename(from, to);
   const holders = e.kind === "file" ? e.slaves : null;
   await applyOnSlaves(s, holders, { op: "rename", from, to });
-  await s.reply(250, `Renamed ${from} to ${to}`);
+  await s.reply(FILE_ACTION_OK, `Renamed ${from} to ${to}`);
 }
 
 /** SIZE */
 export async function size(s: Session, _arg: string, path: string | null): Promise<void> {
   const f = await mustFile(s, path!);
-  await s.reply(213, String(f.size));
+  await s.reply(FILE_STATUS, String(f.size));
 }
 
 /** MDTM */
 export async function mdtm(s: Session, _arg: string, path: string | null): Promise<void> {
   const e = await must(s, path!);
-  await s.reply(213, formatMdtm(e.mtime));
+  await s.reply(FILE_STATUS, formatMdtm(e.mtime));
 }
 
 /**
@@ -134,9 +147,14 @@ export async function mfmt(s: Session, arg: string, path: string | null): Promis
     mtime = parseMfmtArg(arg).ms;
   } catch {
     const word = splitWord(arg).word.slice(0, 64);
-    throw new FtpError(501, `Invalid time "${word}": use MFMT YYYYMMDDHHMMSS <path> (UTC)`);
+    throw new FtpError(
+      SYNTAX_ERROR_ARGS,
+      `Invalid time "${word}": use MFMT YYYYMMDDHHMMSS <path> (UTC)`,
+    );
   }
-  if (path === "/") throw new FtpError(550, "Cannot change the time of the root directory");
+  if (path === "/") {
+    throw new FtpError(FILE_UNAVAILABLE, "Cannot change the time of the root directory");
+  }
   await must(s, path!);
   const e = await s.services.filelist.setMtime(path!, mtime);
   const reg = s.services.slaves;
@@ -152,20 +170,34 @@ export async function mfmt(s: Session, arg: string, path: string | null): Promis
       });
     }
   }));
-  await s.reply(213, `Modify=${formatMdtm(mtime)}; ${path}`);
+  await s.reply(FILE_STATUS, `Modify=${formatMdtm(mtime)}; ${path}`);
 }
 
 /** MLST */
 export async function mlst(s: Session, _arg: string, path: string | null): Promise<void> {
   const e = await must(s, path!);
-  await s.reply(250, [`Listing ${path}`, formatMlstLine(e, path!), "End"]);
+  await s.reply(FILE_ACTION_OK, [`Listing ${path}`, formatMlstLine(e, path!), "End"]);
 }
 
-/** XCRC: from the filelist, or computed by a holder and remembered. */
+/** How many times XCRC recomputes a CRC when the file changes while a slave computes it. */
+const XCRC_ATTEMPTS = 3;
+
+/**
+ * XCRC: from the filelist, or computed by a holder and remembered. The CRC is written back only
+ * if the file's record is unchanged since it was read (`setCrc32` checks its version): an upload
+ * finishing meanwhile is never overwritten with the old size and holders; XCRC then starts over
+ * on the new record, and gives up with 450 after a few such changes.
+ */
 export async function xcrc(s: Session, _arg: string, path: string | null): Promise<void> {
-  const f = await mustFile(s, path!);
-  let crc = f.crc32;
-  if (crc === null) {
+  const fl = s.services.filelist;
+  for (let attempt = 0; attempt < XCRC_ATTEMPTS; attempt++) {
+    const got = await fl.getFileVersion(path!);
+    if (!got) {
+      await mustFile(s, path!); // 550 naming why
+      throw new FtpError(FILE_UNAVAILABLE, `Not a plain file: ${path}`);
+    }
+    const { file: f, version } = got;
+    if (f.crc32 !== null) return await replyCrc(s, f.crc32);
     const slave = s.services.slaves.choose({
       kind: "download",
       path: path!,
@@ -173,10 +205,15 @@ export async function xcrc(s: Session, _arg: string, path: string | null): Promi
       resuming: false,
     });
     const r = await slave.request("checksum", { path: path! });
-    crc = r.crc32;
-    if (r.size === f.size) {
-      await s.services.filelist.putFile(path!, { ...f, crc32: crc });
-    }
+    const crc = r.crc32;
+    // The slave's file is not the recorded one (a size mismatch): answer, remember nothing.
+    if (r.size !== f.size) return await replyCrc(s, crc);
+    if (await fl.setCrc32(path!, crc, version)) return await replyCrc(s, crc);
+    log.info("{path} changed while its CRC was computed; again", { path });
   }
-  await s.reply(250, crc.toString(16).toUpperCase().padStart(8, "0"));
+  throw new FtpError(FILE_UNAVAILABLE_BUSY, `${path} keeps changing; try XCRC again later`);
+}
+
+async function replyCrc(s: Session, crc: number): Promise<void> {
+  await s.reply(FILE_ACTION_OK, crc.toString(16).toUpperCase().padStart(8, "0"));
 }

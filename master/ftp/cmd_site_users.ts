@@ -11,20 +11,21 @@ import { applyField, formatUserLines, formatUserSummary, parseBytes } from "../a
 import { NotFoundError, type User, UserExistsError } from "../auth/users.ts";
 import { FtpError } from "./errors.ts";
 import type { Session } from "./session.ts";
+import { FILE_UNAVAILABLE, NOT_AVAILABLE_CLOSING, OK, SYNTAX_ERROR_ARGS } from "./replies.ts";
 
 const log = getLogger(["drftpd", "master", "ftp"]);
 
 /** The words of a SITE argument; at least `min` of them, or 501 with `usage`. */
 function words(arg: string, min: number, usage: string): string[] {
   const w = arg.trim() === "" ? [] : arg.trim().split(/\s+/);
-  if (w.length < min) throw new FtpError(501, `Usage: ${usage}`);
+  if (w.length < min) throw new FtpError(SYNTAX_ERROR_ARGS, `Usage: ${usage}`);
   return w;
 }
 
 /** The user `name`, or 550 naming it. */
 async function mustUser(s: Session, name: string): Promise<User> {
   const u = await s.services.users.get(name);
-  if (!u) throw new FtpError(550, `No such user: ${name.slice(0, 64)}`);
+  if (!u) throw new FtpError(FILE_UNAVAILABLE, `No such user: ${name.slice(0, 64)}`);
   return u;
 }
 
@@ -38,7 +39,7 @@ export function mayManage(actor: User, target: User): boolean {
 async function managed(s: Session, name: string): Promise<User> {
   const target = await mustUser(s, name);
   if (!mayManage(s.user!, target)) {
-    throw new FtpError(550, `You may not manage user ${target.name}`);
+    throw new FtpError(FILE_UNAVAILABLE, `You may not manage user ${target.name}`);
   }
   return target;
 }
@@ -49,9 +50,9 @@ async function guard<T>(fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (e) {
     if (e instanceof FtpError) throw e;
-    if (e instanceof TypeError) throw new FtpError(501, e.message);
+    if (e instanceof TypeError) throw new FtpError(SYNTAX_ERROR_ARGS, e.message);
     if (e instanceof NotFoundError || e instanceof UserExistsError) {
-      throw new FtpError(550, e.message);
+      throw new FtpError(FILE_UNAVAILABLE, e.message);
     }
     throw e;
   }
@@ -59,7 +60,7 @@ async function guard<T>(fn: () => Promise<T>): Promise<T> {
 
 async function done(s: Session, what: string, lines: string[] = []): Promise<void> {
   log.info("{who}: {what}", { who: s.who, what });
-  await s.reply(200, lines.length > 0 ? [...lines, what] : what);
+  await s.reply(OK, lines.length > 0 ? [...lines, what] : what);
 }
 
 /** SITE USERS: every user (a group admin: their group's members). */
@@ -67,14 +68,14 @@ export async function users(s: Session): Promise<void> {
   const me = s.user!;
   const all = await s.services.users.list();
   const shown = all.filter((u) => mayManage(me, u));
-  await s.reply(200, ["Users:", ...shown.map(formatUserSummary), `${shown.length} users`]);
+  await s.reply(OK, ["Users:", ...shown.map(formatUserSummary), `${shown.length} users`]);
 }
 
 /** SITE USER <name>: one user's fields (anyone may see themselves). */
 export async function user(s: Session, arg: string): Promise<void> {
   const [name] = words(arg, 1, "SITE USER <name>");
   const target = name === s.user!.name ? await mustUser(s, name!) : await managed(s, name!);
-  await s.reply(200, [`User ${target.name}:`, ...formatUserLines(target), "End"]);
+  await s.reply(OK, [`User ${target.name}:`, ...formatUserLines(target), "End"]);
 }
 
 /** SITE ADDUSER <name> <password> [masks…]: a group admin adds to their group, within slots. */
@@ -86,7 +87,10 @@ export async function addUser(s: Session, arg: string): Promise<void> {
     const group = me.groupAdmin!;
     const members = await s.services.users.members(group);
     if (members.length >= me.groupSlots) {
-      throw new FtpError(550, `No free slots in group ${group} (${me.groupSlots} used)`);
+      throw new FtpError(
+        FILE_UNAVAILABLE,
+        `No free slots in group ${group} (${me.groupSlots} used)`,
+      );
     }
     groups = [group];
   }
@@ -121,7 +125,7 @@ export async function chpass(s: Session, arg: string): Promise<void> {
 
 /** SITE PASSWD <new password>: one's own password (the rest of the line, spaces included). */
 export async function passwd(s: Session, arg: string): Promise<void> {
-  if (arg.trim() === "") throw new FtpError(501, "Usage: SITE PASSWD <new password>");
+  if (arg.trim() === "") throw new FtpError(SYNTAX_ERROR_ARGS, "Usage: SITE PASSWD <new password>");
   await guard(() => s.services.users.setPassword(s.user!.name, arg.trim()));
   await done(s, "Password changed");
 }
@@ -167,7 +171,7 @@ export async function groups(s: Session): Promise<void> {
   const lines = (await s.services.users.listGroups()).map((g) =>
     `${g.name} members=${all.filter((u) => u.groups.includes(g.name)).length}`
   );
-  await s.reply(200, ["Groups:", ...lines, `${lines.length} groups`]);
+  await s.reply(OK, ["Groups:", ...lines, `${lines.length} groups`]);
 }
 
 /** SITE GROUP <group>: its members (admins, and its group admins). */
@@ -175,12 +179,12 @@ export async function group(s: Session, arg: string): Promise<void> {
   const [name] = words(arg, 1, "SITE GROUP <group>");
   const me = s.user!;
   if (!me.admin && me.groupAdmin !== name) {
-    throw new FtpError(550, `You may not manage group ${name!.slice(0, 64)}`);
+    throw new FtpError(FILE_UNAVAILABLE, `You may not manage group ${name!.slice(0, 64)}`);
   }
   const g = await s.services.users.getGroup(name!);
-  if (!g) throw new FtpError(550, `No such group: ${name!.slice(0, 64)}`);
+  if (!g) throw new FtpError(FILE_UNAVAILABLE, `No such group: ${name!.slice(0, 64)}`);
   const members = await s.services.users.members(name!);
-  await s.reply(200, [
+  await s.reply(OK, [
     `Group ${g.name}:`,
     ...members.map(formatUserSummary),
     `${members.length} members`,
@@ -223,7 +227,7 @@ export async function kick(s: Session, arg: string): Promise<void> {
   const victims = s.services.sessions.ofUser(name!).filter((x) => x !== s);
   for (const v of victims) {
     v.transfer?.abort();
-    v.reply(421, `Kicked by ${s.user!.name}`).finally(() => v.close());
+    v.reply(NOT_AVAILABLE_CLOSING, `Kicked by ${s.user!.name}`).finally(() => v.close());
   }
   await done(s, `Kicked ${victims.length} session(s) of ${name}`);
 }
@@ -231,7 +235,7 @@ export async function kick(s: Session, arg: string): Promise<void> {
 /** SITE BANS: addresses banned for failed logins. */
 export async function bans(s: Session): Promise<void> {
   const list = s.services.loginGuard.bans();
-  await s.reply(200, [
+  await s.reply(OK, [
     "Bans:",
     ...list.map((b) => `${b.address} seconds_left=${Math.ceil(b.msLeft / 1000)}`),
     `${list.length} banned`,
@@ -242,7 +246,7 @@ export async function bans(s: Session): Promise<void> {
 export async function unban(s: Session, arg: string): Promise<void> {
   const [address] = words(arg, 1, "SITE UNBAN <address>");
   if (!s.services.loginGuard.unban(address!)) {
-    throw new FtpError(550, `${address!.slice(0, 64)} is not banned`);
+    throw new FtpError(FILE_UNAVAILABLE, `${address!.slice(0, 64)} is not banned`);
   }
   await done(s, `Unbanned ${address}`);
 }
@@ -271,5 +275,5 @@ export async function who(s: Session): Promise<void> {
       Math.round(bytes / secs)
     }`;
   });
-  await s.reply(200, ["Sessions:", ...lines, `${lines.length} sessions`]);
+  await s.reply(OK, ["Sessions:", ...lines, `${lines.length} sessions`]);
 }

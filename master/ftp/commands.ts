@@ -14,6 +14,14 @@ import * as tls from "./cmd_tls.ts";
 import { type Command, pathText } from "./command_spec.ts";
 import type { Session } from "./session.ts";
 import * as xfer from "./transfers.ts";
+import {
+  HELP,
+  NOT_IMPLEMENTED,
+  NOT_IMPLEMENTED_FOR_PARAM,
+  SYNTAX_ERROR,
+  SYNTAX_ERROR_ARGS,
+  SYSTEM_STATUS,
+} from "./replies.ts";
 
 export type { Command, TransferControl } from "./command_spec.ts";
 
@@ -477,17 +485,22 @@ export interface ResolvedCommand {
 export function resolveCommand(verb: string, arg: string): ResolvedCommand {
   if (verb === "SITE") {
     const { word, rest } = splitFirst(arg);
-    if (word === "") throw new FtpError(501, "SITE needs a subcommand; SITE HELP lists them");
+    if (word === "") {
+      throw new FtpError(SYNTAX_ERROR_ARGS, "SITE needs a subcommand; SITE HELP lists them");
+    }
     const name = `SITE ${word.toUpperCase()}`;
     const cmd = TABLE[name];
     if (!cmd) {
-      throw new FtpError(500, `Unknown SITE command "${word.slice(0, 32)}"; SITE HELP lists them`);
+      throw new FtpError(
+        SYNTAX_ERROR,
+        `Unknown SITE command "${word.slice(0, 32)}"; SITE HELP lists them`,
+      );
     }
     return { name, cmd, arg: rest };
   }
   const name = ALIASES[verb] ?? verb;
   const cmd = name.includes(" ") ? undefined : TABLE[name];
-  if (!cmd) throw new FtpError(500, `Unknown command "${verb.slice(0, 32)}"`);
+  if (!cmd) throw new FtpError(SYNTAX_ERROR, `Unknown command "${verb.slice(0, 32)}"`);
   return { name, cmd, arg };
 }
 
@@ -522,7 +535,7 @@ export function pretVerbs(): string[] {
 
 /** FEAT, generated from the table. */
 async function feat(s: Session): Promise<void> {
-  await s.reply(211, ["Features:", ...featLines(), "End"]);
+  await s.reply(SYSTEM_STATUS, ["Features:", ...featLines(), "End"]);
 }
 
 /** HELP [verb], generated from the table. */
@@ -535,20 +548,20 @@ async function help(s: Session, arg: string): Promise<void> {
     try {
       found = resolveCommand(verb, sp < 0 ? "" : words.slice(sp + 1)).cmd;
     } catch {
-      throw new FtpError(502, `Unknown command "${words.slice(0, 32)}"`);
+      throw new FtpError(NOT_IMPLEMENTED, `Unknown command "${words.slice(0, 32)}"`);
     }
-    await s.reply(214, verb === "SITE" && sp < 0 ? await siteHelpLines(s) : found.help);
+    await s.reply(HELP, verb === "SITE" && sp < 0 ? await siteHelpLines(s) : found.help);
     return;
   }
   const all = verbs();
   const rows: string[] = [];
   for (let i = 0; i < all.length; i += 8) rows.push(all.slice(i, i + 8).join(" "));
-  await s.reply(214, ["The following commands are recognized:", ...rows, "Help OK"]);
+  await s.reply(HELP, ["The following commands are recognized:", ...rows, "Help OK"]);
 }
 
 /** SITE HELP (and HELP SITE): the SITE rows the caller may run, with their help. */
 async function siteHelp(s: Session): Promise<void> {
-  await s.reply(214, await siteHelpLines(s));
+  await s.reply(HELP, await siteHelpLines(s));
 }
 
 async function siteHelpLines(s: Session): Promise<string[]> {
@@ -570,7 +583,7 @@ async function pret(s: Session, arg: string): Promise<void> {
   const cmd = TABLE[ALIASES[verb] ?? verb];
   if (!cmd?.pret) {
     throw new FtpError(
-      504,
+      NOT_IMPLEMENTED_FOR_PARAM,
       `PRET does not support "${verb.slice(0, 16)}"; it takes ${pretVerbs().join(", ")}`,
     );
   }

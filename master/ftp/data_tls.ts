@@ -7,6 +7,7 @@ import { connectTlsClient, upgradeToTlsServer } from "../../shared/tls/mod.ts";
 import { FtpError } from "./errors.ts";
 import type { DataSecurity, Session } from "./session.ts";
 import { copy } from "../../shared/bytes.ts";
+import { PROTOCOL_NOT_SUPPORTED } from "./replies.ts";
 
 /** A data connection, plain or TLS. */
 export interface DataConn extends ByteConn {
@@ -24,7 +25,7 @@ export async function secureDataConn(
 ): Promise<DataConn> {
   if (!sec.protect) return conn;
   const tls = s.services.tls;
-  if (!tls) throw new FtpError(522, "TLS is not available on this server");
+  if (!tls) throw new FtpError(PROTOCOL_NOT_SUPPORTED, "TLS is not available on this server");
   const engine = tls.engine ? { engine: tls.engine } : {};
   try {
     return sec.asClient
@@ -40,7 +41,7 @@ export async function secureDataConn(
   } catch (e) {
     conn.close();
     throw new FtpError(
-      522,
+      PROTOCOL_NOT_SUPPORTED,
       `TLS on the data connection failed: ${e instanceof Error ? e.message : e}`,
     );
   }

@@ -10,6 +10,7 @@ import { type Command, pathText } from "./command_spec.ts";
 import { resolveCommand, type ResolvedCommand } from "./commands.ts";
 import { FtpError, replyFor } from "./errors.ts";
 import type { Session } from "./session.ts";
+import { FILE_UNAVAILABLE, NOT_LOGGED_IN, SYNTAX_ERROR_ARGS } from "./replies.ts";
 
 const log = getLogger(["drftpd", "master", "ftp"]);
 
@@ -75,15 +76,24 @@ export async function dispatch(s: Session, line: string): Promise<void> {
  */
 async function check(s: Session, name: string, cmd: Command, arg: string): Promise<string | null> {
   const empty = arg.trim() === "";
-  if (cmd.arg === "required" && empty) throw new FtpError(501, `${name} needs an argument`);
-  if (cmd.arg === "none" && !empty) throw new FtpError(501, `${name} takes no argument`);
+  if (cmd.arg === "required" && empty) {
+    throw new FtpError(SYNTAX_ERROR_ARGS, `${name} needs an argument`);
+  }
+  if (cmd.arg === "none" && !empty) {
+    throw new FtpError(SYNTAX_ERROR_ARGS, `${name} takes no argument`);
+  }
   if (cmd.login === "with-argument" && empty) return null;
-  if (cmd.login && !s.user) throw new FtpError(530, "Please log in with USER and PASS first");
+  if (cmd.login && !s.user) {
+    throw new FtpError(NOT_LOGGED_IN, "Please log in with USER and PASS first");
+  }
   let path: string | null = null;
   if (cmd.path) {
     const text = pathText(cmd.path, arg);
     if (text === null) {
-      throw new FtpError(501, `${name} needs a path after "${splitWord(arg).word.slice(0, 64)}"`);
+      throw new FtpError(
+        SYNTAX_ERROR_ARGS,
+        `${name} needs a path after "${splitWord(arg).word.slice(0, 64)}"`,
+      );
     }
     path = s.resolve(text); // throws PathError → 553
   }
@@ -91,7 +101,7 @@ async function check(s: Session, name: string, cmd: Command, arg: string): Promi
     const target = path ?? s.cwd;
     if (!await s.may(cmd.action, target)) {
       throw new FtpError(
-        550,
+        FILE_UNAVAILABLE,
         cmd.action === "site_admin"
           ? `${name} is for admins only`
           : `Permission denied: ${name} ${target}`,

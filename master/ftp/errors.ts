@@ -13,6 +13,16 @@ import { NoSlaveError } from "../slaves/selection.ts";
 import { SlaveGoneError, SlaveReplyError } from "../slaves/slave_handle.ts";
 import { UnsupportedFamilyError } from "./codecs.ts";
 import { NoPortError } from "./data_channel.ts";
+import {
+  ACTION_NOT_TAKEN_LOCAL,
+  CANT_OPEN_DATA,
+  FILE_UNAVAILABLE,
+  FILE_UNAVAILABLE_BUSY,
+  NAME_NOT_ALLOWED,
+  PROTOCOL_NOT_SUPPORTED,
+  SYNTAX_ERROR_ARGS,
+  TRANSFER_ABORTED,
+} from "./replies.ts";
 
 /** An error that already knows its reply. Handlers throw it; the dispatcher sends it. */
 export class FtpError extends Error {
@@ -44,41 +54,47 @@ export function replyFor(
   ctx: ErrorContext = {},
 ): { code: number; text: string; unexpected: boolean } {
   if (e instanceof FtpError) return { code: e.code, text: e.message, unexpected: false };
-  if (e instanceof PathError) return { code: 553, text: e.message, unexpected: false };
+  if (e instanceof PathError) return { code: NAME_NOT_ALLOWED, text: e.message, unexpected: false };
   if (e instanceof FilelistError) {
-    return { code: 550, text: e.message, unexpected: false };
+    return { code: FILE_UNAVAILABLE, text: e.message, unexpected: false };
   }
-  if (e instanceof SlaveGoneError) return { code: 426, text: e.message, unexpected: false };
-  if (e instanceof NoSlaveError) return { code: 450, text: e.message, unexpected: false };
-  if (e instanceof CopyRefusedError) return { code: 450, text: e.message, unexpected: false };
+  if (e instanceof SlaveGoneError) {
+    return { code: TRANSFER_ABORTED, text: e.message, unexpected: false };
+  }
+  if (e instanceof NoSlaveError) {
+    return { code: FILE_UNAVAILABLE_BUSY, text: e.message, unexpected: false };
+  }
+  if (e instanceof CopyRefusedError) {
+    return { code: FILE_UNAVAILABLE_BUSY, text: e.message, unexpected: false };
+  }
   if (e instanceof SlaveReplyError) {
     if (ctx.transfer && (e.code === "io" || e.code === "data_connection")) {
-      return { code: 426, text: `Transfer failed: ${e.message}`, unexpected: false };
+      return { code: TRANSFER_ABORTED, text: `Transfer failed: ${e.message}`, unexpected: false };
     }
     switch (e.code) {
       case "not_found":
       case "not_a_file":
       case "exists":
-        return { code: 550, text: e.message, unexpected: false };
+        return { code: FILE_UNAVAILABLE, text: e.message, unexpected: false };
       case "outside_root":
-        return { code: 553, text: e.message, unexpected: false };
+        return { code: NAME_NOT_ALLOWED, text: e.message, unexpected: false };
       case "aborted":
-        return { code: 426, text: e.message, unexpected: false };
+        return { code: TRANSFER_ABORTED, text: e.message, unexpected: false };
       case "data_connection":
       case "no_port":
       case "timeout":
-        return { code: 425, text: e.message, unexpected: false };
+        return { code: CANT_OPEN_DATA, text: e.message, unexpected: false };
       default:
-        return { code: 451, text: e.message, unexpected: false };
+        return { code: ACTION_NOT_TAKEN_LOCAL, text: e.message, unexpected: false };
     }
   }
   if (e instanceof UnsupportedFamilyError) {
-    return { code: 522, text: `${e.message}; use (1,2)`, unexpected: false };
+    return { code: PROTOCOL_NOT_SUPPORTED, text: `${e.message}; use (1,2)`, unexpected: false };
   }
-  if (e instanceof NoPortError) return { code: 425, text: e.message, unexpected: false };
+  if (e instanceof NoPortError) return { code: CANT_OPEN_DATA, text: e.message, unexpected: false };
   if (e instanceof RangeError || e instanceof TypeError) {
-    return { code: 501, text: e.message, unexpected: false };
+    return { code: SYNTAX_ERROR_ARGS, text: e.message, unexpected: false };
   }
   const text = e instanceof Error ? e.message : String(e);
-  return { code: 451, text: `Local error: ${text}`, unexpected: true };
+  return { code: ACTION_NOT_TAKEN_LOCAL, text: `Local error: ${text}`, unexpected: true };
 }

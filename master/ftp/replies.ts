@@ -1,5 +1,6 @@
 /**
- * FTP reply codes, named after their RFC 959 / 2228 / 2428 / 4217 meaning, and the reply
+ * FTP reply codes, named after their RFC 959 / 2228 / 2428 / 4217 meaning (every reply the
+ * server sends uses these names; a code the server never sends has none), and the reply
  * formatter that produces the exact wire text (the session encodes it as UTF-8).
  *
  * Security: `formatReply` is the only place reply text becomes wire text. It splits on every
@@ -8,12 +9,6 @@
  */
 
 // 1xx: positive preliminary.
-/** 110 Restart marker reply. */
-export const RESTART_MARKER = 110;
-/** 120 Service ready in nnn minutes. */
-export const SERVICE_READY_SOON = 120;
-/** 125 Data connection already open; transfer starting. */
-export const DATA_ALREADY_OPEN = 125;
 /** 150 File status okay; about to open data connection. */
 export const FILE_STATUS_OK_OPENING = 150;
 
@@ -24,8 +19,6 @@ export const OK = 200;
 export const SUPERFLUOUS = 202;
 /** 211 System status, or system help reply (FEAT). */
 export const SYSTEM_STATUS = 211;
-/** 212 Directory status. */
-export const DIRECTORY_STATUS = 212;
 /** 213 File status (SIZE, MDTM, MFMT, STAT of a file). */
 export const FILE_STATUS = 213;
 /** 214 Help message. */
@@ -56,8 +49,6 @@ export const PATH_CREATED = 257;
 // 3xx: positive intermediate.
 /** 331 User name okay, need password. */
 export const USER_OK_NEED_PASSWORD = 331;
-/** 332 Need account for login. */
-export const NEED_ACCOUNT = 332;
 /** 350 Requested file action pending further information (REST, RNFR). */
 export const PENDING_MORE_INFO = 350;
 
@@ -68,14 +59,10 @@ export const NOT_AVAILABLE_CLOSING = 421;
 export const CANT_OPEN_DATA = 425;
 /** 426 Connection closed; transfer aborted. */
 export const TRANSFER_ABORTED = 426;
-/** 431 Need some unavailable resource to process security (RFC 2228). */
-export const NEED_SECURITY_RESOURCE = 431;
 /** 450 Requested file action not taken; file unavailable (busy; DrFTPD: slave unavailable). */
 export const FILE_UNAVAILABLE_BUSY = 450;
 /** 451 Requested action aborted: local error in processing. */
 export const ACTION_NOT_TAKEN_LOCAL = 451;
-/** 452 Requested action not taken: insufficient storage space. */
-export const INSUFFICIENT_STORAGE = 452;
 
 // 5xx: permanent negative completion.
 /** 500 Syntax error, command unrecognized (also "line too long"). */
@@ -88,26 +75,18 @@ export const NOT_IMPLEMENTED = 502;
 export const BAD_SEQUENCE = 503;
 /** 504 Command not implemented for that parameter. */
 export const NOT_IMPLEMENTED_FOR_PARAM = 504;
+/** 521 Data connection cannot be opened with this PROT setting (RFC 4217: PROT P required). */
+export const PROT_REQUIRED = 521;
 /** 522 Network protocol not supported (EPRT/EPSV family), or data-connection TLS failed. */
 export const PROTOCOL_NOT_SUPPORTED = 522;
 /** 530 Not logged in. */
 export const NOT_LOGGED_IN = 530;
-/** 532 Need account for storing files. */
-export const NEED_ACCOUNT_FOR_STORING = 532;
-/** 533 Command protection level denied for policy reasons (RFC 2228). */
-export const PROTECTION_DENIED = 533;
 /** 534 Request denied for policy reasons (RFC 2228). */
 export const DENIED_BY_POLICY = 534;
-/** 535 Failed security check (RFC 2228). */
-export const SECURITY_CHECK_FAILED = 535;
 /** 536 Requested PROT level not supported by mechanism (RFC 2228). */
 export const PROT_LEVEL_NOT_SUPPORTED = 536;
 /** 550 Requested action not taken; file unavailable (not found, no access). */
 export const FILE_UNAVAILABLE = 550;
-/** 551 Requested action aborted: page type unknown. */
-export const PAGE_TYPE_UNKNOWN = 551;
-/** 552 Requested file action aborted: exceeded storage allocation. */
-export const EXCEEDED_STORAGE = 552;
 /** 553 Requested action not taken: file name not allowed. */
 export const NAME_NOT_ALLOWED = 553;
 

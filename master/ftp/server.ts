@@ -5,6 +5,7 @@ import { getLogger } from "@logtape/logtape";
 import { acceptLoop } from "../../shared/accept.ts";
 import { dispatch } from "./dispatcher.ts";
 import { type MasterServices, Session } from "./session.ts";
+import { NOT_AVAILABLE_CLOSING } from "./replies.ts";
 
 const log = getLogger(["drftpd", "master", "ftp"]);
 
@@ -72,9 +73,8 @@ export async function serveFtp(
 function evictOldestAnonymous(sessions: Map<Session, Promise<void>>): boolean {
   for (const s of sessions.keys()) {
     if (s.user === null && !s.closed) {
-      s.reply(421, "Too many connections; closing the oldest not logged in").finally(() =>
-        s.close()
-      );
+      s.reply(NOT_AVAILABLE_CLOSING, "Too many connections; closing the oldest not logged in")
+        .finally(() => s.close());
       sessions.delete(s);
       return true;
     }

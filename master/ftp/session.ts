@@ -19,7 +19,7 @@ import type { SlaveHandle } from "../slaves/slave_handle.ts";
 import type { DataChannel } from "./data_channel.ts";
 import type { PasvProxy } from "./pasv_proxy.ts";
 import { ControlLineReader, LineTooLongError } from "./line_reader.ts";
-import { formatReply } from "./replies.ts";
+import { formatReply, NOT_AVAILABLE_CLOSING, READY_FOR_NEW_USER, SYNTAX_ERROR } from "./replies.ts";
 import type { SiteMetrics } from "../metrics.ts";
 import { writeAll } from "../../shared/bytes.ts";
 import { closeQuietly, isHangUp } from "../../shared/net.ts";
@@ -261,12 +261,12 @@ export class Session {
         if (this.transfer || left > 0) return arm(this.transfer ? secs * 1000 : left);
         log.info("Closing idle session {who}", { who: this.who });
         const why = this.user ? `Idle for ${secs} seconds` : `No login within ${secs} seconds`;
-        this.reply(421, `${why}; closing control connection`)
+        this.reply(NOT_AVAILABLE_CLOSING, `${why}; closing control connection`)
           .finally(() => this.close());
       }, ms);
     };
     const onAbort = () => {
-      this.reply(421, "Server shutting down").finally(() => this.close());
+      this.reply(NOT_AVAILABLE_CLOSING, "Server shutting down").finally(() => this.close());
     };
     // Graceful stop: a running transfer finishes (and gets its 226) before the 421.
     const onStopping = () => {
@@ -291,14 +291,14 @@ export class Session {
         this.pbsz = true;
         this.prot = "P";
       }
-      await this.reply(220, cfg.banner);
+      await this.reply(READY_FOR_NEW_USER, cfg.banner);
       while (!this.quitting) {
         let line: string | null;
         try {
           line = await this.#reader.readLine();
         } catch (e) {
           if (e instanceof LineTooLongError) {
-            await this.reply(500, "Command line too long; closing control connection");
+            await this.reply(SYNTAX_ERROR, "Command line too long; closing control connection");
           }
           break;
         }

@@ -24,6 +24,16 @@ import { formatListing, formatMlsxFacts, formatNlst } from "./listing.ts";
 import type { DataPlan, DataSecurity, Session } from "./session.ts";
 import { writeAll } from "../../shared/bytes.ts";
 import { closeQuietly, sameHost } from "../../shared/net.ts";
+import {
+  BAD_SEQUENCE,
+  CANT_OPEN_DATA,
+  CLOSING_DATA,
+  FILE_STATUS_OK_OPENING,
+  FILE_UNAVAILABLE,
+  PROT_REQUIRED,
+  SYNTAX_ERROR_ARGS,
+  TRANSFER_ABORTED,
+} from "./replies.ts";
 
 const log = getLogger(["drftpd", "master", "transfer"]);
 
@@ -49,7 +59,7 @@ function takePlan(s: Session): DataPlan {
   s.pret = null;
   if (!plan) {
     throw new FtpError(
-      425,
+      CANT_OPEN_DATA,
       "No data connection prepared: send PRET then PASV, or EPSV, PASV, PORT or EPRT first",
     );
   }
@@ -74,13 +84,13 @@ async function fileTransfer(
     // An upload replaces what is there, hidden from the user or not (stale copies go too).
     const entry = await (kind === "upload" ? unfiltered(filelist) : filelist).get(path);
     if (kind === "download") {
-      if (!entry) throw new FtpError(550, `No such file: ${path}`);
-      if (entry.kind !== "file") throw new FtpError(550, `Not a plain file: ${path}`);
+      if (!entry) throw new FtpError(FILE_UNAVAILABLE, `No such file: ${path}`);
+      if (entry.kind !== "file") throw new FtpError(FILE_UNAVAILABLE, `Not a plain file: ${path}`);
     } else {
-      if (entry?.kind === "dir") throw new FtpError(550, `${path} is a directory`);
+      if (entry?.kind === "dir") throw new FtpError(FILE_UNAVAILABLE, `${path} is a directory`);
       const parent = await filelist.get(parentOf(path));
       if (!parent || parent.kind !== "dir") {
-        throw new FtpError(550, `Directory ${parentOf(path)} does not exist`);
+        throw new FtpError(FILE_UNAVAILABLE, `Directory ${parentOf(path)} does not exist`);
       }
     }
     const file = entry?.kind === "file" ? entry : null;
@@ -92,37 +102,43 @@ async function fileTransfer(
       slave = plan.slave;
       if (kind === "download" && !file!.slaves.includes(slave.name)) {
         throw new FtpError(
-          425,
+          CANT_OPEN_DATA,
           `${slave.name} answered PASV but does not hold ${path}; send PRET first`,
         );
       }
       if (kind === "upload" && resuming && file && !file.slaves.includes(slave.name)) {
         throw new FtpError(
-          425,
+          CANT_OPEN_DATA,
           `${slave.name} answered PASV but does not hold ${path}; send PRET first`,
         );
       }
     } else if (plan.kind === "slave") {
       if (plan.pret.kind !== kind) {
-        throw new FtpError(503, `PRET announced ${plan.pret.verb}, not a ${kind}`);
+        throw new FtpError(BAD_SEQUENCE, `PRET announced ${plan.pret.verb}, not a ${kind}`);
       }
       // Security: the slave's port was opened for the PRET path (FXP rules were decided for it).
       if (plan.pret.path !== path) {
-        throw new FtpError(503, `PRET announced ${plan.pret.path}, not ${path}; send PRET again`);
+        throw new FtpError(
+          BAD_SEQUENCE,
+          `PRET announced ${plan.pret.path}, not ${path}; send PRET again`,
+        );
       }
       slave = plan.slave;
       if (slave.state === "gone") throw new SlaveGoneError(slave.name);
       if (kind === "download" && !file!.slaves.includes(slave.name)) {
-        throw new FtpError(503, `PRET named another file: ${slave.name} does not hold ${path}`);
+        throw new FtpError(
+          BAD_SEQUENCE,
+          `PRET named another file: ${slave.name} does not hold ${path}`,
+        );
       }
       if (kind === "upload" && resuming && file && !file.slaves.includes(slave.name)) {
-        throw new FtpError(503, `Resume of ${path} must go to a slave holding it`);
+        throw new FtpError(BAD_SEQUENCE, `Resume of ${path} must go to a slave holding it`);
       }
     } else {
       if (plan.kind === "active" && !sameHost(plan.host, s.remoteHost)) {
         // Security: FXP rules per path and direction (the global switch was checked at PORT).
         if (!await s.may(kind === "upload" ? "fxp_upload" : "fxp_download", path)) {
-          throw new FtpError(550, `FXP ${kind} of ${path} is not allowed`);
+          throw new FtpError(FILE_UNAVAILABLE, `FXP ${kind} of ${path} is not allowed`);
         }
       }
       slave = s.services.slaves.choose({ kind, path, holders: file?.slaves ?? [], resuming });
@@ -175,7 +191,7 @@ async function fileTransfer(
       if (plan.kind === "master") {
         releasePlan = false;
         await s.reply(
-          150,
+          FILE_STATUS_OK_OPENING,
           `Opening ${mode} mode data connection for ${path}${sizeNote} (relayed via master from ${slave.name})`,
         );
         result = await relay(s, slave, plan.channel, req, sec, ctrl, () => (aborted = true));
@@ -184,7 +200,7 @@ async function fileTransfer(
           ? { kind: "passive" }
           : { kind: "active", host: plan.host, port: plan.port };
         await s.reply(
-          150,
+          FILE_STATUS_OK_OPENING,
           `Opening ${mode} mode data connection for ${path}${sizeNote} via ${slave.name}`,
         );
         result = await slave.request("transfer", {
@@ -210,7 +226,7 @@ async function fileTransfer(
         slave: slave.name,
       });
       await s.reply(
-        226,
+        CLOSING_DATA,
         `Transfer complete: ${result.bytes} bytes in ${result.ms} ms via ${slave.name}${
           result.tls
             ? `, ${result.tls.protocol}${result.tls.resumed ? " (TLS session resumed)" : ""}`
@@ -236,7 +252,7 @@ async function fileTransfer(
       });
       const partial = e instanceof SlaveReplyError ? e.partial?.bytes : undefined;
       tracker.end(aborted ? "aborted" : "failed", partial);
-      if (aborted) throw new FtpError(426, "Transfer aborted");
+      if (aborted) throw new FtpError(TRANSFER_ABORTED, "Transfer aborted");
       throw e; // errors.ts maps it (a transfer's reply)
     } finally {
       stopProgress();
@@ -323,7 +339,10 @@ async function relay(
 
 function requireProtection(s: Session, sec: DataSecurity): void {
   if (!sec.protect && s.services.config.ftp.tls === "required") {
-    throw new FtpError(521, "Data connections must be protected on this server: send PROT P");
+    throw new FtpError(
+      PROT_REQUIRED,
+      "Data connections must be protected on this server: send PROT P",
+    );
   }
 }
 
@@ -396,14 +415,17 @@ async function listing(s: Session, verb: string, path: string, ctrl: TransferCon
   try {
     requireProtection(s, sec);
     if (plan.kind === "slave" && plan.pret.kind !== "any") {
-      throw new FtpError(503, `PRET announced ${plan.pret.verb}; send PRET ${verb} for a listing`);
+      throw new FtpError(
+        BAD_SEQUENCE,
+        `PRET announced ${plan.pret.verb}; send PRET ${verb} for a listing`,
+      );
     }
     const fl = s.services.filelist;
     const e = await fl.get(path);
-    if (!e) throw new FtpError(550, `No such file or directory: ${path}`);
+    if (!e) throw new FtpError(FILE_UNAVAILABLE, `No such file or directory: ${path}`);
     let entries: Entry[];
     if (e.kind === "dir") entries = await fl.list(path);
-    else if (verb === "MLSD") throw new FtpError(501, `Not a directory: ${path}`);
+    else if (verb === "MLSD") throw new FtpError(SYNTAX_ERROR_ARGS, `Not a directory: ${path}`);
     else entries = [e.name === "" ? { ...e, name: baseName(path) } : e];
     const now = Date.now();
     const text = verb === "LIST"
@@ -418,13 +440,13 @@ async function listing(s: Session, verb: string, path: string, ctrl: TransferCon
     channel = plan.kind === "master" ? plan.channel : new ActiveChannel(plan.host, plan.port);
     const ch = channel;
     ctrl.onAbort(() => ch.close());
-    await s.reply(150, `Opening ASCII mode data connection for ${verb} ${path}`);
+    await s.reply(FILE_STATUS_OK_OPENING, `Opening ASCII mode data connection for ${verb} ${path}`);
     let raw: Deno.Conn;
     try {
       raw = await ch.connect();
     } catch (err) {
       throw new FtpError(
-        425,
+        CANT_OPEN_DATA,
         `Cannot open data connection: ${err instanceof Error ? err.message : err}`,
       );
     }
@@ -443,10 +465,13 @@ async function listing(s: Session, verb: string, path: string, ctrl: TransferCon
       await finish(conn);
     } catch (err) {
       conn.abort ? conn.abort() : conn.close();
-      throw new FtpError(426, `Listing interrupted: ${err instanceof Error ? err.message : err}`);
+      throw new FtpError(
+        TRANSFER_ABORTED,
+        `Listing interrupted: ${err instanceof Error ? err.message : err}`,
+      );
     }
     ch.close();
-    await s.reply(226, `${verb} complete: ${entries.length} entries`);
+    await s.reply(CLOSING_DATA, `${verb} complete: ${entries.length} entries`);
   } finally {
     channel?.close();
     if (plan.kind === "slave") {
@@ -469,7 +494,7 @@ async function listingViaSlave(
 ): Promise<void> {
   if (text.length > MAX_TRANSFER_TEXT) {
     throw new FtpError(
-      425,
+      CANT_OPEN_DATA,
       `Listing of ${path} is too large for this data connection; send PRET ${verb}`,
     );
   }
@@ -479,7 +504,10 @@ async function listingViaSlave(
     aborted = true;
     slave.request("abort", { xfer }).catch(() => {});
   });
-  await s.reply(150, `Opening ASCII mode data connection for ${verb} ${path} via ${slave.name}`);
+  await s.reply(
+    FILE_STATUS_OK_OPENING,
+    `Opening ASCII mode data connection for ${verb} ${path} via ${slave.name}`,
+  );
   try {
     await slave.request("transfer", {
       xfer,
@@ -494,12 +522,12 @@ async function listingViaSlave(
       text,
     });
   } catch (e) {
-    if (aborted) throw new FtpError(426, "Listing aborted");
+    if (aborted) throw new FtpError(TRANSFER_ABORTED, "Listing aborted");
     throw e; // errors.ts maps it (a transfer's reply)
   }
   if (plan.proxy) {
     plan.proxy.stopListening();
     await plan.proxy.done;
   }
-  await s.reply(226, `${verb} complete: ${count} entries`);
+  await s.reply(CLOSING_DATA, `${verb} complete: ${count} entries`);
 }
