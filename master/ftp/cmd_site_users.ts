@@ -253,11 +253,13 @@ export async function unban(s: Session, arg: string): Promise<void> {
 
 /**
  * SITE WHO: every session with its user, address, idle seconds, last command and cwd; a running
- * file transfer adds its direction, path, bytes so far (the slave's progress reports) and speed
- * (bytes/s since it started).
+ * file transfer adds its direction, path, bytes so far and current speed in bytes/s (from the
+ * slaves' progress reports, `SlaveRegistry.activeTransfers`; relayed transfers too, since the
+ * slave reports its leg), else the average since it started.
  */
 export async function who(s: Session): Promise<void> {
   const now = Date.now();
+  const live = new Map(s.services.slaves.activeTransfers().map((t) => [t.xfer, t]));
   const running = s.services.metrics.active();
   const lines = s.services.sessions.all().map((x) => {
     const base = `id=${x.id} user=${x.user?.name ?? "-"} address=${x.remoteHost} idle=${
@@ -269,11 +271,13 @@ export async function who(s: Session): Promise<void> {
       a.user === x.user?.name && a.remoteHost === x.remoteHost && a.path === r.path &&
       a.direction === x.runningKind
     );
-    const bytes = t?.bytes ?? 0;
+    const l = live.get(r.xfer);
+    const bytes = Math.max(l?.bytes ?? 0, t?.bytes ?? 0);
     const secs = Math.max(0.001, (now - (t?.started ?? r.started)) / 1000);
-    return `${base} transfer=${x.runningKind} path=${JSON.stringify(r.path)} bytes=${bytes} speed=${
-      Math.round(bytes / secs)
-    }`;
+    const speed = l ? l.speed : Math.round(bytes / secs);
+    return `${base} transfer=${x.runningKind} path=${
+      JSON.stringify(r.path)
+    } bytes=${bytes} speed=${speed}`;
   });
   await s.reply(OK, ["Sessions:", ...lines, `${lines.length} sessions`]);
 }
