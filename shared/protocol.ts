@@ -41,10 +41,10 @@ import {
 
 /**
  * Protocol version spoken by this build (2: master-driven, possibly partial remerge; 3: adds
- * `set_mtime`; 4: `transfer.verify` for slave-to-slave copies, the "mismatch" error). Master
- * and slave must speak the same one.
+ * `set_mtime`; 4: `transfer.verify` for slave-to-slave copies, the "mismatch" error; 5: adds
+ * `leaving`). Master and slave must speak the same one.
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 /** Largest frame either side accepts, in bytes (JSON text). */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -319,6 +319,11 @@ const SLAVE_EVENTS = {
    * `scannedAt` is the slave's clock (ms) when the scan started (the next `since`).
    */
   remerge_done: { files: uint, scannedAt: uint },
+  /**
+   * The slave is stopping on purpose (SIGINT/SIGTERM): the link closes right after this frame.
+   * The master takes no new transfer to it and logs its going as a clean stop, not a failure.
+   */
+  leaving: { reason: str() },
 } as const satisfies Readonly<Record<string, Fields>>;
 
 // ---------------------------------------------------------------- frames

@@ -60,7 +60,8 @@ export async function runSession(
   const { secure, tcp, address, localHost } = dialed;
   const link = new FrameConn<FromSlave>(secure ?? tcp);
   const session = new LinkSession(config, storage, data, link, localHost, signal);
-  const stop = () => link.close();
+  // A clean stop says so first, so the master does not take it for a failure.
+  const stop = () => session.leave().finally(() => link.close());
   signal.addEventListener("abort", stop, { once: true });
   try {
     return await session.run(address);
@@ -286,6 +287,12 @@ class LinkSession {
       this.#diskTimer = undefined;
       this.#track(this.#sendDisk());
     }, wait);
+  }
+
+  /** Tells the master this slave is stopping (once welcomed); never throws. */
+  async leave(): Promise<void> {
+    if (!this.#welcomed) return;
+    await this.#link.write({ type: "leaving", reason: "stopping" }).catch(() => {});
   }
 
   /** Sends an event or answer; a closed link is noticed by the read loop, so errors are dropped. */

@@ -67,3 +67,25 @@ Deno.test("SIGTERM during an upload: it completes, new connections are refused, 
   assert.match(log, /STOR admin \/big\.bin 8388608 bytes/);
   assert.doesNotMatch(log, / ERROR /);
 });
+
+Deno.test("a slave stopped with SIGTERM tells the master it is leaving: no disconnect warning", async () => {
+  await using site = await makeSite({
+    slaves: [{ name: "s1", address: "127.0.0.1" }, { name: "s2", address: "127.0.0.1" }],
+    logLevel: "info",
+  });
+  const status = await site.killSlave("s1", "SIGTERM");
+  assert.equal(status?.code, 0, await site.log("s1"));
+  const log = await poll(async () => {
+    const text = await site.log("master");
+    return /Slave s1 left/.test(text) ? text : undefined;
+  }, { describe: () => "the master to log that s1 left" });
+  assert.match(log, /Slave s1 is leaving \(stopping\)/);
+  assert.doesNotMatch(log, /Slave s1 disconnected/);
+  assert.doesNotMatch(log, / (ERROR|WARNING) .*s1/);
+  await site.waitSlaves(["s1"], "offline");
+  // Killed without a word, a slave is still reported as a failure.
+  await site.killSlave("s2", "SIGKILL");
+  await poll(async () =>
+    /WARNING .*Slave s2 disconnected/.test(await site.log("master")) ? true : undefined
+  );
+});

@@ -207,7 +207,8 @@ async function handleLink(
     } finally {
       slave.close();
       await options.registry.detach(slave);
-      log.warn("Slave {name} disconnected", { name: slave.name });
+      if (slave.leaving) log.info("Slave {name} left", { name: slave.name });
+      else log.warn("Slave {name} disconnected", { name: slave.name });
     }
   } finally {
     options.signal.removeEventListener("abort", onAbort);

@@ -90,6 +90,8 @@ export class SlaveHandle {
   readonly since = Date.now();
   /** Current lifecycle state. */
   state: SlaveState = "remerging";
+  /** The slave said it is stopping (`leaving`): no new transfers; its going is no failure. */
+  leaving = false;
   /** Free and total bytes, as last reported. */
   disk = { free: 0, total: 0 };
   /** Transfers currently running through this slave. */
@@ -128,7 +130,7 @@ export class SlaveHandle {
 
   /** Whether transfers may use this slave. */
   get available(): boolean {
-    return this.state === "online";
+    return this.state === "online" && !this.leaving;
   }
 
   /**
@@ -239,6 +241,10 @@ export class SlaveHandle {
             break;
           case "remerge_done":
             await events.remergeDone(msg);
+            break;
+          case "leaving":
+            this.leaving = true;
+            log.info("Slave {name} is leaving ({reason})", { name: this.name, reason: msg.reason });
             break;
           case "auth":
             throw new Error("auth after handshake");
