@@ -4,12 +4,26 @@
  * @module
  */
 
-/** A TCP port that was free on 0.0.0.0 a moment ago (listen on port 0, read it, close). */
+/**
+ * Ports this test process handed out already: the kernel may offer a port it just gave (and the
+ * caller has not bound yet) a second time, as when a site's FTP and link ports came out equal.
+ */
+const handedOut = new Set<number>();
+
+/**
+ * A TCP port that was free on 0.0.0.0 a moment ago (listen on port 0, read it, close), and not
+ * one this process was given before.
+ */
 export function freePort(): number {
-  const listener = Deno.listen({ hostname: "0.0.0.0", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const listener = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error("No free port found that was not handed out before");
 }
 
 /** An inclusive range of `n` consecutive ports, all free on 0.0.0.0 a moment ago. */
