@@ -17,6 +17,7 @@ import { serveFtp } from "./ftp/server.ts";
 import type { MasterServices } from "./ftp/session.ts";
 import { serveSlaveLinks } from "./slaves/link_server.ts";
 import { SlaveRegistry } from "./slaves/registry.ts";
+import { Replicator } from "./slaves/replication.ts";
 import { loadMasterTls } from "./tls_material.ts";
 import { SiteMetrics } from "./metrics.ts";
 import { XferLog } from "./xferlog.ts";
@@ -74,6 +75,19 @@ export async function runMaster(
     banMs: config.ftp.ban_seconds * 1000,
   });
   const metrics = new SiteMetrics();
+  const replication = new Replicator(
+    { filelist, registry: slaves, tls: config.slaves.tls },
+    config.replication,
+    { perSlave: config.slaves.copies_per_slave, signal },
+  );
+  slaves.onSlaveOnline((s) =>
+    replication.slaveOnline(s.name).catch((e) =>
+      log.warn("Checking the copies of {slave}'s files failed: {error}", {
+        slave: s.name,
+        error: String(e),
+      })
+    )
+  );
   const services: MasterServices = {
     config,
     filelist,
@@ -86,6 +100,7 @@ export async function runMaster(
     signal,
     stopping: stop,
     metrics,
+    replication,
   };
   const onStop = () => {
     const running = metrics.active().length;

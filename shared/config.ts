@@ -19,6 +19,7 @@ import {
   type PathAction,
   type PermissionRule,
   type PortRange,
+  type ReplicationRule,
   type SlaveConfig,
   type Subject,
 } from "./config_types.ts";
@@ -79,7 +80,7 @@ interface Field<T> {
 type SectionSchema<S> = { [K in keyof S]: Field<S[K]> };
 type Schema<C> = { [K in keyof C]: SectionSchema<C[K]> };
 
-type MasterSections = Omit<MasterConfig, "file" | "permissions">;
+type MasterSections = Omit<MasterConfig, "file" | "permissions" | "replication">;
 type SlaveSections = Omit<SlaveConfig, "file">;
 
 // ---------------------------------------------------------------------------------------------
@@ -253,6 +254,32 @@ function permissionRules(v: unknown, file: string | null): PermissionRule[] {
   });
 }
 
+/** `[[replication]]`: each a table with a `path` glob and a number of `copies`. */
+function replicationRules(v: unknown, file: string | null): ReplicationRule[] {
+  const fail = (i: number, detail: string) =>
+    new ConfigError(file, `replication[${i + 1}]`, undefined, detail);
+  if (!Array.isArray(v)) {
+    throw new ConfigError(file, "replication", v, "expected [[replication]] tables");
+  }
+  if (v.length > 1000) throw new ConfigError(file, "replication", undefined, "at most 1000 rules");
+  return v.map((rule, i) => {
+    if (!isTable(rule)) throw fail(i, `expected a table, got ${typeName(rule)}`);
+    for (const k of Object.keys(rule)) {
+      if (k !== "path" && k !== "copies") {
+        throw fail(i, `unknown key "${k}" (expected path, copies)`);
+      }
+    }
+    if (typeof rule.path !== "string" || !rule.path.startsWith("/") || rule.path.length > 1024) {
+      throw fail(i, `path must be a glob starting with "/", as in "/archive/**"`);
+    }
+    const copies = rule.copies;
+    if (!Number.isSafeInteger(copies) || (copies as number) < 1 || (copies as number) > 16) {
+      throw fail(i, "copies must be a whole number from 1 to 16");
+    }
+    return { path: rule.path, copies: copies as number };
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Schemas
 
@@ -305,6 +332,7 @@ export const MASTER_SCHEMA: Schema<MasterSections> = {
     secret: { default: DEFAULT_SECRET, read: str({ nonEmpty: true }) },
     tls: { default: true, read: bool },
     partial_remerge: { default: true, read: bool },
+    copies_per_slave: { default: 2, read: int(1, 16) },
     handshake_timeout: { default: 10, read: int(1, 600) },
   },
   log: {
@@ -344,11 +372,12 @@ export function validateMasterConfig(
   file: string | null,
   baseDir: string,
 ): MasterConfig {
-  const { permissions = [], ...sections } = doc;
+  const { permissions = [], replication = [], ...sections } = doc;
   return {
     file,
     ...validate(MASTER_SCHEMA, sections, file, baseDir),
     permissions: permissionRules(permissions, file),
+    replication: replicationRules(replication, file),
   };
 }
 

@@ -60,10 +60,12 @@ Deno.test("parseMasterConfig() fills every default", () => {
       secret: "change-me",
       tls: true,
       partial_remerge: true,
+      copies_per_slave: 2,
       handshake_timeout: 10,
     },
     log: { level: "info", format: "text", xferlog: "" },
     permissions: [],
+    replication: [],
   };
   assertEquals(parseMasterConfig("", null, BASE), expected);
 });
@@ -162,6 +164,7 @@ upload = ["=staff", "!guest"]
     secret: "s3cret",
     tls: true,
     partial_remerge: true,
+    copies_per_slave: 2,
     handshake_timeout: 10,
   });
   assertEquals(c.log, { level: "debug", format: "json", xferlog: "/etc/drftpd/logs/xferlog" });
@@ -512,5 +515,26 @@ Deno.test("loadSlaveConfig() reports a missing file and TOML errors naming the f
     assert(err.message.startsWith(`${dir}/slave.toml: invalid TOML at line 3`), err.message);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("[[replication]] rules: path glob and copies, with clear errors", () => {
+  const ok = parseMasterConfig(
+    '[slaves]\ncopies_per_slave = 3\n[[replication]]\npath = "/archive/**"\ncopies = 2\n',
+    null,
+    BASE,
+  );
+  assertEquals(ok.replication, [{ path: "/archive/**", copies: 2 }]);
+  assertEquals(ok.slaves.copies_per_slave, 3);
+  for (
+    const [bad, why] of [
+      ['[[replication]]\npath = "archive"\ncopies = 2\n', /replication\[1\].*path must be a glob/],
+      ['[[replication]]\npath = "/a/**"\ncopies = 0\n', /replication\[1\].*copies must be/],
+      ['[[replication]]\npath = "/a/**"\ncopies = 2\nextra = 1\n', /unknown key "extra"/],
+      ["replication = 3\n", /expected \[\[replication\]\] tables/],
+    ] as const
+  ) {
+    const e = assertThrows(() => parseMasterConfig(bad, null, BASE), ConfigError);
+    assert.match(e.message, why, bad);
   }
 });

@@ -59,6 +59,14 @@ export interface PermissionRule {
   actions: Partial<Record<PathAction, Subject[]>>;
 }
 
+/** One `[[replication]]` entry of master.toml: files under `path` are kept on `copies` slaves. */
+export interface ReplicationRule {
+  /** Glob over virtual paths, as in `[[permissions]]` (`/archive/**`). */
+  path: string;
+  /** Distinct online slaves each matching file should be on (1–16). */
+  copies: number;
+}
+
 /** Validated master.toml. */
 export interface MasterConfig {
   /** Absolute path of the file this came from, or null for built-in defaults. */
@@ -125,6 +133,8 @@ export interface MasterConfig {
      * (a file rewritten in place in an unchanged directory is missed until a full one). Default true.
      */
     partial_remerge: boolean;
+    /** Copies (`[[replication]]`) one slave sends or receives at once. Default 2. */
+    copies_per_slave: number;
     /**
      * Seconds a connection to the link port has to finish TLS and prove the secret; it is
      * closed then. Default 10.
@@ -141,6 +151,8 @@ export interface MasterConfig {
   };
   /** `[[permissions]]`: path rules, first match naming the action wins. Default none. */
   permissions: PermissionRule[];
+  /** `[[replication]]`: copies per path, first matching rule wins. Default none (one copy). */
+  replication: ReplicationRule[];
 }
 
 /** Validated slave.toml. */

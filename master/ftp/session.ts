@@ -23,6 +23,7 @@ import { formatReply, NOT_AVAILABLE_CLOSING, READY_FOR_NEW_USER, SYNTAX_ERROR } 
 import type { SiteMetrics } from "../metrics.ts";
 import { writeAll } from "../../shared/bytes.ts";
 import { closeQuietly, isHangUp } from "../../shared/net.ts";
+import type { Replicator } from "../slaves/replication.ts";
 
 const log = getLogger(["drftpd", "master", "ftp"]);
 
@@ -48,6 +49,8 @@ export interface MasterServices {
   stopping: AbortSignal;
   /** Counters and running transfers (status page, /metrics, xferlog). */
   metrics: SiteMetrics;
+  /** `[[replication]]`: told about every completed upload. */
+  replication?: Replicator;
 }
 
 /** A control connection: a byte stream with its two addresses (a `Deno.Conn`, or a test double). */

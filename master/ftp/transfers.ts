@@ -214,7 +214,10 @@ async function fileTransfer(
         plan.proxy.stopListening();
         await plan.proxy.done;
       }
-      if (kind === "upload") await recordUpload(s, path, slave, file, result, resuming);
+      if (kind === "upload") {
+        await recordUpload(s, path, slave, file, result, resuming);
+        s.services.replication?.fileChanged(path);
+      }
       await account.finish(result.bytes, true);
       tracker.end("complete", result.bytes);
       log.info("{dir} {user} {path} {bytes} bytes {ms} ms via {slave}", {

@@ -35,6 +35,7 @@ export class SlaveRegistry {
   #connected = new Map<string, SlaveHandle>();
   /** Called whenever a slave comes online (see {@link whenOnline}). */
   #onlineWaiters = new Set<() => void>();
+  #onlineListeners = new Set<(slave: SlaveHandle) => void>();
   /** Operations offline slaves missed. */
   readonly queue: OpQueue;
   /** Remerges running now, with their progress (logged, and shown on the status page). */
@@ -85,9 +86,16 @@ export class SlaveRegistry {
     return true;
   }
 
+  /** Calls `fn` whenever a slave comes online (after its first remerge); returns the unsubscribe. */
+  onSlaveOnline(fn: (slave: SlaveHandle) => void): () => void {
+    this.#onlineListeners.add(fn);
+    return () => this.#onlineListeners.delete(fn);
+  }
+
   /** Marks a connected slave online (its first remerge is complete) and wakes {@link whenOnline}. */
   markOnline(slave: SlaveHandle): void {
     slave.state = "online";
+    for (const fn of [...this.#onlineListeners]) fn(slave);
     for (const wake of [...this.#onlineWaiters]) wake();
   }
 

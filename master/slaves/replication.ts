@@ -1,0 +1,140 @@
+/**
+ * `[[replication]]`: keeps each file under a rule's path on `copies` distinct online slaves.
+ * After an upload completes under a rule (and, for files already there, when a holder comes
+ * online), the file is queued; each queued file is brought to its rule: copies are made slave to
+ * slave (`copy.ts`) onto the least busy online slaves that do not hold it, and copies beyond the
+ * rule are removed (from the fullest holders) once more than the rule's number are online.
+ *
+ * At most `[slaves] copies_per_slave` copies run at once in all, so no slave sends or receives
+ * more than that. Files outside every rule are never touched (a `SITE COPY` stays).
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { ReplicationRule } from "../../shared/config_types.ts";
+import { globRegExp } from "../auth/path_rules.ts";
+import { type CopyDeps, copyToSlave } from "./copy.ts";
+
+const log = getLogger(["drftpd", "master", "replication"]);
+
+/** Most files waiting for their copies; more are dropped (a later upload or reconnect re-queues). */
+const MAX_QUEUED = 100_000;
+
+/** Orders copies and removes surplus ones so each file matches its `[[replication]]` rule. */
+export class Replicator {
+  #deps: CopyDeps;
+  #rules: { re: RegExp; copies: number }[];
+  #workers: number;
+  #queue = new Set<string>();
+  #busy = 0;
+  #signal: AbortSignal;
+  #idle: (() => void)[] = [];
+
+  /** Applies `rules` (first match wins) with at most `perSlave` copies at once. */
+  constructor(
+    deps: CopyDeps,
+    rules: readonly ReplicationRule[],
+    options: { perSlave: number; signal: AbortSignal },
+  ) {
+    this.#deps = deps;
+    this.#rules = rules.map((r) => ({ re: globRegExp(r.path), copies: r.copies }));
+    this.#workers = options.perSlave;
+    this.#signal = options.signal;
+  }
+
+  /** The copies the first matching rule asks for, or null when no rule matches `path`. */
+  wanted(path: string): number | null {
+    return this.#rules.find((r) => r.re.test(path))?.copies ?? null;
+  }
+
+  /** A file was uploaded or changed: bring it to its rule (no-op outside every rule). */
+  fileChanged(path: string): void {
+    if (this.wanted(path) === null || this.#signal.aborted) return;
+    if (this.#queue.size >= MAX_QUEUED) return;
+    this.#queue.add(path);
+    this.#pump();
+  }
+
+  /** A slave came online: queue the files it holds that fall under a rule. */
+  async slaveOnline(name: string): Promise<void> {
+    if (this.#rules.length === 0) return;
+    for await (const path of this.#deps.filelist.filesHeldBy(name)) {
+      if (this.#signal.aborted) return;
+      this.fileChanged(path);
+    }
+  }
+
+  /** Resolves when nothing is queued or running (for tests and a clean stop). */
+  idle(): Promise<void> {
+    if (this.#busy === 0 && this.#queue.size === 0) return Promise.resolve();
+    return new Promise((r) => this.#idle.push(r));
+  }
+
+  #pump(): void {
+    while (this.#busy < this.#workers && this.#queue.size > 0 && !this.#signal.aborted) {
+      const path = this.#queue.values().next().value!;
+      this.#queue.delete(path);
+      this.#busy++;
+      this.#reconcile(path)
+        .catch((e) => log.warn("Replication of {path} failed: {error}", { path, error: String(e) }))
+        .finally(() => {
+          this.#busy--;
+          this.#pump();
+          if (this.#busy === 0 && this.#queue.size === 0) {
+            for (const wake of this.#idle.splice(0)) wake();
+          }
+        });
+    }
+  }
+
+  /** Makes the missing copies of `path`, or removes the surplus ones. */
+  async #reconcile(path: string): Promise<void> {
+    const want = this.wanted(path);
+    if (want === null) return;
+    const { filelist, registry } = this.#deps;
+    const entry = await filelist.get(path);
+    if (entry === null || entry.kind !== "file") return;
+    const online = entry.slaves.filter((n) => registry.get(n)?.available);
+    if (online.length === 0) return; // nothing to copy from
+    if (online.length < want) {
+      const targets = registry.connected()
+        .filter((s) => s.available && !entry.slaves.includes(s.name))
+        .sort((a, b) => a.activeTransfers - b.activeTransfers || b.disk.free - a.disk.free);
+      for (const target of targets.slice(0, want - online.length)) {
+        if (this.#signal.aborted) return;
+        try {
+          await copyToSlave(this.#deps, path, target.name);
+        } catch (e) {
+          log.warn("Copy of {path} to {slave} failed: {error}", {
+            path,
+            slave: target.name,
+            error: String(e),
+          });
+        }
+      }
+      return;
+    }
+    if (online.length > want) {
+      // Surplus: drop the copies on the fullest online holders, keeping `want`.
+      const surplus = online
+        .map((n) => registry.get(n)!)
+        .sort((a, b) => a.disk.free - b.disk.free)
+        .slice(0, online.length - want);
+      for (const slave of surplus) {
+        const still = await filelist.get(path);
+        if (still === null || still.kind !== "file") return;
+        const onlineNow = still.slaves.filter((n) => registry.get(n)?.available);
+        if (onlineNow.length <= want) return;
+        await filelist.removeHolder(path, slave.name);
+        await slave.request("delete", { path }).catch((e) =>
+          log.warn("Removing the surplus copy of {path} on {slave} failed: {error}", {
+            path,
+            slave: slave.name,
+            error: String(e),
+          })
+        );
+        log.info("Removed the surplus copy of {path} on {slave}", { path, slave: slave.name });
+      }
+    }
+  }
+}

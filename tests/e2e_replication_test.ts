@@ -1,0 +1,49 @@
+/**
+ * `[[replication]]` with three slaves and `copies = 2` on `/archive/**`: an upload there ends up
+ * on exactly two slave roots with equal bytes; an upload elsewhere stays on one.
+ */
+import assert from "node:assert/strict";
+import {
+  curl,
+  CURL_PRET,
+  describeRun,
+  makeSite,
+  poll,
+  randomBytes,
+  sameFile,
+  slavesHolding,
+  tempDir,
+} from "../testing/mod.ts";
+
+Deno.test("replication: copies = 2 under /archive/**, one copy elsewhere", async () => {
+  await using site = await makeSite({
+    slaves: [
+      { name: "r1", address: "127.0.0.2" },
+      { name: "r2", address: "127.0.0.3" },
+      { name: "r3", address: "127.0.0.4" },
+    ],
+    masterExtra: '\n[[replication]]\npath = "/archive/**"\ncopies = 2\n',
+  });
+  await using tmp = await tempDir();
+  const put = async (path: string, size: number) => {
+    const src = `${tmp.path}/${path.replaceAll("/", "_")}`;
+    await Deno.writeFile(src, randomBytes(size));
+    const up = await curl([...CURL_PRET, "--ftp-create-dirs", "-T", src, site.url(path)]);
+    assert.ok(up.success, describeRun(`upload ${path}`, up) + (await site.logs(4000)));
+    return src;
+  };
+  const plain = await put("/other/b.bin", 200_000);
+  const archived = await put("/archive/x/a.bin", 2_000_000);
+
+  const holders = await poll(async () => {
+    const h = await slavesHolding(site, "archive/x/a.bin");
+    return h.length >= 2 ? h : undefined;
+  }, { timeoutMs: 30_000, describe: async () => `two copies\n${await site.logs(4000)}` });
+  assert.equal(holders.length, 2, `exactly two copies: ${holders}`);
+  for (const name of holders) {
+    assert.ok(await sameFile(archived, `${site.slaveRoot(name)}/archive/x/a.bin`), name);
+  }
+  const other = await slavesHolding(site, "other/b.bin");
+  assert.equal(other.length, 1, `outside the rule: one copy (${other})`);
+  assert.ok(await sameFile(plain, `${site.slaveRoot(other[0]!)}/other/b.bin`));
+});
