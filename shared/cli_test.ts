@@ -171,6 +171,7 @@ Deno.test("localSetup() builds disjoint loopback configs", () => {
     secret: "s",
     tls: true,
     partial_remerge: true,
+    copies_per_slave: 2,
     handshake_timeout: 10,
   });
   assert.deepEqual(

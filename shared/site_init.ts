@@ -64,6 +64,8 @@ listen = "0.0.0.0:1099"
 secret = "${values.secret}"
 # tls = true
 # partial_remerge = true
+# [[replication]] copies running at once (no slave sends or receives more).
+# copies_per_slave = 2
 # Seconds a new link connection has to finish TLS and prove the secret.
 # handshake_timeout = 10
 
@@ -76,6 +78,7 @@ level = "info"
 # xferlog = ""
 
 # Path permissions: [[permissions]] tables (see the README), first matching rule wins.
+# Copies: [[replication]] tables with path and copies (see the README).
 `;
 }
 

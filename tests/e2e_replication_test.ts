@@ -43,6 +43,29 @@ Deno.test("replication: copies = 2 under /archive/**, one copy elsewhere", async
   for (const name of holders) {
     assert.ok(await sameFile(archived, `${site.slaveRoot(name)}/archive/x/a.bin`), name);
   }
+  // 20 concurrent downloads of the two-copy file are spread over both holders (the sessions
+  // log in one after the other; the downloads then run at once).
+  const address: Record<string, string> = {
+    "127.0.0.2": "r1",
+    "127.0.0.3": "r2",
+    "127.0.0.4": "r3",
+  };
+  const sessions = [];
+  for (let i = 0; i < 20; i++) sessions.push(await site.control());
+  try {
+    const got = await Promise.all(sessions.map((ftp) => ftp.retrieve("/archive/x/a.bin")));
+    const want = await Deno.readFile(archived);
+    const served = new Map<string, number>();
+    for (const [i, { data, host }] of got.entries()) {
+      assert.deepEqual(data, want, `download ${i} bytes`);
+      const name = address[host] ?? host;
+      served.set(name, (served.get(name) ?? 0) + 1);
+    }
+    assert.deepEqual([...served.keys()].sort(), [...holders].sort(), `spread: ${[...served]}`);
+  } finally {
+    for (const ftp of sessions) ftp.close();
+  }
+
   const other = await slavesHolding(site, "other/b.bin");
   assert.equal(other.length, 1, `outside the rule: one copy (${other})`);
   assert.ok(await sameFile(plain, `${site.slaveRoot(other[0]!)}/other/b.bin`));
