@@ -78,8 +78,13 @@ export async function runMaster(
   const replication = new Replicator(
     { filelist, registry: slaves, tls: config.slaves.tls },
     config.replication,
-    { perSlave: config.slaves.copies_per_slave, signal },
+    {
+      perSlave: config.slaves.copies_per_slave,
+      signal,
+      healAfterMs: config.slaves.heal_after * 1000,
+    },
   );
+  slaves.onSlaveOffline((name) => replication.slaveOffline(name));
   slaves.onSlaveOnline((s) =>
     replication.slaveOnline(s.name).catch((e) =>
       log.warn("Checking the copies of {slave}'s files failed: {error}", {

@@ -172,6 +172,7 @@ Deno.test("localSetup() builds disjoint loopback configs", () => {
     tls: true,
     partial_remerge: true,
     copies_per_slave: 2,
+    heal_after: 600,
     handshake_timeout: 10,
   });
   assert.deepEqual(

@@ -333,6 +333,7 @@ export const MASTER_SCHEMA: Schema<MasterSections> = {
     tls: { default: true, read: bool },
     partial_remerge: { default: true, read: bool },
     copies_per_slave: { default: 2, read: int(1, 16) },
+    heal_after: { default: 600, read: int(1, 604800) },
     handshake_timeout: { default: 10, read: int(1, 600) },
   },
   log: {

@@ -61,6 +61,7 @@ Deno.test("parseMasterConfig() fills every default", () => {
       tls: true,
       partial_remerge: true,
       copies_per_slave: 2,
+      heal_after: 600,
       handshake_timeout: 10,
     },
     log: { level: "info", format: "text", xferlog: "" },
@@ -165,6 +166,7 @@ upload = ["=staff", "!guest"]
     tls: true,
     partial_remerge: true,
     copies_per_slave: 2,
+    heal_after: 600,
     handshake_timeout: 10,
   });
   assertEquals(c.log, { level: "debug", format: "json", xferlog: "/etc/drftpd/logs/xferlog" });

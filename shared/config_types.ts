@@ -135,6 +135,8 @@ export interface MasterConfig {
     partial_remerge: boolean;
     /** Copies (`[[replication]]`) one slave sends or receives at once. Default 2. */
     copies_per_slave: number;
+    /** Seconds a holder may be offline before its files are copied elsewhere. Default 600. */
+    heal_after: number;
     /**
      * Seconds a connection to the link port has to finish TLS and prove the secret; it is
      * closed then. Default 10.

@@ -66,6 +66,8 @@ secret = "${values.secret}"
 # partial_remerge = true
 # [[replication]] copies running at once (no slave sends or receives more).
 # copies_per_slave = 2
+# Seconds a slave may be offline before its files are copied elsewhere ([[replication]]).
+# heal_after = 600
 # Seconds a new link connection has to finish TLS and prove the secret.
 # handshake_timeout = 10
 

@@ -70,3 +70,59 @@ Deno.test("replication: copies = 2 under /archive/**, one copy elsewhere", async
   assert.equal(other.length, 1, `outside the rule: one copy (${other})`);
   assert.ok(await sameFile(plain, `${site.slaveRoot(other[0]!)}/other/b.bin`));
 });
+
+Deno.test("replication heals: a killed holder's files are copied elsewhere, then trimmed when it returns", async () => {
+  await using site = await makeSite({
+    slaves: [
+      { name: "h1", address: "127.0.0.2" },
+      { name: "h2", address: "127.0.0.3" },
+      { name: "h3", address: "127.0.0.4" },
+    ],
+    masterExtra: '\n[[replication]]\npath = "/archive/**"\ncopies = 2\n',
+    slavesExtra: "heal_after = 2",
+  });
+  await using tmp = await tempDir();
+  const src = `${tmp.path}/h.bin`;
+  await Deno.writeFile(src, randomBytes(700_000));
+  const up = await curl([...CURL_PRET, "--ftp-create-dirs", "-T", src, site.url("/archive/h.bin")]);
+  assert.ok(up.success, describeRun("upload", up) + (await site.logs(4000)));
+  const onDisk = () => slavesHolding(site, "archive/h.bin");
+  const first = await poll(async () => {
+    const h = await onDisk();
+    return h.length === 2 ? h : undefined;
+  }, { timeoutMs: 30_000, describe: async () => `two copies\n${await site.logs(4000)}` });
+  const [victim, survivor] = first as [string, string];
+  const third = ["h1", "h2", "h3"].find((n) => !first.includes(n))!;
+
+  await site.killSlave(victim, "SIGKILL");
+  await site.waitSlaves([victim], "offline", 30_000);
+  // The file still downloads from the other holder.
+  const out = `${tmp.path}/h.out`;
+  const down = await curl([
+    ...CURL_PRET,
+    "--max-time",
+    "20",
+    "-o",
+    out,
+    site.url("/archive/h.bin"),
+  ]);
+  assert.ok(down.success, describeRun(`download from ${survivor}`, down));
+  assert.ok(await sameFile(src, out));
+
+  // After heal_after, a new copy appears on the third slave.
+  await poll(async () => (await onDisk()).includes(third) ? true : undefined, {
+    timeoutMs: 30_000,
+    describe: async () => `a copy on ${third}\n${await site.logs(4000)}`,
+  });
+  assert.ok(await sameFile(src, `${site.slaveRoot(third)}/archive/h.bin`));
+
+  // The killed slave returns: the file is back to two copies.
+  await site.startSlave(victim);
+  await poll(async () => (await onDisk()).length === 2 ? true : undefined, {
+    timeoutMs: 30_000,
+    describe: async () => `back to two copies (${await onDisk()})\n${await site.logs(4000)}`,
+  });
+  for (const name of await onDisk()) {
+    assert.ok(await sameFile(src, `${site.slaveRoot(name)}/archive/h.bin`), name);
+  }
+});

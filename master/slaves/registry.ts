@@ -36,6 +36,7 @@ export class SlaveRegistry {
   /** Called whenever a slave comes online (see {@link whenOnline}). */
   #onlineWaiters = new Set<() => void>();
   #onlineListeners = new Set<(slave: SlaveHandle) => void>();
+  #offlineListeners = new Set<(name: string) => void>();
   /** Operations offline slaves missed. */
   readonly queue: OpQueue;
   /** Remerges running now, with their progress (logged, and shown on the status page). */
@@ -92,6 +93,12 @@ export class SlaveRegistry {
     return () => this.#onlineListeners.delete(fn);
   }
 
+  /** Calls `fn` with the name of every slave whose link went away; returns the unsubscribe. */
+  onSlaveOffline(fn: (name: string) => void): () => void {
+    this.#offlineListeners.add(fn);
+    return () => this.#offlineListeners.delete(fn);
+  }
+
   /** Marks a connected slave online (its first remerge is complete) and wakes {@link whenOnline}. */
   markOnline(slave: SlaveHandle): void {
     slave.state = "online";
@@ -121,6 +128,7 @@ export class SlaveRegistry {
   async detach(slave: SlaveHandle): Promise<void> {
     if (this.#connected.get(slave.name) !== slave) return;
     this.#connected.delete(slave.name);
+    for (const fn of [...this.#offlineListeners]) fn(slave.name);
     await this.#kv.set(
       ["slave", slave.name],
       {

@@ -29,13 +29,20 @@ export class Replicator {
   #busy = 0;
   #signal: AbortSignal;
   #idle: (() => void)[] = [];
+  #healAfterMs: number;
+  #healTimers = new Map<string, ReturnType<typeof setTimeout>>();
 
   /** Applies `rules` (first match wins) with at most `perSlave` copies at once. */
   constructor(
     deps: CopyDeps,
     rules: readonly ReplicationRule[],
-    options: { perSlave: number; signal: AbortSignal },
+    options: { perSlave: number; signal: AbortSignal; healAfterMs?: number },
   ) {
+    this.#healAfterMs = options.healAfterMs ?? 600_000;
+    options.signal.addEventListener("abort", () => {
+      for (const t of this.#healTimers.values()) clearTimeout(t);
+      this.#healTimers.clear();
+    }, { once: true });
     this.#deps = deps;
     this.#rules = rules.map((r) => ({ re: globRegExp(r.path), copies: r.copies }));
     this.#workers = options.perSlave;
@@ -55,8 +62,36 @@ export class Replicator {
     this.#pump();
   }
 
-  /** A slave came online: queue the files it holds that fall under a rule. */
+  /**
+   * A slave went offline: once it has been away for `healAfterMs`, its files that fall under a
+   * rule are copied to other slaves so each rule holds again (self-healing).
+   */
+  slaveOffline(name: string): void {
+    if (this.#rules.length === 0 || this.#signal.aborted) return;
+    clearTimeout(this.#healTimers.get(name));
+    this.#healTimers.set(
+      name,
+      setTimeout(() => {
+        this.#healTimers.delete(name);
+        if (this.#deps.registry.get(name) !== undefined) return; // back already
+        log.info("Slave {name} offline for {s} s: copying its files elsewhere", {
+          name,
+          s: Math.round(this.#healAfterMs / 1000),
+        });
+        this.slaveOnline(name).catch((e) =>
+          log.warn("Healing the files of {name} failed: {error}", { name, error: String(e) })
+        );
+      }, this.#healAfterMs),
+    );
+  }
+
+  /**
+   * A slave came online (or, from `slaveOffline`, stayed away too long): queue the files it
+   * holds that fall under a rule. Back online, the surplus copies healing made are trimmed.
+   */
   async slaveOnline(name: string): Promise<void> {
+    clearTimeout(this.#healTimers.get(name));
+    this.#healTimers.delete(name);
     if (this.#rules.length === 0) return;
     for await (const path of this.#deps.filelist.filesHeldBy(name)) {
       if (this.#signal.aborted) return;
