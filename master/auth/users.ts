@@ -7,6 +7,8 @@
  */
 import { Buffer } from "node:buffer";
 import { createHmac, randomBytes, scrypt, type ScryptOptions, timingSafeEqual } from "node:crypto";
+import { getLogger } from "@logtape/logtape";
+import { sleep } from "../../shared/timers.ts";
 import { checkMask, maskMatches } from "./masks.ts";
 
 /** Bytes and files moved in one period. */
@@ -141,6 +143,9 @@ const NAME = /^[A-Za-z0-9_.-]{1,32}$/;
 
 /** Longest accepted password, in characters. */
 const MAX_PASSWORD_LENGTH = 1024;
+/** Tries of a read-change-write of one user record before giving up. */
+const UPDATE_ATTEMPTS = 40;
+const log = getLogger(["drftpd", "master", "auth"]);
 
 /** Most address masks per user, and the longest one (keeps the KV value small). */
 export const MAX_MASKS = 32;
@@ -306,7 +311,11 @@ export class UserStore {
     await this.#update(name, (u) => {
       u.lastLogin = now;
     }).catch((e) => {
-      if (!(e instanceof NotFoundError)) throw e; // removed meanwhile: nothing to record
+      // Removed meanwhile: nothing to record. Any other failure only loses a timestamp, which
+      // must never cost the user their login.
+      if (!(e instanceof NotFoundError)) {
+        log.warn("Could not record the login time of {name}: {error}", { name, error: String(e) });
+      }
     });
   }
 
@@ -539,13 +548,16 @@ export class UserStore {
     if (typeof name !== "string" || !NAME.test(name)) {
       throw new NotFoundError(`No such user: "${String(name).slice(0, 64)}"`);
     }
-    for (let attempt = 0; attempt < 20; attempt++) {
+    for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
       const r = await this.#kv.get<StoredUser>(userKey(name));
       if (r.value === null) throw new NotFoundError(`No such user: "${name}"`);
       const next = structuredClone(r.value);
       fn(next);
       const res = await this.#kv.atomic().check(r).set(userKey(name), next).commit();
       if (res.ok) return next;
+      // Many sessions of one user (a client opening parallel connections) write at once: a
+      // random pause that grows with the attempts spreads them out instead of colliding again.
+      await sleep(Math.random() * Math.min(2 ** attempt, 50));
     }
     throw new Error(`Could not change user "${name}": concurrent changes; try again`);
   }

@@ -255,3 +255,19 @@ Deno.test("retire moves a user aside (no login), restore brings it back as it wa
     await assert.rejects(users.restore("jo"), /already exists/);
   });
 });
+
+Deno.test("many sessions of one user writing at once: every login and transfer is recorded", async () => {
+  await withStore(async (users) => {
+    await users.add("para", "pw");
+    // A client with 30 parallel connections: logins and finished uploads land together.
+    await Promise.all(
+      Array.from({ length: 30 }, () => users.touchLogin("para")).concat(
+        Array.from({ length: 30 }, () => users.recordTransfer("para", "up", 10, true)),
+      ),
+    );
+    const u = await users.get("para");
+    assert.ok(u !== null && u.lastLogin !== null);
+    assert.equal(u.stats.all.bytesUp, 300);
+    assert.equal(u.stats.all.filesUp, 30);
+  });
+});
