@@ -274,23 +274,26 @@ async function checkActiveTarget(s: Session, host: string, port: number): Promis
 }
 
 /** PORT h1,h2,h3,h4,p1,p2 */
-export async function port(s: Session, arg: string): Promise<void> {
-  const t = parsePortArg(arg.trim());
-  await checkActiveTarget(s, t.host, t.port);
-  s.clearData();
-  s.pret = null;
-  s.data = { kind: "active", host: t.host, port: t.port };
-  await s.reply(OK, `PORT ok: data connection to ${t.host}:${t.port}`);
+export function port(s: Session, arg: string): Promise<void> {
+  return prepareActive(s, "PORT", parsePortArg(arg.trim()));
 }
 
 /** EPRT |af|addr|port| */
-export async function eprt(s: Session, arg: string): Promise<void> {
-  const t = parseEprtArg(arg.trim());
+export function eprt(s: Session, arg: string): Promise<void> {
+  return prepareActive(s, "EPRT", parseEprtArg(arg.trim()));
+}
+
+/** PORT and EPRT alike: check the target, then the next transfer dials it. */
+async function prepareActive(
+  s: Session,
+  verb: "PORT" | "EPRT",
+  t: { host: string; port: number },
+): Promise<void> {
   await checkActiveTarget(s, t.host, t.port);
   s.clearData();
   s.pret = null;
   s.data = { kind: "active", host: t.host, port: t.port };
-  await s.reply(OK, `EPRT ok: data connection to ${t.host}:${t.port}`);
+  await s.reply(OK, `${verb} ok: data connection to ${t.host}:${t.port}`);
 }
 
 /** ABOR: interrupts a running transfer (which answers 426) or drops a prepared one. */
