@@ -14,6 +14,7 @@ import { PathPolicy } from "./auth/path_rules.ts";
 import { SessionRegistry } from "./ftp/session_registry.ts";
 import { KvFilelist } from "./filelist/kv_filelist.ts";
 import { serveFtp } from "./ftp/server.ts";
+import { PathLocks } from "./path_locks.ts";
 import type { MasterServices } from "./ftp/session.ts";
 import { serveSlaveLinks } from "./slaves/link_server.ts";
 import { SlaveRegistry } from "./slaves/registry.ts";
@@ -101,6 +102,7 @@ export async function runMaster(
     slaves,
     sessions: new SessionRegistry(),
     paths: new PathPolicy(config.permissions),
+    locks: new PathLocks(),
     tls: config.ftp.tls === "off" ? null : tls,
     signal,
     stopping: stop,

@@ -76,6 +76,7 @@ export async function applyOnSlaves(
 /** MKD */
 export async function mkd(s: Session, _arg: string, path: string | null): Promise<void> {
   const u = s.user!;
+  using _held = s.services.locks.change(path!);
   await s.services.filelist.mkdir(path!, u.name, u.primaryGroup);
   await s.reply(PATH_CREATED, `${quotePath(path!)} created`);
 }
@@ -83,6 +84,7 @@ export async function mkd(s: Session, _arg: string, path: string | null): Promis
 /** RMD */
 export async function rmd(s: Session, _arg: string, path: string | null): Promise<void> {
   if (path === "/") throw new FtpError(FILE_UNAVAILABLE, "Cannot remove the root directory");
+  using _held = s.services.locks.change(path!);
   s.services.slaves.noteChange({ op: "rmdir", path: path! }); // before the filelist: see registry
   await s.services.filelist.rmdir(path!);
   await applyOnSlaves(s, null, { op: "rmdir", path: path! });
@@ -91,6 +93,7 @@ export async function rmd(s: Session, _arg: string, path: string | null): Promis
 
 /** DELE */
 export async function dele(s: Session, _arg: string, path: string | null): Promise<void> {
+  using _held = s.services.locks.change(path!);
   await mustFile(s, path!);
   s.services.slaves.noteChange({ op: "delete", path: path! });
   const gone = await s.services.filelist.deleteFile(path!);
@@ -101,6 +104,7 @@ export async function dele(s: Session, _arg: string, path: string | null): Promi
 
 /** RNFR */
 export async function rnfr(s: Session, _arg: string, path: string | null): Promise<void> {
+  s.services.locks.check(path!);
   await must(s, path!);
   s.renameFrom = path;
   await s.reply(PENDING_MORE_INFO, `${path} exists; send RNTO`);
@@ -116,6 +120,7 @@ export async function rnto(s: Session, _arg: string, path: string | null): Promi
   if (to.startsWith(from + "/")) {
     throw new FtpError(NAME_NOT_ALLOWED, "Cannot move a directory into itself");
   }
+  using _held = s.services.locks.change(from, to);
   const e = await must(s, from);
   s.services.slaves.noteChange({ op: "rename", from, to });
   await s.services.filelist.rename(from, to);

@@ -10,6 +10,7 @@ import { PathError } from "../../shared/paths.ts";
 import { FilelistError } from "../filelist/types.ts";
 import { CopyRefusedError } from "../slaves/copy.ts";
 import { NoSlaveError } from "../slaves/selection.ts";
+import { PathBusyError } from "../path_locks.ts";
 import { SlaveGoneError, SlaveReplyError } from "../slaves/slave_handle.ts";
 import { UnsupportedFamilyError } from "./codecs.ts";
 import { NoPortError } from "./data_channel.ts";
@@ -65,6 +66,9 @@ export function replyFor(
     return { code: FILE_UNAVAILABLE_BUSY, text: e.message, unexpected: false };
   }
   if (e instanceof CopyRefusedError) {
+    return { code: FILE_UNAVAILABLE_BUSY, text: e.message, unexpected: false };
+  }
+  if (e instanceof PathBusyError) {
     return { code: FILE_UNAVAILABLE_BUSY, text: e.message, unexpected: false };
   }
   if (e instanceof SlaveReplyError) {

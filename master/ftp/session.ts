@@ -15,6 +15,7 @@ import type { PathPolicy } from "../auth/path_rules.ts";
 import type { SessionRegistry } from "./session_registry.ts";
 import type { Filelist } from "../filelist/types.ts";
 import type { SlaveRegistry } from "../slaves/registry.ts";
+import type { PathLocks } from "../path_locks.ts";
 import type { SlaveHandle } from "../slaves/slave_handle.ts";
 import type { DataChannel } from "./data_channel.ts";
 import type { PasvProxy } from "./pasv_proxy.ts";
@@ -39,6 +40,8 @@ export interface MasterServices {
   sessions: SessionRegistry<Session>;
   /** The `[[permissions]]` of master.toml, compiled. */
   paths: PathPolicy;
+  /** Orders transfers and namespace changes on the same path (`master/path_locks.ts`). */
+  locks: PathLocks;
   /** TLS material, or null when `[ftp] tls = "off"`. */
   tls: MasterTls | null;
   signal: AbortSignal;

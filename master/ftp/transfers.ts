@@ -79,6 +79,8 @@ async function fileTransfer(
   const sec = s.takeDataSecurity();
   let releasePlan = true;
   try {
+    // Held until the final reply: see master/path_locks.ts.
+    using _held = s.services.locks.transfer(path, kind);
     requireProtection(s, sec);
     const { filelist } = s.services;
     // An upload replaces what is there, hidden from the user or not (stale copies go too).
