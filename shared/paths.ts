@@ -7,11 +7,32 @@
  */
 import { realPath } from "./_fs.ts";
 
-/** Longest virtual path accepted, in characters. */
+/**
+ * Longest virtual path accepted, in UTF-8 bytes (Linux's PATH_MAX). Bytes, not characters: a
+ * slave's file system counts bytes, and a path the master accepted must be one it can create.
+ */
 export const MAX_PATH_LENGTH = 4096;
 
-/** Longest single name accepted, in characters. */
+/** Longest single name accepted, in UTF-8 bytes (NAME_MAX of ext4, XFS, Btrfs). */
 export const MAX_NAME_LENGTH = 255;
+
+/** The UTF-8 length of `s` in bytes (a lone surrogate counts 3, as TextEncoder writes U+FFFD). */
+export function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 2; // a pair: 2 code units, 4 bytes
+        i++;
+      } else n += 2;
+    } else n += 2;
+  }
+  return n;
+}
 
 /** Raised when a path cannot be accepted; the message names it. */
 export class PathError extends Error {
@@ -33,7 +54,10 @@ export function normalize(cwd: string, arg: string): string {
   if (CONTROL.test(arg)) {
     throw new PathError(`Path contains a control character: "${printable(arg)}"`);
   }
-  if (arg.length > MAX_PATH_LENGTH) throw new PathError(`Path too long: ${arg.length} characters`);
+  // Characters first (cheap, and a UTF-8 byte is at most one UTF-16 unit): bounds the work below.
+  if (arg.length > MAX_PATH_LENGTH) {
+    throw new PathError(`Path too long: over ${MAX_PATH_LENGTH} bytes`);
+  }
   const joined = arg.startsWith("/") ? arg : `${cwd}/${arg}`;
   const out: string[] = [];
   for (const seg of joined.split("/")) {
@@ -42,12 +66,18 @@ export function normalize(cwd: string, arg: string): string {
       out.pop();
       continue;
     }
-    if (seg.length > MAX_NAME_LENGTH) throw new PathError(`Name too long: "${seg.slice(0, 40)}…"`);
+    const bytes = utf8Length(seg);
+    if (bytes > MAX_NAME_LENGTH) {
+      throw new PathError(
+        `Name too long: ${bytes} bytes in UTF-8 (limit ${MAX_NAME_LENGTH}): "${seg.slice(0, 40)}…"`,
+      );
+    }
     out.push(seg);
   }
   const path = "/" + out.join("/");
-  if (path.length > MAX_PATH_LENGTH) {
-    throw new PathError(`Path too long: ${path.length} characters`);
+  const bytes = utf8Length(path);
+  if (bytes > MAX_PATH_LENGTH) {
+    throw new PathError(`Path too long: ${bytes} bytes in UTF-8 (limit ${MAX_PATH_LENGTH})`);
   }
   return path;
 }

@@ -8,6 +8,7 @@ import {
   normalize,
   parentOf,
   PathError,
+  utf8Length,
 } from "./paths.ts";
 
 Deno.test("normalize resolves against the cwd and never climbs above /", () => {
@@ -32,6 +33,22 @@ Deno.test("normalize refuses control characters and overlong input", () => {
   assert.throws(() => normalize("/", "a\r\nb"), /control character/);
   assert.throws(() => normalize("/", "x".repeat(5000)), /too long/);
   assert.throws(() => normalize("/", "y".repeat(300)), /Name too long/);
+});
+
+Deno.test("names and paths are limited in UTF-8 bytes, not characters", () => {
+  // 100 characters, 300 bytes: a slave's file system refuses it (NAME_MAX is in bytes)
+  assert.throws(() => normalize("/", "€".repeat(100)), /Name too long: 300 bytes/);
+  assert.equal(normalize("/", "€".repeat(85)), "/" + "€".repeat(85)); // 255 bytes
+  assert.throws(() => normalize("/", "😀".repeat(64)), /256 bytes/); // surrogate pairs: 4 bytes
+  assert.equal(normalize("/", "y".repeat(255)), "/" + "y".repeat(255));
+  const deeper = Array.from({ length: 21 }, () => "é".repeat(100)).join("/");
+  assert.throws(() => normalize("/", deeper), /Path too long: 4221 bytes/);
+});
+
+Deno.test("utf8Length matches TextEncoder", () => {
+  for (const s of ["", "abc", "é", "€", "😀", "a😀b€é", "\ud800", "x\udc00y"]) {
+    assert.equal(utf8Length(s), new TextEncoder().encode(s).length, JSON.stringify(s));
+  }
 });
 
 Deno.test("path helpers", () => {

@@ -14,7 +14,7 @@
  * guard them all with a single `check()`: KV allows only 100 checks per atomic operation.
  */
 import type { DirEntry, Entry, FileEntry } from "./types.ts";
-import { baseName, parentOf } from "../../shared/paths.ts";
+import { baseName, parentOf, utf8Length } from "../../shared/paths.ts";
 
 /** A file as stored: the name lives in the key. */
 export type StoredFile = Omit<FileEntry, "name">;
@@ -105,18 +105,8 @@ export function toStored(entry: Entry): StoredEntry {
   return rest;
 }
 
-/** UTF-8 length of a string without allocating. */
-export function utf8Length(s: string): number {
-  let n = s.length;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) n += 1;
-    else if (c >= 0xd800 && c <= 0xdbff) i++, n += 2; // surrogate pair: 2 UTF-16 units, 4 bytes
-    else n += 2;
-  }
-  return n;
-}
+/** UTF-8 length of a string without allocating (one copy, in the module that owns paths). */
+export { utf8Length };
 
 /** Encoded size of a key, slightly overestimated (tuple encoding: tag + bytes + terminator). */
 export function keyBytes(key: Deno.KvKey): number {

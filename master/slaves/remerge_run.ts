@@ -88,9 +88,9 @@ export class SlaveRemerge implements SlaveLinkEvents {
     const queued = await queue.list(slave.name);
     const since = partialRemerge === false ? 0 : await filelist.remergeSince(slave.name);
     this.#run = await this.#begin({ since, onConnect: true, ops: queued.map((q) => q.op) });
-    slave.setRemergeStarter(async () => {
+    slave.setRemergeStarter(async (why) => {
       if (this.#run !== null) throw new Error(`A remerge of ${slave.name} is already running`);
-      this.#run = await this.#begin({ since: 0, onConnect: false, ops: [] });
+      this.#run = await this.#begin({ since: 0, onConnect: false, ops: [], why });
     });
   }
 
@@ -163,7 +163,7 @@ export class SlaveRemerge implements SlaveLinkEvents {
    * rewritten through them, and paths a rename touched are never taken off the slave.
    */
   async #begin(
-    run: { since: number; onConnect: boolean; ops: NamespaceOp[] },
+    run: { since: number; onConnect: boolean; ops: NamespaceOp[]; why?: string | undefined },
   ): Promise<RemergeRun> {
     const { since, onConnect, ops } = run;
     const slave = this.#slave;
@@ -176,7 +176,7 @@ export class SlaveRemerge implements SlaveLinkEvents {
       ? `partial (changed since ${new Date(since).toISOString()})`
       : onConnect
       ? "full"
-      : "full (asked for)";
+      : `full (${run.why ?? "asked for"})`;
     await slave.send({ type: "remerge_request", since });
     log.info("Remerge of {name}: asked for a {mode} inventory", { name: slave.name, mode });
     return {
@@ -209,24 +209,44 @@ export class SlaveRemerge implements SlaveLinkEvents {
     return progress;
   }
 
-  /** Applies the deletes and renames the slave missed while offline, oldest first. */
+  /**
+   * Applies the deletes and renames the slave missed while offline, oldest first. An operation
+   * the slave answers with an error (the target exists, the name is too long for its file
+   * system…) will never succeed: it is dropped with an error log, what follows still runs, and a
+   * full remerge then makes the filelist match the slave's disk. Only a lost link stops the
+   * replay (the rest stays queued for the next connect).
+   */
   async #replay(queued: readonly { key: Deno.KvKey; op: QueuedOp }[]): Promise<void> {
     const slave = this.#slave;
+    let dropped = 0;
     for (const { key, op } of queued) {
       try {
         if (op.op === "delete") await slave.request("delete", { path: op.path });
         else await slave.request("rename", { from: op.from, to: op.to });
       } catch (e) {
-        if (
-          !(e instanceof SlaveReplyError) || (e.code !== "not_found" && e.code !== "not_a_file")
-        ) {
-          throw e;
+        if (!(e instanceof SlaveReplyError)) throw e;
+        if (e.code !== "not_found" && e.code !== "not_a_file") {
+          dropped++;
+          log.error("Dropped a missed {op} {what} on {name}: the slave refused it: {error}", {
+            op: op.op,
+            what: op.op === "delete" ? op.path : `${op.from} → ${op.to}`,
+            name: slave.name,
+            error: e.message,
+          });
         }
       }
       await this.#options.queue.done(key);
     }
     if (queued.length > 0) {
       log.info("Replayed {n} missed operations on {name}", { n: queued.length, name: slave.name });
+    }
+    if (dropped > 0) {
+      await slave.startFullRemerge("scheduled").catch((e) =>
+        log.error("Could not schedule a full remerge of {name}: {error}", {
+          name: slave.name,
+          error: String(e),
+        })
+      );
     }
   }
 }

@@ -104,7 +104,7 @@ export class SlaveHandle {
   /** Namespace changes decided while a remerge of this slave runs (null when none runs). */
   #changes: NamespaceOp[] | null = null;
   /** Starts a full remerge of this online slave (set by the link while it is up). */
-  #remergeStarter: (() => Promise<void>) | null = null;
+  #remergeStarter: ((why?: string) => Promise<void>) | null = null;
 
   #link: FrameConn<FromMaster>;
   #nextId = 1;
@@ -290,20 +290,21 @@ export class SlaveHandle {
   }
 
   /** Lets the link start full remerges on request (null when the link cannot). */
-  setRemergeStarter(start: (() => Promise<void>) | null): void {
+  setRemergeStarter(start: ((why?: string) => Promise<void>) | null): void {
     this.#remergeStarter = start;
   }
 
   /**
    * Starts a full remerge of this online slave, which keeps serving meanwhile. Throws when the
-   * slave is not online or a remerge already runs.
+   * slave is not online or a remerge already runs. `why` names it in the logs (default
+   * "asked for").
    */
-  async startFullRemerge(): Promise<void> {
+  async startFullRemerge(why?: string): Promise<void> {
     if (this.state !== "online" || this.#remergeStarter === null) {
       throw new Error(`Slave ${this.name} is not online`);
     }
     if (this.remerging) throw new Error(`A remerge of ${this.name} is already running`);
-    await this.#remergeStarter();
+    await this.#remergeStarter(why);
   }
 
   /** Marks the slave gone: fails every outstanding request and closes the link. Idempotent. */
