@@ -122,7 +122,7 @@ async function runAccounts(cmd: AccountCommand): Promise<number> {
   await using kv = await openMasterKv(config);
   const command = `drftpd ${cmd.kind.replace("-", " ")}`;
   try {
-    const lines = await runAccountCommand(cmd, new UserStore(kv.kv));
+    const lines = await runAccountCommand(cmd, new UserStore(kv.kv), kv.kv);
     for (const line of lines) console.log(line);
     if (lines.length === 0) console.error(`None in ${kv.path}`);
     return 0;

@@ -8,7 +8,7 @@ import { formatHostPort } from "../shared/config.ts";
 import type { OpenSsl } from "../shared/tls/mod.ts";
 import { lockFolder } from "../shared/lock.ts";
 import { connectionBudget, type FdLimit } from "../shared/rlimit.ts";
-import { LoginGuard } from "./auth/login_guard.ts";
+import { AccountGuard, LoginGuard } from "./auth/login_guard.ts";
 import { UserStore } from "./auth/users.ts";
 import { PathPolicy } from "./auth/path_rules.ts";
 import { SessionRegistry } from "./ftp/session_registry.ts";
@@ -71,6 +71,12 @@ export async function runMaster(
   const needTls = config.ftp.tls !== "off" || config.slaves.tls ||
     config.ftp.implicit_tls_listen !== null;
   const tls = needTls ? await loadMasterTls(config, options.tlsEngine) : null;
+  const accountGuard = new AccountGuard({
+    lockAfter: config.ftp.account_lock_after,
+    lockMs: config.ftp.account_lock_seconds * 1000,
+    maxDelayMs: config.ftp.account_max_delay_seconds * 1000,
+    kv,
+  });
   const loginGuard = new LoginGuard({
     banAfter: config.ftp.ban_after_failures,
     banMs: config.ftp.ban_seconds * 1000,
@@ -99,6 +105,7 @@ export async function runMaster(
     filelist,
     users,
     loginGuard,
+    accountGuard,
     slaves,
     sessions: new SessionRegistry(),
     paths: new PathPolicy(config.permissions),

@@ -42,6 +42,7 @@ export type AccountCommand =
   | { kind: "user-del"; config: string | null; name: string }
   | { kind: "user-passwd"; config: string | null; name: string; password: string }
   | { kind: "user-show"; config: string | null; name: string }
+  | { kind: "user-unlock"; config: string | null; name: string }
   | { kind: "user-change"; config: string | null; name: string; changes: [string, string][] }
   | { kind: "group-add"; config: string | null; name: string; description: string }
   | { kind: "group-del"; config: string | null; name: string }
@@ -183,8 +184,9 @@ Options:
   drftpd user show NAME [--config FILE]
   drftpd user list [--config FILE]
   drftpd user change NAME FIELD VALUE [FIELD VALUE]... [--config FILE]
+  drftpd user unlock NAME [--config FILE]
 
-Manages users in the master's KV store (works whether the master runs or not; a change
+unlock lifts the lock that failed logins put on an account. Manages users in the master's KV store (works whether the master runs or not; a change
 takes effect at the user's next login). Fields for change: ratio, credits, max_logins,
 max_logins_per_address, max_uploads, max_downloads, idle_timeout, admin, disabled, expires,
 group_admin, group_slots, primary_group, groups, masks (see README).
@@ -336,13 +338,13 @@ function parseUser(args: string[]): Command {
   if (sub === undefined) {
     throw new UsageError(
       "drftpd user",
-      "a subcommand is required (add, del, passwd, show, list, change)",
+      "a subcommand is required (add, del, passwd, show, list, change, unlock)",
     );
   }
   if (sub === "-h" || sub === "--help") return { kind: "help", text: HELP["drftpd user"]! };
   if (sub === "-V" || sub === "--version") return { kind: "version" };
   if (sub === "add") return parseUserAdd(rest);
-  if (!["del", "passwd", "show", "list", "change"].includes(sub)) {
+  if (!["del", "passwd", "show", "list", "change", "unlock"].includes(sub)) {
     throw new UsageError("drftpd user", `unknown subcommand "${sub}"`);
   }
   const cmd = `drftpd user ${sub}`;
@@ -376,6 +378,7 @@ function parseUser(args: string[]): Command {
     if (password === undefined) throw new UsageError(cmd, "--password is required");
     return { kind: "user-passwd", config, name, password };
   }
+  if (sub === "unlock") return { kind: "user-unlock", config, name };
   return { kind: sub === "del" ? "user-del" : "user-show", config, name };
 }
 

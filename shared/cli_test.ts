@@ -124,7 +124,11 @@ Deno.test("parseCommand() rejects bad command lines naming the flag or value", (
     [["local", "--slaves", "two"], "drftpd local", `--slaves "two": not a whole number`],
     [["local", "--port", "70000"], "drftpd local", `--port "70000": must be between 1 and 65535`],
     [["local", "--dir="], "drftpd local", `--dir "": must not be empty`],
-    [["user"], "drftpd user", "a subcommand is required (add, del, passwd, show, list, change)"],
+    [
+      ["user"],
+      "drftpd user",
+      "a subcommand is required (add, del, passwd, show, list, change, unlock)",
+    ],
     [["user", "rm", "bob"], "drftpd user", `unknown subcommand "rm"`],
     [["user", "del"], "drftpd user del", "the user NAME is required"],
     [["user", "passwd", "bob"], "drftpd user passwd", "--password is required"],

@@ -100,6 +100,12 @@ export interface MasterConfig {
     ban_after_failures: number;
     /** Window for `ban_after_failures`, seconds; a ban lasts until the failures leave it. Default 300. */
     ban_seconds: number;
+    /** Failed logins of one account, from any addresses, that lock it (0 = never). Default 10. */
+    account_lock_after: number;
+    /** How long such a lock lasts, seconds (`drftpd user unlock` lifts it). Default 900. */
+    account_lock_seconds: number;
+    /** Longest wait between two checked attempts on one account, seconds. Default 30. */
+    account_max_delay_seconds: number;
     /** Greeting text on 220. Default "drftpd ready". */
     banner: string;
     /** Server-to-server transfers (data peer ≠ client): "deny" (default) or "allow". */

@@ -39,6 +39,11 @@ passive_ports = "50000-50099"
 # failed_login_delay_ms = 1000
 # ban_after_failures = 10
 # ban_seconds = 300
+# Failed logins of one account (from any address) lock it for account_lock_seconds; checks of
+# one account run one at a time, waiting up to account_max_delay_seconds after each failure.
+# account_lock_after = 10
+# account_lock_seconds = 900
+# account_max_delay_seconds = 30
 # banner = "drftpd ready"
 # Server-to-server transfers: "deny" or "allow" ([[ftp.fxp_rules]] refine it; see the README).
 # fxp = "deny"

@@ -6,6 +6,7 @@
 import type { AccountCommand } from "../../shared/cli.ts";
 import { applyField, formatUserLines, formatUserSummary } from "./user_fields.ts";
 import type { UserStore } from "./users.ts";
+import { unlockAccount } from "./login_guard.ts";
 
 /**
  * Runs one account command on `users`; returns the lines to print. Throws TypeError for bad
@@ -14,8 +15,15 @@ import type { UserStore } from "./users.ts";
 export async function runAccountCommand(
   cmd: AccountCommand,
   users: UserStore,
+  kv: Deno.Kv,
 ): Promise<string[]> {
   switch (cmd.kind) {
+    case "user-unlock":
+      return [
+        (await unlockAccount(kv, cmd.name))
+          ? `Unlocked ${cmd.name}`
+          : `${cmd.name} was not locked (no failed-login lock on record)`,
+      ];
     case "user-add": {
       const options = cmd.groups.length > 0
         ? { groups: cmd.groups, admin: cmd.admin }

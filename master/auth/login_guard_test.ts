@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LoginGuard } from "./login_guard.ts";
+import { AccountGuard, LoginGuard, unlockAccount } from "./login_guard.ts";
 
 Deno.test("an address is banned while its last N failures lie within the window", () => {
   let now = 1_000_000;
@@ -56,4 +56,46 @@ Deno.test("bans lists banned addresses; unban lifts a ban", () => {
   assert.equal(g.unban("10.0.0.1"), false);
   assert.equal(g.bannedFor("10.0.0.1"), 0);
   assert.deepEqual(g.bans(), []);
+});
+
+Deno.test("AccountGuard: one check at a time, locked after lockAfter failures, unlock via KV", async () => {
+  const path = await Deno.makeTempFile();
+  const kv = await Deno.openKv(path);
+  try {
+    const guard = new AccountGuard({
+      lockAfter: 3,
+      lockMs: 60_000,
+      baseDelayMs: 1,
+      maxDelayMs: 5,
+      kv,
+    });
+    const signal = new AbortController().signal;
+    let running = 0;
+    let most = 0;
+    let checks = 0;
+    const wrong = async () => {
+      checks++;
+      most = Math.max(most, ++running);
+      await new Promise((r) => setTimeout(r, 2));
+      running--;
+      return null;
+    };
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => guard.attempt("victim", wrong, signal)),
+    );
+    assert.equal(checks, 3);
+    assert.equal(most, 1, "checks of one account never overlap");
+    assert.equal(results.filter((r) => r.lockedNow).length, 1);
+    assert.equal(results.filter((r) => r.locked !== null).length, 5);
+    // locked: even a right password is not checked
+    const right = await guard.attempt("victim", () => Promise.resolve("ok"), signal);
+    assert.deepEqual([right.result, right.locked !== null], [null, true]);
+    // another account is not affected
+    assert.equal((await guard.attempt("bob", () => Promise.resolve("ok"), signal)).result, "ok");
+    assert.equal(await unlockAccount(kv, "victim"), true);
+    assert.equal((await guard.attempt("victim", () => Promise.resolve("ok"), signal)).result, "ok");
+  } finally {
+    kv.close();
+    await Deno.remove(path).catch(() => {});
+  }
 });

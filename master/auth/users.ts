@@ -230,6 +230,11 @@ export class UserStore {
    * failing) logins grows the master's memory by hundreds of MiB. At most this many run at once.
    */
   #slots = new Semaphore(2);
+  /**
+   * Decoy hashing for unknown names runs in its own slot: a guesser spraying names never holds
+   * the slots real accounts' logins need (the decoy then only costs the guesser time).
+   */
+  #decoySlots = new Semaphore(1);
   #verified = new Map<string, VerifiedLogin>();
   #macKey = randomBytes(32);
   #now: () => number;
@@ -376,7 +381,7 @@ export class UserStore {
     if (!stored) {
       // Burn the same time so response timing does not reveal which names exist.
       this.#scryptRuns++;
-      await this.#slots.run(() =>
+      await this.#decoySlots.run(() =>
         deriveKey(pw, randomBytes(SALT_BYTES), SCRYPT.N, SCRYPT.r, SCRYPT.p, KEY_BYTES)
       );
       return null;

@@ -61,12 +61,34 @@ export async function pass(s: Session, arg: string): Promise<void> {
     s.quitting = true;
     return;
   }
-  const found = await s.services.users.verify(name, arg);
+  // Security: per account, whatever the address: one check at a time, slowed after failures,
+  // locked after many; a locked account's attempts cost no hashing (see AccountGuard).
+  const { result: found, locked, lockedNow } = await s.services.accountGuard.attempt(
+    name,
+    () => s.services.users.verify(name, arg),
+    s.services.signal,
+  );
+  if (lockedNow) {
+    log.warn("Account {name} locked for {seconds} s: {n} failed logins", {
+      name: name.slice(0, 64),
+      seconds: cfg.account_lock_seconds,
+      n: cfg.account_lock_after,
+    });
+  }
+  const why = locked
+    ? `Account locked after too many failed logins; try again in ${
+      Math.ceil(locked.waitMs / 1000)
+    } s or ask an admin`
+    : "Login incorrect";
   if (!found) {
     s.services.metrics.login("failed");
     s.loginFailures++;
     const banned = guard.fail(s.remoteHost);
-    log.warn("Failed login for {name} from {ip}", { name: name.slice(0, 64), ip: s.remoteHost });
+    log.warn("Failed login for {name} from {ip}{why}", {
+      name: name.slice(0, 64),
+      ip: s.remoteHost,
+      why: locked ? " (account locked, not checked)" : "",
+    });
     if (banned) {
       log.warn("Refusing {ip} for up to {seconds} s: {n} failed logins", {
         ip: s.remoteHost,
@@ -78,14 +100,14 @@ export async function pass(s: Session, arg: string): Promise<void> {
     if (banned || s.loginFailures >= cfg.max_login_failures) {
       await s.reply(
         NOT_LOGGED_IN,
-        `Login incorrect; too many failed logins ${
+        `${why}; too many failed logins ${
           banned ? "from your address" : "on this connection"
         }, closing`,
       );
       s.quitting = true;
       return;
     }
-    throw new FtpError(NOT_LOGGED_IN, "Login incorrect");
+    throw new FtpError(NOT_LOGGED_IN, why);
   }
   // Security: only told once the password is right (it says the account exists).
   const refusal = loginRefusal(found, s.remoteHost, Date.now());

@@ -2,7 +2,7 @@
  * One FTP control connection: its state, its reply writer and its read loop.
  * What each command does lives in the command table (`commands.ts`); the checks in `dispatcher.ts`.
  */
-import type { LoginGuard } from "../auth/login_guard.ts";
+import type { AccountGuard, LoginGuard } from "../auth/login_guard.ts";
 import { getLogger } from "@logtape/logtape";
 import type { MasterConfig } from "../../shared/config_types.ts";
 import type { ByteConn } from "../../shared/link.ts";
@@ -35,6 +35,8 @@ export interface MasterServices {
   users: UserStore;
   /** Failed logins per client address, and the bans they cause. */
   loginGuard: LoginGuard;
+  /** Failed logins per account, and the slowdowns and locks they cause. */
+  accountGuard: AccountGuard;
   slaves: SlaveRegistry;
   /** Open sessions of every FTP listener (connection limits, SITE WHO, SITE KICK). */
   sessions: SessionRegistry<Session>;
