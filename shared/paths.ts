@@ -134,7 +134,20 @@ export async function containedRealPath(root: string, vpath: string): Promise<st
       return real;
     }
     if (probe === root) return real;
+    // Security: a dangling symlink does not resolve, but creating the path would follow it,
+    // possibly out of the root.
+    if (await isSymlink(probe)) {
+      throw new PathError(`Path goes through a dangling symlink: "${printable(vpath)}"`);
+    }
     probe = probe.slice(0, probe.lastIndexOf("/")) || "/";
+  }
+}
+
+async function isSymlink(path: string): Promise<boolean> {
+  try {
+    return (await Deno.lstat(path)).isSymlink;
+  } catch {
+    return false;
   }
 }
 

@@ -83,6 +83,13 @@ Deno.test("containedRealPath maps under the root and refuses symlink escapes", a
     await assert.rejects(() => containedRealPath(root, "/escape/secret"), PathError);
     await assert.rejects(() => containedRealPath(root, "/escape/new/deeper"), PathError);
     await assert.rejects(() => containedRealPath(root, "/../x"), PathError);
+    // a dangling symlink pointing outside: writing through it would create a file out there
+    await Deno.symlink(`${outside}/not-yet`, `${root}/d/dangling`);
+    await assert.rejects(() => containedRealPath(root, "/d/dangling"), /dangling symlink/);
+    await assert.rejects(() => containedRealPath(root, "/d/dangling/x"), PathError);
+    // dangling but pointing inside the root is refused too: what it points at may change
+    await Deno.symlink(`${root}/d/later`, `${root}/d/dangling-in`);
+    await assert.rejects(() => containedRealPath(root, "/d/dangling-in"), /dangling symlink/);
   } finally {
     await Deno.remove(root, { recursive: true });
     await Deno.remove(outside, { recursive: true });

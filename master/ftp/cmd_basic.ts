@@ -237,7 +237,8 @@ async function changeDir(s: Session, path: string): Promise<void> {
 export async function stat(s: Session, _arg: string, path: string | null): Promise<void> {
   if (path === null) {
     const lines = [
-      `drftpd ${VERSION} status:`,
+      // Security: the version only to logged-in users (it tells an attacker which flaws to try).
+      s.user ? `drftpd ${VERSION} status:` : "Server status:",
       `Connected from ${s.remoteHost}`,
       s.user ? `Logged in as ${s.user.name}` : "Not logged in",
       `TYPE: ${s.type === "A" ? "ASCII" : "BINARY"}, STRU: File, MODE: Stream`,

@@ -44,6 +44,7 @@ const SSL_SYMBOLS = {
     result: "i64",
   },
   SSL_CTX_set_options: { parameters: ["pointer", "u64"], result: "u64" },
+  SSL_CTX_set_cipher_list: { parameters: ["pointer", "buffer"], result: "i32" },
   SSL_CTX_set_timeout: { parameters: ["pointer", "i64"], result: "i64" },
   SSL_CTX_use_certificate: { parameters: ["pointer", "pointer"], result: "i32" },
   SSL_CTX_use_PrivateKey: { parameters: ["pointer", "pointer"], result: "i32" },
@@ -139,6 +140,11 @@ const SESSION_LIFETIME_SECONDS = 24 * 60 * 60;
 const OPENSSL_TICKET_KEY_BYTES = 80;
 
 /** NUL-terminated UTF-8 for a C string argument. */
+/** The TLS 1.2 suites offered and accepted (OpenSSL cipher-list syntax). */
+const TLS12_CIPHERS = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" +
+  "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" +
+  "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
 function cString(s: string): Uint8Array {
   return new TextEncoder().encode(s + "\0");
 }
@@ -341,6 +347,11 @@ export class OpenSslEngine implements OpenSsl {
     L.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, version, null);
     L.SSL_CTX_ctrl(ctx, SSL_CTRL_MODE, SSL_MODE_RELEASE_BUFFERS, null);
     L.SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    // Security: TLS 1.2 with forward-secret AEAD suites only (no CBC, no SHA-1 MACs, no static
+    // RSA), as rustls (the node:tls engine) does. TLS 1.3 suites are all AEAD already.
+    if (L.SSL_CTX_set_cipher_list(ctx, cString(TLS12_CIPHERS)) !== 1) {
+      throw new Error("SSL_CTX_set_cipher_list failed");
+    }
   }
 
   close(): void {
