@@ -1,6 +1,7 @@
 /**
  * Smaller hardening items of issue 11 (point 6), each with its check:
  * - STAT before login does not tell the version;
+ * - one client address holds at most a quarter of the passive range prepared but unused;
  * - a peer on the slave-link port that has not authenticated cannot make the master buffer a
  *   large frame: a length over the small pre-auth cap ends the connection at once.
  * (Dangling symlinks out of a slave's root: `shared/paths_test.ts`; AEAD-only TLS 1.2:
@@ -87,5 +88,27 @@ Deno.test("hardening: STAT before login, link frames before auth", async (t) => 
     const gcm = await handshake("ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256");
     assert.ok(gcm.success, `AEAD suite refused:\n${gcm.stdout}\n${gcm.stderr}`);
     assert.match(gcm.stdout, /Cipher is ECDHE-(RSA|ECDSA)-AES128-GCM-SHA256/);
+  });
+
+  await t.step("one address holds at most a quarter of the passive range unused", async () => {
+    const max = 5; // makeSite's master range has 20 ports
+    const held: FtpControl[] = [];
+    try {
+      for (let i = 0; i <= max; i++) held.push(await site.control());
+      for (const ftp of held.slice(0, max)) assert.equal((await ftp.send("PASV")).code, 227);
+      const over = await held[max]!.send("PASV");
+      assert.equal(over.code, 425, over.lines.join(" | "));
+      assert.match(over.text, /holds 5 passive ports/);
+      // a session asking again replaces its own port: not counted against itself
+      assert.equal((await held[0]!.send("PASV")).code, 227);
+      // one used (or dropped) frees a place
+      assert.equal((await held[1]!.send("QUIT")).code, 221);
+      await poll(async () => (await held[max]!.send("PASV")).code === 227 || undefined, {
+        timeoutMs: 5000,
+        describe: () => "a passive port after another session quit",
+      });
+    } finally {
+      for (const ftp of held) ftp.close();
+    }
   });
 });

@@ -15,12 +15,12 @@ import {
   parseRestArg,
   unmapIPv4,
 } from "./codecs.ts";
-import { PassiveChannel } from "./data_channel.ts";
+import { PASSIVE_ACCEPT_MS, PassiveChannel } from "./data_channel.ts";
 import { FtpError } from "./errors.ts";
 import { PasvProxy } from "./pasv_proxy.ts";
 import type { DataPlan, Pret, Session } from "./session.ts";
 import type { SlaveHandle } from "../slaves/slave_handle.ts";
-import { sameHost } from "../../shared/net.ts";
+import { canonicalHost, sameHost } from "../../shared/net.ts";
 import {
   BAD_SEQUENCE,
   CANT_OPEN_DATA,
@@ -141,11 +141,50 @@ function requirePretOrRelay(s: Session, verb: string): void {
   }
 }
 
+/**
+ * Passive ports (master's or slaves') one client address may hold prepared but unused: a quarter
+ * of the master's passive range, at least 4.
+ */
+export function passivePerAddress(range: { from: number; to: number }): number {
+  return Math.max(4, Math.floor((range.to - range.from + 1) / 4));
+}
+
+/**
+ * Security: each session holds at most one prepared data connection, and the sessions of one
+ * address at most `passivePerAddress` passive ports, so a few clients that PASV and never
+ * transfer cannot take every port of the range (one unused for 60 s no longer counts: its port
+ * has closed).
+ */
+function checkPassiveQuota(s: Session): void {
+  const max = passivePerAddress(s.services.config.ftp.passive_ports);
+  const host = canonicalHost(s.remoteHost);
+  let held = 0;
+  const since = performance.now() - PASSIVE_ACCEPT_MS;
+  for (const other of s.services.sessions.all()) {
+    const d = other.data;
+    if (other === s || d === null || d.kind === "active" || (d.preparedAt ?? 0) < since) continue;
+    if (canonicalHost(other.remoteHost) === host) held++;
+  }
+  if (held >= max) {
+    throw new FtpError(
+      CANT_OPEN_DATA,
+      `Your address already holds ${held} passive ports (at most ${max}): use or close them first`,
+    );
+  }
+}
+
+/** Runs a PASV/EPSV and remembers when the passive plan it prepared was made. */
+async function preparing(s: Session, prepare: () => Promise<void>): Promise<void> {
+  await prepare();
+  if (s.data !== null && s.data.kind !== "active") s.data.preparedAt = performance.now();
+}
+
 /** PASV */
 export async function pasv(s: Session): Promise<void> {
   if (s.epsvAll) throw new FtpError(BAD_SEQUENCE, "EPSV ALL was sent; only EPSV is allowed");
   requirePretOrRelay(s, "PASV");
   s.clearData();
+  checkPassiveQuota(s);
   if (s.pret && s.pret.kind !== "list") {
     const { plan, host, port, peer } = await slavePassive(s, s.pret);
     if (!isIPv4(unmapIPv4(host))) {
@@ -227,7 +266,11 @@ async function onlySlavePassive(s: Session): Promise<boolean> {
 }
 
 /** EPSV [ALL|1|2] */
-export async function epsv(s: Session, arg: string): Promise<void> {
+export function epsv(s: Session, arg: string): Promise<void> {
+  return preparing(s, () => epsvPlan(s, arg));
+}
+
+async function epsvPlan(s: Session, arg: string): Promise<void> {
   const a = parseEpsvArg(arg.trim());
   if (a.kind === "all") {
     s.epsvAll = true;
@@ -236,6 +279,7 @@ export async function epsv(s: Session, arg: string): Promise<void> {
   }
   requirePretOrRelay(s, "EPSV");
   s.clearData();
+  checkPassiveQuota(s);
   if (s.pret && s.pret.kind !== "list") {
     const { plan, host, port } = await slavePassive(s, s.pret);
     // EPSV carries no address: the client will connect to the control connection's host.

@@ -8,6 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import { closeQuietly, sameHost } from "../../shared/net.ts";
 import { copy } from "../../shared/bytes.ts";
+import { PASSIVE_ACCEPT_MS } from "./data_channel.ts";
 
 const log = getLogger(["drftpd", "master", "data"]);
 
@@ -18,16 +19,23 @@ export class PasvProxy implements Disposable {
   #closed = false;
   #bytes = 0;
   #done: Promise<void>;
+  #timer: ReturnType<typeof setTimeout>;
 
-  /** Listens at `hostname:port` (throws if the port is taken) and pipes the first accepted peer. */
+  /**
+   * Listens at `hostname:port` (throws if the port is taken) and pipes the first accepted peer.
+   * Stops listening after `acceptMs` (default PASSIVE_ACCEPT_MS, as long as the slave's own
+   * port waits), so it never outlives the slave's listener.
+   */
   constructor(
     hostname: string,
     port: number,
     target: { host: string; port: number },
     peer: string | null,
     label: string,
+    acceptMs: number = PASSIVE_ACCEPT_MS,
   ) {
     this.#listener = Deno.listen({ hostname, port });
+    this.#timer = setTimeout(() => this.#closeListener(), acceptMs);
     this.#done = this.#run(target, peer, label);
   }
 
@@ -80,6 +88,7 @@ export class PasvProxy implements Disposable {
   }
 
   #closeListener(): void {
+    clearTimeout(this.#timer);
     closeQuietly(this.#listener);
   }
 

@@ -82,9 +82,17 @@ export interface Pret {
 /** How the next data connection will be made. */
 export type DataPlan =
   /** A slave listens (PRET + PASV/EPSV): the transfer must use that slave. */
-  | { kind: "slave"; slave: SlaveHandle; xfer: string; pret: Pret; proxy?: PasvProxy }
+  | {
+    kind: "slave";
+    slave: SlaveHandle;
+    xfer: string;
+    pret: Pret;
+    proxy?: PasvProxy;
+    /** `performance.now()` when PASV/EPSV prepared it (the per-address passive quota). */
+    preparedAt?: number;
+  }
   /** The master listens (listings, or relay for clients without PRET). */
-  | { kind: "master"; channel: DataChannel & { port: number } }
+  | { kind: "master"; channel: DataChannel & { port: number }; preparedAt?: number }
   /** The client listens (PORT/EPRT). */
   | { kind: "active"; host: string; port: number };
 
