@@ -876,3 +876,36 @@ Deno.test("default FXP policy: no bounce, and nobody else takes a client's passi
     });
   }
 });
+
+Deno.test("[[permissions]] fxp_download / fxp_upload decide FXP per user and path", async () => {
+  await using site = await makeSite({
+    slaves: [{ name: "s2", address: SLAVE_HOST }],
+    masterExtra: `fxp = "allow"
+[[permissions]]
+path = "/private/**"
+fxp_download = ["admin"]
+fxp_upload = ["admin"]`,
+  });
+  await site.addUser("bob", "bob-pw-1");
+  {
+    await using admin = await site.control();
+    expectCode(await admin.send("MKD /private"), 257, "MKD /private");
+    await admin.store("/private/s.bin", randomBytes(1000));
+    await admin.store("/pub.bin", randomBytes(1000));
+  }
+  await using bob = await FtpControl.login({ host: site.host, port: site.ftpPort }, {
+    user: "bob",
+    pass: "bob-pw-1",
+  });
+  expectCode(await bob.send(`PORT ${portArg("127.0.0.2", freePort())}`), 200, "PORT elsewhere");
+  const denied = await bob.send("RETR /private/s.bin");
+  expectCode(denied, 550, "FXP download of /private by bob");
+  assert.match(denied.text, /FXP/);
+  expectCode(await bob.send(`PORT ${portArg("127.0.0.2", freePort())}`), 200, "PORT elsewhere");
+  const up = await bob.send("STOR /private/t.bin");
+  expectCode(up, 550, "FXP upload into /private by bob");
+  // outside /private the rules name no FXP action: allowed (nobody listens there: 150 then 425)
+  expectCode(await bob.send(`PORT ${portArg("127.0.0.2", freePort())}`), 200, "PORT elsewhere");
+  const other = await bob.send("RETR /pub.bin");
+  assert.notEqual(other.code, 550, `FXP download of /pub.bin: ${lines(other)}`);
+});
