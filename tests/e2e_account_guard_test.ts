@@ -4,7 +4,7 @@
  * attempt at a time with growing waits and locked after `account_lock_after` failures: the
  * remaining attempts are refused without hashing, even the right password. Meanwhile an honest
  * user of another account logs in quickly (its password check never queues behind the guesses).
- * `drftpd user unlock` lifts the lock.
+ * `SITE UNLOCK` (admins) and `drftpd user unlock` lift the lock.
  */
 import assert from "node:assert/strict";
 import { FtpControl, makeSite, repoRoot, run } from "../testing/mod.ts";
@@ -114,6 +114,26 @@ Deno.test("a distributed guess at one account is slowed and locked; others log i
   refused.close();
   assert.equal(r.code, 530);
   assert.match(r.text, /Account locked/);
+  // an admin lifts it with SITE UNLOCK
+  {
+    await using admin = await site.control();
+    const r = await admin.send("SITE UNLOCK victim");
+    assert.equal(r.code, 200, r.lines.join(" | "));
+    assert.equal((await admin.send("SITE UNLOCK victim")).code, 550, "not locked any more");
+  }
+  (await FtpControl.login(address, { user: "victim", pass: "victim-pw-1" })).close();
+
+  // locked again (one connection per guess, in turn), then lifted from the command line
+  for (let i = 0; i < LOCK_AFTER; i++) {
+    const c = await FtpControl.connect(address);
+    assert.equal((await c.send("USER victim")).code, 331);
+    assert.equal((await c.send(`PASS again-${i}`)).code, 530);
+    c.close();
+  }
+  const relocked = await FtpControl.connect(address);
+  assert.equal((await relocked.send("USER victim")).code, 331);
+  assert.match((await relocked.send("PASS victim-pw-1")).text, /Account locked/);
+  relocked.close();
   const unlock = await run(Deno.execPath(), [
     "run",
     "-A",

@@ -221,6 +221,18 @@ export class AccountGuard {
     }
   }
 
+  /** Lifts the lock of `name` (SITE UNLOCK); false when it was not locked. */
+  async unlock(name: string): Promise<boolean> {
+    const a = this.#accounts.get(name);
+    const inMemory = a !== undefined && a.lockedUntil > this.#now();
+    if (a) {
+      a.lockedUntil = 0;
+      a.failures = 0;
+    }
+    const inKv = this.#kv ? await unlockAccount(this.#kv, name) : false;
+    return inMemory || inKv;
+  }
+
   /** The lock of `name` (noticing one an admin lifted in KV), or null. */
   async #lockedFor(name: string, a: AccountState): Promise<AccountLocked | null> {
     const now = this.#now();

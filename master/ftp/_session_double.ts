@@ -15,7 +15,8 @@ import type {
   RequestKind,
   RequestMsg,
 } from "../../shared/protocol.ts";
-import { LoginGuard } from "../auth/login_guard.ts";
+import { AccountGuard, LoginGuard } from "../auth/login_guard.ts";
+import { PathLocks } from "../path_locks.ts";
 import { PathPolicy } from "../auth/path_rules.ts";
 import { defaultUser, UserStore } from "../auth/users.ts";
 import { KvFilelist } from "../filelist/kv_filelist.ts";
@@ -250,7 +251,14 @@ export class MasterDouble implements AsyncDisposable {
         banAfter: config.ftp.ban_after_failures,
         banMs: config.ftp.ban_seconds * 1000,
       }),
+      accountGuard: new AccountGuard({
+        lockAfter: config.ftp.account_lock_after,
+        lockMs: config.ftp.account_lock_seconds * 1000,
+        maxDelayMs: config.ftp.account_max_delay_seconds * 1000,
+        kv,
+      }),
       slaves: new SlaveRegistry(kv),
+      locks: new PathLocks(),
       sessions: new SessionRegistry(),
       paths: new PathPolicy(config.permissions),
       metrics: new SiteMetrics(),

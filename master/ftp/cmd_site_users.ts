@@ -251,6 +251,15 @@ export async function unban(s: Session, arg: string): Promise<void> {
   await done(s, `Unbanned ${address}`);
 }
 
+/** SITE UNLOCK <user>: lifts the lock failed logins put on an account. */
+export async function unlock(s: Session, arg: string): Promise<void> {
+  const [name] = words(arg, 1, "SITE UNLOCK <user>");
+  if (!(await s.services.accountGuard.unlock(name!))) {
+    throw new FtpError(FILE_UNAVAILABLE, `${name!.slice(0, 64)} is not locked`);
+  }
+  await done(s, `Unlocked ${name}`);
+}
+
 /**
  * SITE WHO: every session with its user, address, idle seconds, last command and cwd; a running
  * file transfer adds its direction, path, bytes so far and current speed in bytes/s (from the

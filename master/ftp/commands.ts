@@ -251,6 +251,13 @@ const TABLE: Readonly<Record<string, Command>> = {
     action: "site_admin",
     run: site.unban,
   },
+  "SITE UNLOCK": {
+    help: "SITE UNLOCK <user>: lift the lock failed logins put on an account (admins)",
+    login: true,
+    arg: "required",
+    action: "site_admin",
+    run: site.unlock,
+  },
   "SITE SLAVES": {
     help: "SITE SLAVES: status of every slave (admins)",
     login: true,
