@@ -118,7 +118,8 @@ Options:
   "drftpd slave": `Usage: drftpd slave [--config FILE] [--log-level LEVEL]
 
 Runs a slave: stores files under slave.root and serves data connections the master
-orders. Stops cleanly on SIGINT/SIGTERM.
+orders. On SIGINT/SIGTERM it refuses new transfers, lets running ones finish (up to
+[slave] stop_grace seconds), tells the master it is leaving and exits 0.
 
 Options:
   -c, --config FILE      slave.toml (default: built-in defaults, paths relative to the cwd)

@@ -360,6 +360,7 @@ export const SLAVE_SCHEMA: Schema<SlaveSections> = {
     tls_cert: { default: "", read: optionalPath },
     tls_key: { default: "", read: optionalPath },
     data_engine: { default: "native", read: oneOf(["native", "zero_copy"] as const) },
+    stop_grace: { default: 30, read: int(0, 3600) },
   },
   log: LOG_SECTION,
 };

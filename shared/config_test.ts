@@ -90,6 +90,7 @@ Deno.test("parseSlaveConfig() fills every default", () => {
       tls_cert: "",
       tls_key: "",
       data_engine: "native",
+      stop_grace: 30,
     },
     log: { level: "info", format: "text" },
   };

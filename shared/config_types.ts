@@ -190,6 +190,8 @@ export interface SlaveConfig {
     tls_key: string;
     /** What moves plain data-connection bytes: Deno's APIs, or sendfile/recv through libc. */
     data_engine: "native" | "zero_copy";
+    /** Seconds a stop (SIGINT/SIGTERM) lets running transfers finish. Default 30. */
+    stop_grace: number;
   };
   log: {
     level: "debug" | "info" | "warning" | "error";

@@ -42,9 +42,9 @@ import {
 /**
  * Protocol version spoken by this build (2: master-driven, possibly partial remerge; 3: adds
  * `set_mtime`; 4: `transfer.verify` for slave-to-slave copies, the "mismatch" error; 5: adds
- * `leaving`). Master and slave must speak the same one.
+ * `leaving`; 6: the "stopping" error, a slave's refusal of new transfers while it stops). Master and slave must speak the same one.
  */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 /** Largest frame either side accepts, in bytes (JSON text). */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -236,6 +236,7 @@ export const ERROR_CODES = [
   "timeout",
   "bad_request",
   "mismatch",
+  "stopping",
 ] as const;
 
 /** Machine-readable reason of an error reply. */

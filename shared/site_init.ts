@@ -116,6 +116,8 @@ passive_ports = "50100-50199"
 # tls_key = ""
 # "native" or "zero_copy" (Linux sendfile/recv through libc) for plain transfers.
 # data_engine = "native"
+# Seconds a stop (SIGINT/SIGTERM) lets running transfers finish; new ones are refused meanwhile.
+# stop_grace = 30
 
 [log]
 level = "info"

@@ -72,6 +72,7 @@ function slaveConfig(
       tls_cert: "",
       tls_key: "",
       data_engine: "native",
+      stop_grace: 30,
       ...slave,
     },
     log: { level: "debug", format: "text" },

@@ -13,7 +13,7 @@ import type {
   RequestMsg,
   SlaveRequest,
 } from "../shared/protocol.ts";
-import { toSlaveError } from "./_errors.ts";
+import { SlaveError, toSlaveError } from "./_errors.ts";
 import type { Storage } from "./storage.ts";
 import type { TransferManager } from "./transfer.ts";
 
@@ -30,6 +30,8 @@ export interface RequestContext {
   send(msg: FromSlave): void;
   /** Something changed the free space: report it soon. */
   diskChanged(): void;
+  /** True once the slave is stopping: new transfers are refused with "stopping". */
+  stopping(): boolean;
 }
 
 /** One handler per request kind, each returning that kind's reply data. */
@@ -46,8 +48,13 @@ export class RequestHandler {
     this.#ctx = ctx;
     const { storage, transfers } = ctx;
     this.#handlers = {
-      listen: (req) => Promise.resolve(transfers.listen(req.xfer, req.peer)),
+      listen: (req) => {
+        this.#refuseWhenStopping();
+        return Promise.resolve(transfers.listen(req.xfer, req.peer));
+      },
       transfer: async (req) => {
+        // A passive transfer whose listener was opened before the stop may still run.
+        if (req.endpoint.kind === "active") this.#refuseWhenStopping();
         const result = await transfers.transfer(req);
         this.#log.info("{dir} {path}: {bytes} bytes in {ms} ms{tls}", {
           dir: req.dir === "send" ? "Sent" : "Received",
@@ -82,6 +89,12 @@ export class RequestHandler {
         return {};
       },
     };
+  }
+
+  #refuseWhenStopping(): void {
+    if (this.#ctx.stopping()) {
+      throw new SlaveError("stopping", "The slave is stopping: it takes no new transfers");
+    }
   }
 
   /** Performs one request and answers it with `reply` or `error`. Never throws. */

@@ -41,6 +41,8 @@ import {
 const DISK_REPORT_INTERVAL_MS = 1_000;
 /** Least time between two `progress` reports of one transfer: often enough for a live speed. */
 const PROGRESS_INTERVAL_MS = 500;
+/** How often a stop looks whether unclaimed passive listeners are gone. */
+const DRAIN_CHECK_MS = 200;
 
 /** How data connections are secured and what moves their bytes. */
 export interface DataOptions {
@@ -60,8 +62,12 @@ export async function runSession(
   const { secure, tcp, address, localHost } = dialed;
   const link = new FrameConn<FromSlave>(secure ?? tcp);
   const session = new LinkSession(config, storage, data, link, localHost, signal);
-  // A clean stop says so first, so the master does not take it for a failure.
-  const stop = () => session.leave().finally(() => link.close());
+  // A clean stop lets running transfers finish, then says so, so the master does not take it
+  // for a failure.
+  const stop = () =>
+    session.drain(config.slave.stop_grace * 1000).then(() => session.leave()).finally(() =>
+      link.close()
+    );
   signal.addEventListener("abort", stop, { once: true });
   try {
     return await session.run(address);
@@ -89,6 +95,11 @@ class LinkSession {
   #tasks = new Set<Promise<void>>();
   #lastDisk = 0;
   #diskTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Set once the slave is stopping: new transfers are refused. */
+  #stopping = false;
+  /** Pending `listen` and `transfer` requests, which a stop waits for. */
+  #transferTasks = new Set<Promise<void>>();
+  #transfers: TransferManager | undefined;
 
   constructor(
     config: SlaveConfig,
@@ -119,6 +130,7 @@ class LinkSession {
       tls: this.#data.tls,
       engine: this.#data.engine,
     });
+    this.#transfers = transfers;
     const inventory = new InventoryStream(this.#storage.root, this.#link, {
       ended: this.#ended.signal,
       track: (task) => this.#track(task),
@@ -129,6 +141,7 @@ class LinkSession {
       ended: this.#ended.signal,
       send: (msg) => this.#send(msg),
       diskChanged: () => this.#scheduleDisk(),
+      stopping: () => this.#stopping,
     });
     try {
       if (!(await this.#handshake())) return false;
@@ -260,8 +273,14 @@ class LinkSession {
         case "welcome":
         case "refused":
           throw new LinkProtocolError(`Unexpected "${msg.type}" after the handshake`);
-        default:
-          this.#track(requests.handle(msg));
+        default: {
+          const task = requests.handle(msg);
+          this.#track(task);
+          if (msg.type === "listen" || msg.type === "transfer") {
+            this.#transferTasks.add(task);
+            task.finally(() => this.#transferTasks.delete(task)).catch(() => {});
+          }
+        }
       }
     }
   }
@@ -287,6 +306,32 @@ class LinkSession {
       this.#diskTimer = undefined;
       this.#track(this.#sendDisk());
     }, wait);
+  }
+
+  /**
+   * Refuses new transfers from now on and waits until the running ones (and passive listeners
+   * still waiting for theirs) are done, at most `graceMs`. Never throws.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    const busy = () => this.#transferTasks.size + (this.#transfers?.pendingListeners ?? 0);
+    if (!this.#welcomed || this.#link.closed || busy() === 0) return;
+    this.#log.info("Stopping: no new transfers; waiting up to {seconds} s for {count} running", {
+      seconds: graceMs / 1000,
+      count: busy(),
+    });
+    const deadline = Date.now() + graceMs;
+    while (busy() > 0 && !this.#link.closed && Date.now() < deadline) {
+      // A listener ends without a task when its accept times out: look again now and then.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const tick = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, Math.min(DRAIN_CHECK_MS, Math.max(0, deadline - Date.now())));
+      });
+      await Promise.race([tick, ...this.#transferTasks]).finally(() => clearTimeout(timer));
+    }
+    if (busy() > 0) {
+      this.#log.warn("Stop grace over: closing {count} unfinished transfer(s)", { count: busy() });
+    }
   }
 
   /** Tells the master this slave is stopping (once welcomed); never throws. */

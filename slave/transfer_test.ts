@@ -75,6 +75,7 @@ Deno.test("announcedHost prefers public_address, then a concrete listen_address,
     tls_cert: "",
     tls_key: "",
     data_engine: "native" as const,
+    stop_grace: 30,
   };
   assert.equal(
     announcedHost(

@@ -89,3 +89,61 @@ Deno.test("a slave stopped with SIGTERM tells the master it is leaving: no disco
     /WARNING .*Slave s2 disconnected/.test(await site.log("master")) ? true : undefined
   );
 });
+
+Deno.test("SIGTERM to a slave during an upload: it completes with 226, then the slave leaves, exit 0", async () => {
+  const httpPort = freePort();
+  await using site = await makeSite({
+    slaves: [{ name: "s1", address: "127.0.0.1" }],
+    http: `127.0.0.1:${httpPort}`,
+    logLevel: "info",
+  });
+  await using tmp = await tempDir();
+  const data = randomBytes(6 << 20);
+  await Deno.writeFile(`${tmp.path}/big.bin`, data);
+  const upload = curl([
+    ...CURL_PRET,
+    "-v",
+    "--limit-rate",
+    "2M",
+    "-T",
+    `${tmp.path}/big.bin`,
+    site.url("/big.bin"),
+  ]);
+  await poll(async () => {
+    const r = await fetch(`http://127.0.0.1:${httpPort}/status.json`);
+    const s = await r.json() as { active: { path: string; bytes: number }[] };
+    return s.active.some((t) => t.path === "/big.bin" && t.bytes > 0) ? true : undefined;
+  }, { intervalMs: 50, describe: () => "the upload to be running" });
+
+  const exited = site.killSlave("s1", "SIGTERM");
+  // While it drains, the slave refuses new transfers with a clear reason.
+  await poll(
+    async () =>
+      /Stopping: no new transfers; waiting up to 30 s for 1 running/.test(await site.log("s1"))
+        ? true
+        : undefined,
+    { describe: () => "the slave to start draining" },
+  );
+  const refused = await curl([
+    ...CURL_PRET,
+    "-v",
+    site.url("/other.bin"),
+    "-T",
+    `${tmp.path}/big.bin`,
+  ]);
+  assert.notEqual(refused.code, 0, describeRun("curl upload during the stop", refused));
+  assert.match(refused.stderr, /< 450 .*stopping/, describeRun("refusal", refused));
+
+  const r = await upload;
+  assert.equal(r.code, 0, describeRun("curl upload", r));
+  assert.match(r.stderr, /< 226 /, describeRun("curl upload", r));
+  assert.deepEqual(await Deno.readFile(`${site.slaveRoot("s1")}/big.bin`), data, "every byte");
+  const status = await exited;
+  assert.equal(status?.code, 0, await site.log("s1"));
+  const master = await poll(async () => {
+    const text = await site.log("master");
+    return /Slave s1 left/.test(text) ? text : undefined;
+  }, { describe: () => "the master to log that s1 left" });
+  assert.doesNotMatch(master, /Slave s1 disconnected/);
+  assert.doesNotMatch(await site.log("s1"), / ERROR /);
+});

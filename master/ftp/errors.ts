@@ -82,6 +82,8 @@ export function replyFor(
         return { code: FILE_UNAVAILABLE, text: e.message, unexpected: false };
       case "outside_root":
         return { code: NAME_NOT_ALLOWED, text: e.message, unexpected: false };
+      case "stopping":
+        return { code: FILE_UNAVAILABLE_BUSY, text: e.message, unexpected: false };
       case "aborted":
         return { code: TRANSFER_ABORTED, text: e.message, unexpected: false };
       case "data_connection":
