@@ -269,20 +269,22 @@ export class UserStore {
       created: now,
       lastLogin: null,
     };
-    const op = this.#kv.atomic().check({ key: userKey(name), versionstamp: null })
-      .set(userKey(name), stored);
-    for (const g of groups) {
-      const existing = await this.#kv.get(groupKey(g));
-      if (existing.value === null) {
-        op.check(existing).set(groupKey(g), { description: "", created: now });
+    // Users added at once may all create the same new group: the loser of that race re-reads
+    // the groups and tries again; only an existing user name is final.
+    for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
+      const op = this.#kv.atomic().check({ key: userKey(name), versionstamp: null })
+        .set(userKey(name), stored);
+      for (const g of groups) {
+        const existing = await this.#kv.get(groupKey(g));
+        if (existing.value === null) {
+          op.check(existing).set(groupKey(g), { description: "", created: now });
+        }
       }
-    }
-    const res = await op.commit();
-    if (!res.ok) {
+      if ((await op.commit()).ok) return toUser(name, stored, now);
       if ((await this.#kv.get(userKey(name))).value !== null) throw new UserExistsError(name);
-      throw new Error(`Could not add user "${name}": concurrent changes; try again`);
+      await sleep(Math.random() * Math.min(2 ** attempt, 50));
     }
-    return toUser(name, stored, now);
+    throw new Error(`Could not add user "${name}": concurrent changes; try again`);
   }
 
   /** Sets a new password; throws {@link NotFoundError} when there is no such user. */

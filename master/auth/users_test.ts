@@ -204,7 +204,9 @@ Deno.test("hashing does not block the event loop", async () => {
     } finally {
       clearInterval(timer);
     }
-    assert.ok(ticks > 5, `timer never ran while hashing (${ticks})`);
+    // Synchronous hashing would finish inside add() and resolve before any timer could run;
+    // one tick is proof enough (more would only measure how loaded the machine is).
+    assert.ok(ticks > 0, `timer never ran while hashing (${ticks})`);
   });
 });
 
