@@ -89,6 +89,7 @@ export async function runMaster(
       perSlave: config.slaves.copies_per_slave,
       signal,
       healAfterMs: config.slaves.heal_after * 1000,
+      work: slaves.work,
     },
   );
   slaves.onSlaveOffline((name) => replication.slaveOffline(name));
@@ -240,6 +241,8 @@ function siteView(
       return out;
     },
     longWork: () => services.slaves.work.list(),
+    replication: () =>
+      services.replication?.stats() ?? { queued: 0, running: 0, copied: 0, failed: 0 },
     async verifyAdmin(user, password) {
       const u = await services.users.verify(user, password);
       return u !== null && u.admin;

@@ -7,6 +7,7 @@ import {
   curl,
   CURL_PRET,
   describeRun,
+  freePort,
   makeSite,
   poll,
   randomBytes,
@@ -16,7 +17,9 @@ import {
 } from "../testing/mod.ts";
 
 Deno.test("replication: copies = 2 under /archive/**, one copy elsewhere", async () => {
+  const httpPort = freePort();
   await using site = await makeSite({
+    http: `127.0.0.1:${httpPort}`,
     slaves: [
       { name: "r1", address: "127.0.0.2" },
       { name: "r2", address: "127.0.0.3" },
@@ -40,6 +43,14 @@ Deno.test("replication: copies = 2 under /archive/**, one copy elsewhere", async
     return h.length >= 2 ? h : undefined;
   }, { timeoutMs: 30_000, describe: async () => `two copies\n${await site.logs(4000)}` });
   assert.equal(holders.length, 2, `exactly two copies: ${holders}`);
+  // `/metrics` counts the copy and shows an empty queue once it is done.
+  await poll(async () => {
+    const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+    return /^drftpd_replication_copies_total\{result="complete"\} 1$/m.test(text) &&
+        /^drftpd_replication_queue 0$/m.test(text) && /^drftpd_replication_running 0$/m.test(text)
+      ? true
+      : undefined;
+  }, { describe: () => "/metrics to count one replication copy" });
   for (const name of holders) {
     assert.ok(await sameFile(archived, `${site.slaveRoot(name)}/archive/x/a.bin`), name);
   }

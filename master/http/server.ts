@@ -12,6 +12,7 @@ import { formatHostPort } from "../../shared/config.ts";
 import { isLoopback, listenError } from "../../shared/net.ts";
 import type { ActiveTransfer, SiteMetrics, ThroughputSample } from "../metrics.ts";
 import type { SlaveStatus } from "../slaves/registry.ts";
+import type { ReplicationStats } from "../slaves/replication.ts";
 import { formatMetrics, type MetricFamily, PROMETHEUS_CONTENT_TYPE } from "./prometheus.ts";
 import { STATUS_PAGE_HTML } from "./status_page.ts";
 import type { WorkStatus } from "../work_progress.ts";
@@ -36,6 +37,8 @@ export interface SiteView {
   pendingOps(): Promise<Record<string, number>>;
   /** Long work running now. */
   longWork(): LongWork[];
+  /** Replication queue and counts. */
+  replication(): ReplicationStats;
   /** Whether `user`/`password` is an admin's login. */
   verifyAdmin(user: string, password: string): Promise<boolean>;
 }
@@ -227,6 +230,7 @@ async function families(view: SiteView): Promise<MetricFamily[]> {
     samples: slaves.map((s) => ({ labels: { slave: s.name }, value: value(s) })),
   });
   const work = view.longWork();
+  const repl = view.replication();
   return [
     {
       name: "drftpd_sessions",
@@ -312,6 +316,27 @@ async function families(view: SiteView): Promise<MetricFamily[]> {
         labels: { slave: w.slave },
         value: w.files,
       })),
+    },
+    {
+      name: "drftpd_replication_queue",
+      help: "Files waiting for their [[replication]] copies.",
+      type: "gauge",
+      samples: [{ value: repl.queued }],
+    },
+    {
+      name: "drftpd_replication_running",
+      help: "Files being brought to their [[replication]] rule now.",
+      type: "gauge",
+      samples: [{ value: repl.running }],
+    },
+    {
+      name: "drftpd_replication_copies_total",
+      help: "Slave-to-slave copies made for [[replication]] rules, by result.",
+      type: "counter",
+      samples: [
+        { labels: { result: "complete" }, value: repl.copied },
+        { labels: { result: "failed" }, value: repl.failed },
+      ],
     },
     {
       name: "drftpd_filelist_entries",

@@ -24,6 +24,7 @@ function fakeView(overrides: Partial<SiteView> = {}): SiteView {
     filelistEntries: () => Promise.resolve(7),
     pendingOps: () => Promise.resolve({ slave1: 2 }),
     longWork: () => [],
+    replication: () => ({ queued: 3, running: 1, copied: 5, failed: 2 }),
     verifyAdmin: (u, p) => Promise.resolve(u === "root" && p === "pw"),
     ...overrides,
   };
@@ -122,6 +123,10 @@ Deno.test({
     assert.equal(value("drftpd_slave_free_bytes", { slave: "slave1" }), 1000);
     assert.equal(value("drftpd_slave_pending_operations", { slave: "slave1" }), 2);
     assert.equal(value("drftpd_filelist_entries"), 7);
+    assert.equal(value("drftpd_replication_queue"), 3);
+    assert.equal(value("drftpd_replication_running"), 1);
+    assert.equal(value("drftpd_replication_copies_total", { result: "complete" }), 5);
+    assert.equal(value("drftpd_replication_copies_total", { result: "failed" }), 2);
     assert.equal(value("drftpd_sessions"), 0);
   },
 });

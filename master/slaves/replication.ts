@@ -14,11 +14,24 @@ import { getLogger } from "@logtape/logtape";
 import type { ReplicationRule } from "../../shared/config_types.ts";
 import { globRegExp } from "../auth/path_rules.ts";
 import { type CopyDeps, copyToSlave } from "./copy.ts";
+import type { WorkHandle, WorkProgress } from "../work_progress.ts";
 
 const log = getLogger(["drftpd", "master", "replication"]);
 
 /** Most files waiting for their copies; more are dropped (a later upload or reconnect re-queues). */
 const MAX_QUEUED = 100_000;
+
+/** Replication work now and so far, for `/metrics`. */
+export interface ReplicationStats {
+  /** Files waiting for their copies. */
+  queued: number;
+  /** Files being brought to their rule now. */
+  running: number;
+  /** Copies made since the start. */
+  copied: number;
+  /** Copies that failed since the start. */
+  failed: number;
+}
 
 /** Orders copies and removes surplus ones so each file matches its `[[replication]]` rule. */
 export class Replicator {
@@ -31,13 +44,21 @@ export class Replicator {
   #idle: (() => void)[] = [];
   #healAfterMs: number;
   #healTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  #work: WorkProgress | undefined;
+  /** Progress of the current burst of work (from busy to idle), on the status page and logged. */
+  #progress: WorkHandle | undefined;
+  #copied = 0;
+  #failed = 0;
+  /** Files handled in the current burst. */
+  #burstDone = 0;
 
   /** Applies `rules` (first match wins) with at most `perSlave` copies at once. */
   constructor(
     deps: CopyDeps,
     rules: readonly ReplicationRule[],
-    options: { perSlave: number; signal: AbortSignal; healAfterMs?: number },
+    options: { perSlave: number; signal: AbortSignal; healAfterMs?: number; work?: WorkProgress },
   ) {
+    this.#work = options.work;
     this.#healAfterMs = options.healAfterMs ?? 600_000;
     options.signal.addEventListener("abort", () => {
       for (const t of this.#healTimers.values()) clearTimeout(t);
@@ -105,7 +126,22 @@ export class Replicator {
     return new Promise((r) => this.#idle.push(r));
   }
 
+  /** Queued, running, copied and failed counts. */
+  stats(): ReplicationStats {
+    return {
+      queued: this.#queue.size,
+      running: this.#busy,
+      copied: this.#copied,
+      failed: this.#failed,
+    };
+  }
+
   #pump(): void {
+    if (this.#progress === undefined && this.#queue.size > 0 && this.#work !== undefined) {
+      this.#progress = this.#work.start("replication", "all slaves");
+      this.#burstDone = 0;
+    }
+    this.#progress?.expect(this.#burstDone + this.#busy + this.#queue.size);
     while (this.#busy < this.#workers && this.#queue.size > 0 && !this.#signal.aborted) {
       const path = this.#queue.values().next().value!;
       this.#queue.delete(path);
@@ -114,8 +150,12 @@ export class Replicator {
         .catch((e) => log.warn("Replication of {path} failed: {error}", { path, error: String(e) }))
         .finally(() => {
           this.#busy--;
+          this.#burstDone++;
+          this.#progress?.add(1, 0);
           this.#pump();
           if (this.#busy === 0 && this.#queue.size === 0) {
+            this.#progress?.end();
+            this.#progress = undefined;
             for (const wake of this.#idle.splice(0)) wake();
           }
         });
@@ -139,7 +179,10 @@ export class Replicator {
         if (this.#signal.aborted) return;
         try {
           await copyToSlave(this.#deps, path, target.name);
+          this.#copied++;
+          this.#progress?.add(0, entry.size);
         } catch (e) {
+          this.#failed++;
           log.warn("Copy of {path} to {slave} failed: {error}", {
             path,
             slave: target.name,
