@@ -20,6 +20,9 @@ Deno.test("replication: copies = 2 under /archive/**, one copy elsewhere", async
   const httpPort = freePort();
   await using site = await makeSite({
     http: `127.0.0.1:${httpPort}`,
+    // 20 sessions of one address prepare their passive ports at once below: the per-address
+    // quota (a quarter of the range) must let them
+    passivePorts: 100,
     slaves: [
       { name: "r1", address: "127.0.0.2" },
       { name: "r2", address: "127.0.0.3" },
