@@ -14,6 +14,7 @@ import {
   makeSite,
   poll,
   randomBytes,
+  type Site,
   tempDir,
 } from "../testing/mod.ts";
 
@@ -25,22 +26,7 @@ Deno.test("SIGTERM during an upload: it completes, new connections are refused, 
     logLevel: "info",
   });
   await using tmp = await tempDir();
-  const data = randomBytes(8 << 20);
-  await Deno.writeFile(`${tmp.path}/big.bin`, data);
-  const upload = curl([
-    ...CURL_PRET,
-    "--limit-rate",
-    "2M",
-    "-T",
-    `${tmp.path}/big.bin`,
-    site.url("/big.bin"),
-  ]);
-  // The upload runs once the status API lists it with bytes moved.
-  await poll(async () => {
-    const r = await fetch(`http://127.0.0.1:${httpPort}/status.json`);
-    const s = await r.json() as { active: { path: string; bytes: number }[] };
-    return s.active.some((t) => t.path === "/big.bin" && t.bytes > 0) ? true : undefined;
-  }, { intervalMs: 50, describe: () => "the upload to be running" });
+  const { data, upload } = await pacedUpload(site, httpPort, `${tmp.path}/big.bin`, 8 << 20);
 
   const exited = site.stopMaster("SIGTERM");
   // Stop accepting: a new control connection is refused while the transfer still runs.
@@ -98,22 +84,9 @@ Deno.test("SIGTERM to a slave during an upload: it completes with 226, then the 
     logLevel: "info",
   });
   await using tmp = await tempDir();
-  const data = randomBytes(6 << 20);
-  await Deno.writeFile(`${tmp.path}/big.bin`, data);
-  const upload = curl([
-    ...CURL_PRET,
+  const { data, upload } = await pacedUpload(site, httpPort, `${tmp.path}/big.bin`, 6 << 20, [
     "-v",
-    "--limit-rate",
-    "2M",
-    "-T",
-    `${tmp.path}/big.bin`,
-    site.url("/big.bin"),
   ]);
-  await poll(async () => {
-    const r = await fetch(`http://127.0.0.1:${httpPort}/status.json`);
-    const s = await r.json() as { active: { path: string; bytes: number }[] };
-    return s.active.some((t) => t.path === "/big.bin" && t.bytes > 0) ? true : undefined;
-  }, { intervalMs: 50, describe: () => "the upload to be running" });
 
   const exited = site.killSlave("s1", "SIGTERM");
   // While it drains, the slave refuses new transfers with a clear reason.
@@ -147,3 +120,33 @@ Deno.test("SIGTERM to a slave during an upload: it completes with 226, then the 
   assert.doesNotMatch(master, /Slave s1 disconnected/);
   assert.doesNotMatch(await site.log("s1"), / ERROR /);
 });
+
+/**
+ * Starts a curl upload of `size` random bytes to /big.bin at 2 MB/s and returns once the status
+ * API lists it with bytes moved (so a signal sent next lands mid-transfer).
+ */
+async function pacedUpload(
+  site: Site,
+  httpPort: number,
+  file: string,
+  size: number,
+  curlArgs: string[] = [],
+) {
+  const data = randomBytes(size);
+  await Deno.writeFile(file, data);
+  const upload = curl([
+    ...CURL_PRET,
+    ...curlArgs,
+    "--limit-rate",
+    "2M",
+    "-T",
+    file,
+    site.url("/big.bin"),
+  ]);
+  await poll(async () => {
+    const r = await fetch(`http://127.0.0.1:${httpPort}/status.json`);
+    const s = await r.json() as { active: { path: string; bytes: number }[] };
+    return s.active.some((t) => t.path === "/big.bin" && t.bytes > 0) ? true : undefined;
+  }, { intervalMs: 50, describe: () => "the upload to be running" });
+  return { data, upload };
+}
