@@ -1,6 +1,6 @@
 /**
  * `deno task bench [--quick] [--only single,control,lab,remerge] [--rounds N] [--file-mib N]
- * [--out FILE]`
+ * [--out FILE]` (`lab` is `lab-pret,lab-nopret,lab-copies`; each can be named alone)
  *
  * Measures drftpd against a vsftpd started by the bench on the same machine (same client, same
  * files, rounds alternating A/B so background noise hits both), and prints a Markdown table that
@@ -13,7 +13,16 @@
  * - control: CWD/PWD/SIZE/MDTM commands/s over 8 raw sessions; 1,000 idle logged-in sessions then
  *   NOOP latency p50/p99; LIST of a 10,000-entry folder.
  * - lab (root only): master, N slaves and a client in network namespaces, each slave link shaped to
- *   R Mbit/s; N parallel downloads with PRET vs relayed through the master (see scripts/lab.ts).
+ *   R Mbit/s (see scripts/lab.ts); the master's rx+tx bytes are read from its interface.
+ *   - lab-pret: N = 1, 2, 4, 8 parallel curl downloads with PRET vs relayed through the master
+ *     (`pasv_without_pret = "relay"`).
+ *   - lab-nopret (issue 12): Python ftplib without PRET (`trust_server_pasv_ipv4_address`), N = 1,
+ *     2, 4 in parallel, each downloading a file only one slave holds, with SIZE before RETR (as
+ *     wget and ncftp do) and without; aggregate, master bytes, and the data path of each transfer
+ *     (direct / sibling slave / relayed) from the master's /metrics.
+ *   - lab-copies (issue 15): two slaves, `copies = 2` on /archive/**: an upload there, the master's
+ *     bytes while the copy runs slave to slave, then two clients at once on the two holders.
+ *   `deno task bench --only lab-nopret,lab-copies` runs just the last two.
  * - remerge: a slave root with 1,000,000 empty files: seconds until the slave is online, master
  *   RSS, then an incremental remerge (slave restart) with 10 changes.
  *
@@ -23,7 +32,14 @@
  *
  * @module
  */
-import { FtpControl, makeSite, type Site } from "../testing/mod.ts";
+import {
+  FtpControl,
+  makeSite,
+  parse227,
+  parsePrometheus,
+  type PromSample,
+  type Site,
+} from "../testing/mod.ts";
 import { deadline, sleep } from "../shared/timers.ts";
 import {
   childPids,
@@ -53,7 +69,20 @@ function flagValue(name: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined;
 }
 const QUICK = args.includes("--quick") || Deno.env.get("BENCH_QUICK") === "1";
-const ONLY = new Set((flagValue("only") ?? "single,control,lab,remerge").split(","));
+/** Sub-sections of the network lab: `lab` (in --only, and by default) stands for all of them. */
+const LAB_PARTS = ["lab-pret", "lab-nopret", "lab-copies"] as const;
+const SECTIONS = ["single", "control", "remerge", ...LAB_PARTS];
+const ONLY = new Set(
+  (flagValue("only") ?? "single,control,lab,remerge").split(",").flatMap((s) =>
+    s === "lab" ? LAB_PARTS : [s]
+  ),
+);
+for (const s of ONLY) {
+  if (!SECTIONS.includes(s)) {
+    throw new RangeError(`Unknown section "${s}": --only takes ${SECTIONS.join(", ")} or lab`);
+  }
+}
+const LAB_ANY = LAB_PARTS.some((p) => ONLY.has(p));
 const ROUNDS = Number(flagValue("rounds") ?? (QUICK ? 3 : 5));
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -65,6 +94,8 @@ const CMD_SESSIONS = 8;
 const CMD_MS = QUICK ? 2000 : 4000;
 const LAB_RATE = Number(flagValue("rate") ?? 100);
 const LAB_NS = (flagValue("lab-n") ?? "1,2,4,8").split(",").map(Number);
+/** Slave counts of lab-nopret (issue 12 asks for N = 1, 2, 4). */
+const LAB_NOPRET_NS = [1, 2, 4];
 const LAB_BYTES = (QUICK ? 16 : 64) * MiB;
 const LAB_ROUNDS = QUICK ? 1 : 3;
 const OUT = flagValue("out") ?? new URL("../bench/RESULTS.md", import.meta.url).pathname;
@@ -832,23 +863,52 @@ async function benchRemerge(): Promise<void> {
 
 // ------------------------------------------------------------------------------ network lab
 
+/** A drftpd site whose master and slaves run in the lab's namespaces. */
 interface LabSite {
   url(path: string): string;
-  admin: string;
+  /** Address of the slave named `name` (what a 227 towards it names). */
+  slaveOf(address: string): string;
+  /** Slave root folder (the namespaces share the host's filesystem). */
+  root(slave: string): string;
+  /** The master's /metrics, fetched over the loopback of its namespace (not counted on eth0). */
+  metrics(): Promise<PromSample[]>;
+  user: string;
   pass: string;
 }
 
-async function startLabSite(plan: LabPlan, dir: string, src: string): Promise<LabSite> {
+/** What a lab site needs beyond the common configuration. */
+interface LabSiteOptions {
+  /** `[ftp] pasv_without_pret`; unset = the default of the code under test. */
+  pasvWithoutPret?: string;
+  /** master.toml text after every section (`[[replication]]` tables). */
+  masterTail?: string;
+  /** Hard-link the source file into each slave's root as `f-<slave>.bin` before it starts. */
+  place: boolean;
+}
+
+/** Where the master's HTTP side listens, inside its own namespace. */
+const LAB_HTTP = "127.0.0.1:9100";
+
+async function startLabSite(
+  plan: LabPlan,
+  dir: string,
+  src: string,
+  options: LabSiteOptions,
+): Promise<LabSite> {
   const secret = crypto.randomUUID();
   const pass = `pw-${crypto.randomUUID().slice(0, 8)}`;
   const m = plan.master.address;
   const masterConf = `${dir}/master.toml`;
+  const pasv = options.pasvWithoutPret === undefined
+    ? ""
+    : `pasv_without_pret = "${options.pasvWithoutPret}"\n`;
   await Deno.writeTextFile(
     masterConf,
     `[master]\ndata_dir = "master-data"\n[ftp]\nlisten = "${m}:2121"\n` +
-      `passive_ports = "50000-50099"\npublic_address = "${m}"\n` +
-      `max_connections_per_address = 100000\n` +
-      `[slaves]\nlisten = "${m}:1099"\nsecret = "${secret}"\n[log]\nlevel = "warning"\n`,
+      `passive_ports = "50000-50099"\npublic_address = "${m}"\n${pasv}` +
+      `max_connections_per_address = 100000\n[http]\nlisten = "${LAB_HTTP}"\n` +
+      `[slaves]\nlisten = "${m}:1099"\nsecret = "${secret}"\n[log]\nlevel = "warning"\n` +
+      (options.masterTail ?? ""),
   );
   const repo = new URL("..", import.meta.url).pathname;
   await exec(Deno.execPath(), [
@@ -880,7 +940,7 @@ async function startLabSite(plan: LabPlan, dir: string, src: string): Promise<La
   for (const s of plan.slaves) {
     const root = `${dir}/root-${s.name}`;
     await Deno.mkdir(root, { recursive: true });
-    await Deno.link(src, `${root}/f-${s.name}.bin`);
+    if (options.place) await Deno.link(src, `${root}/f-${s.name}.bin`);
     const conf = `${dir}/${s.name}.toml`;
     await Deno.writeTextFile(
       conf,
@@ -890,9 +950,29 @@ async function startLabSite(plan: LabPlan, dir: string, src: string): Promise<La
     );
     deno(s.ns, ["slave", "--config", conf], s.name);
   }
+  const byAddress = new Map(plan.slaves.map((s) => [s.address, s.name]));
   const site: LabSite = {
     url: (p) => `ftp://admin:${pass}@${m}:2121${p}`,
-    admin: "admin",
+    slaveOf: (address) =>
+      byAddress.get(address) ?? (address === m ? "master" : address || "no 227 (EPSV)"),
+    root: (slave) => `${dir}/root-${slave}`,
+    metrics: async () => {
+      const r = await exec(
+        "ip",
+        inNs(plan.master.ns, [
+          "curl",
+          "-sS",
+          "--noproxy",
+          "*",
+          "--max-time",
+          "10",
+          `http://${LAB_HTTP}/metrics`,
+        ]).slice(1),
+        { check: true, timeoutMs: 15_000 },
+      );
+      return await parsePrometheus(r.stdout);
+    },
+    user: "admin",
     pass,
   };
   // wait (from the client namespace) until SITE SLAVES shows every slave online
@@ -924,6 +1004,14 @@ async function startLabSite(plan: LabPlan, dir: string, src: string): Promise<La
   }
 }
 
+/** One download in the lab: its data phase (wall clock, ms) and the address its 227 named. */
+interface LabSpan {
+  start: number;
+  end: number;
+  /** Host of the 227 reply ("" when the client got no 227, e.g. EPSV on the master). */
+  host: string;
+}
+
 interface LabResult {
   /** Sum of the streams' data-phase rates over N×R: the aggregate while all N run. */
   fraction: number;
@@ -934,61 +1022,14 @@ interface LabResult {
   masterShare: number;
 }
 
-/** N parallel downloads (one per slave) from the client namespace; aggregate rate + master bytes. */
-async function labRound(
-  plan: LabPlan,
-  site: LabSite,
-  n: number,
-  pret: boolean,
-): Promise<LabResult> {
-  const before = await ifaceBytes(plan.master.ns);
-  const runs = plan.slaves.slice(0, n).map(async (s) => {
-    // The shell prints the wall clock right before it becomes curl: process start-up skew
-    // (8 spawns on 2 cores) is not counted as transfer time.
-    const r = await exec(
-      "ip",
-      inNs(plan.client.ns, [
-        "sh",
-        "-c",
-        'date +%s.%N; exec "$@"',
-        "sh",
-        "curl",
-        ...CURL_COMMON,
-        ...(pret ? ["--ftp-pret"] : []),
-        "--max-time",
-        "300",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{size_download} %{time_pretransfer} %{time_total}",
-        site.url(`/f-${s.name}.bin`),
-      ]).slice(1),
-      { timeoutMs: 330_000 },
-    );
-    const [clock, stats] = r.stdout.trim().split("\n") as [string, string | undefined];
-    const [bytes, pre, total] = (stats ?? "").split(" ").map(Number) as number[];
-    if (r.code !== 0 || bytes !== LAB_BYTES) {
-      throw new Error(`lab download from ${s.name}: exit ${r.code}, ${bytes} bytes ${r.stderr}`);
-    }
-    const t0 = Number(clock) * 1000;
-    return { start: t0 + pre! * 1000, end: t0 + total! * 1000 };
-  });
-  const spans = await Promise.all(runs);
-  const after = await ifaceBytes(plan.master.ns);
-  const first = Math.min(...spans.map((s) => s.start));
-  log(
-    `lab N=${n} ${pret ? "PRET" : "relay"}: data starts +${
-      spans.map((s) => fmt(s.start - first, 0)).join("/")
-    } ms; per-stream ${
-      spans.map((s) => fmt(LAB_BYTES / MiB / ((s.end - s.start) / 1000), 2)).join("/")
-    } MiB/s`,
-  );
+/** Aggregate figures of downloads of `bytesEach` that ran side by side on as many R links. */
+function labResult(spans: readonly LabSpan[], bytesEach: number, masterBytes: number): LabResult {
+  const n = spans.length;
   const window = (Math.max(...spans.map((s) => s.end)) - Math.min(...spans.map((s) => s.start))) /
     1000;
-  const payload = n * LAB_BYTES;
-  const rate = spans.reduce((sum, s) => sum + LAB_BYTES / ((s.end - s.start) / 1000), 0);
+  const payload = n * bytesEach;
+  const rate = spans.reduce((sum, s) => sum + bytesEach / ((s.end - s.start) / 1000), 0);
   const capacity = (n * LAB_RATE * 1e6) / 8;
-  const masterBytes = after.rx - before.rx + after.tx - before.tx;
   return {
     fraction: rate / capacity,
     rate,
@@ -997,64 +1038,448 @@ async function labRound(
   };
 }
 
-async function benchLab(src: string): Promise<void> {
-  const plan = labPlan({ slaves: Math.max(...LAB_NS), rateMbit: LAB_RATE });
+/** rx + tx bytes of the master's interface while `fn` runs. */
+async function masterBytesDuring<T>(
+  plan: LabPlan,
+  fn: () => Promise<T>,
+): Promise<{ value: T; bytes: number }> {
+  const before = await ifaceBytes(plan.master.ns);
+  const value = await fn();
+  const after = await ifaceBytes(plan.master.ns);
+  return { value, bytes: after.rx - before.rx + after.tx - before.tx };
+}
+
+function logSpans(what: string, site: LabSite, spans: readonly LabSpan[]): void {
+  const first = Math.min(...spans.map((s) => s.start));
+  log(
+    `${what}: data starts +${spans.map((s) => fmt(s.start - first, 0)).join("/")} ms; ` +
+      `per-stream ${
+        spans.map((s) => fmt(LAB_BYTES / MiB / ((s.end - s.start) / 1000), 2)).join("/")
+      } MiB/s; 227 named ${spans.map((s) => site.slaveOf(s.host)).join("/")}`,
+  );
+}
+
+/** One curl download of `path` from the client namespace (with or without PRET). */
+async function labCurl(plan: LabPlan, site: LabSite, path: string, pret: boolean) {
+  // The shell prints the wall clock right before it becomes curl: process start-up skew
+  // (8 spawns on 2 cores) is not counted as transfer time.
+  const r = await exec(
+    "ip",
+    inNs(plan.client.ns, [
+      "sh",
+      "-c",
+      'date +%s.%N; exec "$@"',
+      "sh",
+      "curl",
+      ...CURL_COMMON,
+      "-v",
+      ...(pret ? ["--ftp-pret"] : []),
+      "--max-time",
+      "300",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{size_download} %{time_pretransfer} %{time_total}",
+      site.url(path),
+    ]).slice(1),
+    { timeoutMs: 330_000 },
+  );
+  const [clock, stats] = r.stdout.trim().split("\n") as [string, string | undefined];
+  const [bytes, pre, total] = (stats ?? "").split(" ").map(Number) as number[];
+  if (r.code !== 0 || bytes !== LAB_BYTES) {
+    throw new Error(`lab download of ${path}: exit ${r.code}, ${bytes} bytes ${r.stderr}`);
+  }
+  const t0 = Number(clock) * 1000;
+  const reply = /^< (227 .*)$/m.exec(r.stderr)?.[1];
+  const span: LabSpan = {
+    start: t0 + pre! * 1000,
+    end: t0 + total! * 1000,
+    host: reply === undefined ? "" : parse227(reply).host,
+  };
+  return span;
+}
+
+/** N parallel curl downloads (one per slave, of the file it holds); aggregate + master bytes. */
+async function labRound(
+  plan: LabPlan,
+  site: LabSite,
+  n: number,
+  pret: boolean,
+): Promise<LabResult> {
+  const { value: spans, bytes } = await masterBytesDuring(
+    plan,
+    () =>
+      Promise.all(
+        plan.slaves.slice(0, n).map((s) => labCurl(plan, site, `/f-${s.name}.bin`, pret)),
+      ),
+  );
+  logSpans(`lab N=${n} ${pret ? "PRET" : "relay"}`, site, spans);
+  return labResult(spans, LAB_BYTES, bytes);
+}
+
+/** Runs `fn` with a fresh lab of `slaves` slaves and a temp folder; kills what it started. */
+async function inLab(slaves: number, fn: (plan: LabPlan, dir: string) => Promise<void>) {
+  const plan = labPlan({ slaves, rateMbit: LAB_RATE });
   await withLab(plan, async () => {
     const dir = await Deno.makeTempDir({ prefix: "drftpd-lab-" });
     try {
       await Deno.chmod(dir, 0o755);
       log(`lab: ${plan.slaves.length} slaves at ${LAB_RATE} Mbit/s`);
-      notes.push(
-        `lab: each slave link shaped to ${LAB_RATE} Mbit/s (tbf, both directions), the master's ` +
-          `and the client's links unshaped; ${fmt(LAB_BYTES / MiB, 0)} MiB per download, ` +
-          `${LAB_ROUNDS} round(s) alternating PRET/relay. "master bytes / payload" = rx+tx of ` +
-          `the master's veth over the bytes downloaded: PRET ≈ control traffic only, relay ≈ 2 ` +
-          `(every byte in from the slave and out to the client). Relay reaches the same aggregate ` +
-          `here only because the master's link is unshaped; with a master link of R it would be ` +
-          `capped at 1/N of the PRET figure. TCP/IP and Ethernet headers take ~4% of a shaped link, so ` +
-          `~0.96 is the most payload a link can carry. "Aggregate" is the sum of the N streams' ` +
-          `data-phase rates (they run side by side: the log shows when each started); "wall" is ` +
-          `the payload over the window from the first data byte to the last, which also counts ` +
-          `the time between the first and the last stream starting (login, PRET, PASV).`,
-      );
-      const site = await startLabSite(plan, dir, src);
-      for (const n of LAB_NS) {
-        const res: { pret: LabResult[]; relay: LabResult[] } = { pret: [], relay: [] };
-        for (let r = 0; r < LAB_ROUNDS; r++) {
-          const order = r % 2 === 0 ? [true, false] : [false, true];
-          for (const pret of order) {
-            log(`lab: N=${n} ${pret ? "PRET" : "relay"} round ${r + 1}`);
-            (pret ? res.pret : res.relay).push(await labRound(plan, site, n, pret));
-          }
-        }
-        const med = (xs: LabResult[], k: "fraction" | "wallFraction" | "masterShare") =>
-          median(xs.map((x) => x[k]));
-        const cap = `${n}×${LAB_RATE} Mbit/s`;
-        const shown = (xs: LabResult[]) =>
-          `${fmt(med(xs, "fraction"))} (${mibps(median(xs.map((x) => x.rate)))}; wall ${
-            fmt(med(xs, "wallFraction"))
-          })`;
-        row({
-          section: "lab",
-          measure: `N=${n} parallel downloads: aggregate / (${cap}); PRET vs relay`,
-          drftpd: shown(res.pret),
-          peer: `relay ${shown(res.relay)}`,
-          target: "≥ 0.95",
-          met: met(med(res.pret, "fraction") >= 0.95),
-        });
-        row({
-          section: "lab",
-          measure: `N=${n}: master interface bytes / payload; PRET vs relay`,
-          drftpd: fmt(med(res.pret, "masterShare"), 4),
-          peer: `relay ${fmt(med(res.relay, "masterShare"), 2)}`,
-          target: "< 0.005 (PRET)",
-          met: met(med(res.pret, "masterShare") < 0.005),
-        });
-      }
+      await fn(plan, dir);
     } finally {
       await killAll();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
+  });
+}
+
+const LAB_NOTE = `each slave link shaped to ${LAB_RATE} Mbit/s (tbf, both directions), the ` +
+  `master's and the client's links unshaped, so relayed bytes are seen, not capped. TCP/IP ` +
+  `and Ethernet headers take ~4% of a shaped link, so ~0.96 is the most payload a link can carry. ` +
+  `"Aggregate" is the sum of the streams' data-phase rates (after the 150 reply to the 226; ` +
+  `they run side by side: the log shows when each started); "wall" is the payload over the ` +
+  `window from the first data byte to the last, which also counts the time between the first ` +
+  `and the last stream starting (login, PRET, PASV). "master bytes" = rx+tx of the master's ` +
+  `veth: control traffic only when no data passes the master, ≈ 2× the payload when it relays ` +
+  `(in from the slave, out to the client).`;
+
+async function benchLab(src: string): Promise<void> {
+  await inLab(Math.max(...LAB_NS), async (plan, dir) => {
+    notes.push(
+      `lab: ${LAB_NOTE} ${fmt(LAB_BYTES / MiB, 0)} MiB per download, ${LAB_ROUNDS} round(s) ` +
+        `alternating curl --ftp-pret and curl without PRET relayed by the master ` +
+        `(pasv_without_pret = "relay"). Relay reaches the same aggregate here only because the ` +
+        `master's link is unshaped; with a master link of R it would be capped at 1/N of the ` +
+        `PRET figure.`,
+    );
+    const site = await startLabSite(plan, dir, src, { place: true, pasvWithoutPret: "relay" });
+    for (const n of LAB_NS) {
+      const res: { pret: LabResult[]; relay: LabResult[] } = { pret: [], relay: [] };
+      for (let r = 0; r < LAB_ROUNDS; r++) {
+        const order = r % 2 === 0 ? [true, false] : [false, true];
+        for (const pret of order) {
+          log(`lab: N=${n} ${pret ? "PRET" : "relay"} round ${r + 1}`);
+          (pret ? res.pret : res.relay).push(await labRound(plan, site, n, pret));
+        }
+      }
+      const cap = `${n}×${LAB_RATE} Mbit/s`;
+      row({
+        section: "lab",
+        measure: `N=${n} parallel downloads: aggregate / (${cap}); PRET vs relay`,
+        drftpd: shownLab(res.pret),
+        peer: `relay ${shownLab(res.relay)}`,
+        target: "≥ 0.95",
+        met: met(medLab(res.pret, "fraction") >= 0.95),
+      });
+      row({
+        section: "lab",
+        measure: `N=${n}: master interface bytes / payload; PRET vs relay`,
+        drftpd: fmt(medLab(res.pret, "masterShare"), 4),
+        peer: `relay ${fmt(medLab(res.relay, "masterShare"), 2)}`,
+        target: "< 0.005 (PRET)",
+        met: met(medLab(res.pret, "masterShare") < 0.005),
+      });
+    }
+  });
+}
+
+function medLab(xs: readonly LabResult[], k: "fraction" | "wallFraction" | "masterShare") {
+  return median(xs.map((x) => x[k]));
+}
+
+/** "0.958 (45.6 MiB/s; wall 0.951)": medians of some rounds (3 decimals: the target is 0.95). */
+function shownLab(xs: readonly LabResult[]): string {
+  return `${fmt(medLab(xs, "fraction"), 3)} (${mibps(median(xs.map((x) => x.rate)))}; wall ${
+    fmt(medLab(xs, "wallFraction"), 3)
+  })`;
+}
+
+/**
+ * Python ftplib as a stock client uses it: no PRET, PASV with
+ * `trust_server_pasv_ipv4_address = True`, optionally SIZE before RETR (as wget and ncftp do).
+ * Prints the data phase (after the 150 reply to the 226) and the 227 it was given, as JSON.
+ */
+const FTPLIB_RETR = `
+import ftplib, json, sys, time
+cfg = json.loads(sys.argv[1])
+ftp = ftplib.FTP()
+ftp.connect(cfg["host"], cfg["port"], timeout=120)
+ftp.login(cfg["user"], cfg["pass"])
+ftp.trust_server_pasv_ipv4_address = True
+replies = {}
+send = ftp.sendcmd
+def sendcmd(cmd):
+    resp = send(cmd)
+    replies[cmd.split(" ")[0]] = resp
+    return resp
+ftp.sendcmd = sendcmd
+if cfg["size"]:
+    ftp.size(cfg["path"])
+ftp.voidcmd("TYPE I")
+conn, _ = ftp.ntransfercmd("RETR " + cfg["path"])
+start = time.time()
+n = 0
+with conn:
+    while True:
+        b = conn.recv(1 << 18)
+        if not b:
+            break
+        n += len(b)
+done = ftp.voidresp()
+end = time.time()
+ftp.quit()
+print(json.dumps({"bytes": n, "start": start, "end": end, "pasv": replies.get("PASV", ""),
+                  "retr": replies.get("RETR", ""), "done": done}))
+`;
+
+/** One ftplib download (no PRET) of `path` from the client namespace. */
+async function labFtplib(
+  plan: LabPlan,
+  site: LabSite,
+  path: string,
+  size: boolean,
+): Promise<LabSpan & { done: string }> {
+  const cfg = {
+    host: plan.master.address,
+    port: 2121,
+    user: site.user,
+    pass: site.pass,
+    path,
+    size,
+  };
+  const r = await exec(
+    "ip",
+    inNs(plan.client.ns, ["python3", "-c", FTPLIB_RETR, JSON.stringify(cfg)]).slice(1),
+    { timeoutMs: 330_000 },
+  );
+  let out: { bytes: number; start: number; end: number; pasv: string; done: string };
+  try {
+    out = JSON.parse(r.stdout);
+  } catch {
+    throw new Error(`ftplib download of ${path}: exit ${r.code}: ${r.stderr.slice(-2000)}`);
+  }
+  if (out.bytes !== LAB_BYTES) {
+    throw new Error(`ftplib download of ${path}: ${out.bytes} bytes, ${out.done}`);
+  }
+  return {
+    start: out.start * 1000,
+    end: out.end * 1000,
+    host: parse227(out.pasv).host,
+    done: out.done,
+  };
+}
+
+/** Complete downloads the master counted, by data path (direct, sibling, relayed). */
+async function downloadRoutes(site: LabSite): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const s of await site.metrics()) {
+    if (
+      s.name === "drftpd_transfers_total" && s.labels.direction === "download" &&
+      s.labels.result === "complete" && s.labels.path !== undefined
+    ) out.set(s.labels.path, s.value);
+  }
+  return out;
+}
+
+/** `after - before` per key, keys with a change only. */
+function countDelta(before: Map<string, number>, after: Map<string, number>) {
+  const out = new Map<string, number>();
+  for (const [k, v] of after) {
+    const d = v - (before.get(k) ?? 0);
+    if (d !== 0) out.set(k, d);
+  }
+  return out;
+}
+
+/** Routes of several rounds added up: "direct 12, sibling 0". */
+function routesText(rounds: readonly Map<string, number>[]): string {
+  const sum = new Map<string, number>();
+  for (const r of rounds) for (const [k, v] of r) sum.set(k, (sum.get(k) ?? 0) + v);
+  return ["direct", "sibling", "relayed"].map((k) => `${k} ${sum.get(k) ?? 0}`).join(", ");
+}
+
+/** Issue 12's lab check: stock ftplib without PRET, N = 1, 2, 4 slaves, with and without SIZE. */
+async function benchLabNoPret(src: string): Promise<void> {
+  await inLab(Math.max(...LAB_NOPRET_NS), async (plan, dir) => {
+    notes.push(
+      `lab-nopret: ${LAB_NOTE} ${fmt(LAB_BYTES / MiB, 0)} MiB per download, ${LAB_ROUNDS} ` +
+        `round(s) alternating the two clients: Python ftplib without PRET ` +
+        `(trust_server_pasv_ipv4_address = True), client i downloading the file only slave i ` +
+        `holds, once sending SIZE before TYPE I, PASV, RETR (as wget and ncftp do) and once not. ` +
+        `pasv_without_pret is left at the code's default. "Routes" are the master's ` +
+        `drftpd_transfers_total{direction="download",result="complete"} counts by path over ` +
+        `those rounds (its /metrics read over the master namespace's loopback, not its veth); ` +
+        `"227" names the slave each PASV answer pointed at.`,
+    );
+    const site = await startLabSite(plan, dir, src, { place: true });
+    for (const n of LAB_NOPRET_NS) {
+      const res = new Map<boolean, { results: LabResult[]; routes: Map<string, number>[] }>([
+        [true, { results: [], routes: [] }],
+        [false, { results: [], routes: [] }],
+      ]);
+      for (let r = 0; r < LAB_ROUNDS; r++) {
+        for (const size of r % 2 === 0 ? [true, false] : [false, true]) {
+          const what = `lab-nopret N=${n} ${size ? "SIZE+RETR" : "RETR"} round ${r + 1}`;
+          log(what);
+          const before = await downloadRoutes(site);
+          const { value: spans, bytes } = await masterBytesDuring(
+            plan,
+            () =>
+              Promise.all(
+                plan.slaves.slice(0, n).map((s) => labFtplib(plan, site, `/f-${s.name}.bin`, size)),
+              ),
+          );
+          const routes = countDelta(before, await downloadRoutes(site));
+          logSpans(what, site, spans);
+          log(`${what}: ${spans.map((s) => s.done).join(" | ")}`);
+          res.get(size)!.results.push(labResult(spans, LAB_BYTES, bytes));
+          res.get(size)!.routes.push(routes);
+        }
+      }
+      const cap = `${n}×${LAB_RATE} Mbit/s`;
+      for (const size of [true, false]) {
+        const { results, routes } = res.get(size)!;
+        const client = size ? "ftplib no PRET, SIZE then RETR" : "ftplib no PRET, RETR only";
+        const total = routes.reduce((s, r) => s + [...r.values()].reduce((a, b) => a + b, 0), 0);
+        const sibling = routes.reduce((s, r) => s + (r.get("sibling") ?? 0), 0);
+        row({
+          section: "lab-nopret",
+          measure: `N=${n} ${client}: aggregate / (${cap})`,
+          drftpd: shownLab(results),
+          peer: `routes: ${routesText(routes)}` +
+            (size ? "" : `; sibling share ${fmt(sibling / Math.max(total, 1))}`),
+          target: "≥ 0.95",
+          met: met(medLab(results, "fraction") >= 0.95),
+        });
+        row({
+          section: "lab-nopret",
+          measure: `N=${n} ${client}: master interface bytes / payload`,
+          drftpd: fmt(medLab(results, "masterShare"), 4),
+          target: "< 0.005",
+          met: met(medLab(results, "masterShare") < 0.005),
+        });
+      }
+    }
+  });
+}
+
+/** Replication counters of the master: complete copies, and files queued or being copied. */
+async function replicationState(site: LabSite) {
+  let copied = NaN;
+  let busy = NaN;
+  for (const s of await site.metrics()) {
+    if (s.name === "drftpd_replication_copies_total" && s.labels.result === "complete") {
+      copied = s.value;
+    }
+    if (s.name === "drftpd_replication_queue" || s.name === "drftpd_replication_running") {
+      busy = (Number.isNaN(busy) ? 0 : busy) + s.value;
+    }
+  }
+  return { copied, busy };
+}
+
+/** Slaves whose root holds `path` (a virtual path) at `size` bytes. */
+async function labHolders(plan: LabPlan, site: LabSite, path: string, size: number) {
+  const out: string[] = [];
+  for (const s of plan.slaves) {
+    const st = await Deno.stat(`${site.root(s.name)}${path}`).catch(() => null);
+    if (st?.size === size) out.push(s.name);
+  }
+  return out;
+}
+
+/**
+ * Issue 15's lab check, on two slaves and `copies = 2` under /archive: each round uploads a file
+ * there (curl, PRET), waits for the master to count its copy, then two clients download it at
+ * once.
+ */
+async function benchLabCopies(src: string): Promise<void> {
+  await inLab(2, async (plan, dir) => {
+    notes.push(
+      `lab-copies: ${LAB_NOTE} Two slaves, [[replication]] path = "/archive/**" copies = 2. ` +
+        `Each of ${LAB_ROUNDS} round(s) uploads a new ${fmt(LAB_BYTES / MiB, 0)} MiB file ` +
+        `under /archive (curl --ftp-pret; the bytes go client → slave) and waits until both ` +
+        `slave roots hold it at full size and the master's /metrics count the copy with an ` +
+        `empty replication queue. "Master bytes while replicating" = the master veth's rx+tx ` +
+        `from before the upload until then (the upload's control session included, so an upper ` +
+        `bound) over the bytes copied. Then two curl --ftp-pret clients download that file at ` +
+        `once; "227" says which holder each was sent to.`,
+    );
+    const site = await startLabSite(plan, dir, src, {
+      place: false,
+      masterTail: '[[replication]]\npath = "/archive/**"\ncopies = 2\n',
+    });
+    const copyShares: number[] = [];
+    const copySeconds: number[] = [];
+    const downloads: LabResult[] = [];
+    const spreads: string[] = [];
+    for (let r = 0; r < LAB_ROUNDS; r++) {
+      const path = `/archive/c-${r}.bin`;
+      log(`lab-copies round ${r + 1}: upload ${path}, wait for its second copy`);
+      const copied = await masterBytesDuring(plan, async () => {
+        const up = await exec(
+          "ip",
+          inNs(plan.client.ns, [
+            "curl",
+            ...CURL_COMMON,
+            "--ftp-pret",
+            "--ftp-create-dirs",
+            "--max-time",
+            "300",
+            "-T",
+            src,
+            site.url(path),
+          ]).slice(1),
+          { timeoutMs: 330_000 },
+        );
+        if (up.code !== 0) throw new Error(`lab upload of ${path}: exit ${up.code} ${up.stderr}`);
+        const t0 = performance.now();
+        const until = Date.now() + 300_000;
+        for (;;) {
+          const holders = await labHolders(plan, site, path, LAB_BYTES);
+          const state = await replicationState(site);
+          if (holders.length === 2 && state.copied >= r + 1 && state.busy === 0) break;
+          if (Date.now() > until) {
+            throw new Error(
+              `${path}: no second copy after 300 s (on ${holders}, copies ${state.copied})`,
+            );
+          }
+          await sleep(100);
+        }
+        return (performance.now() - t0) / 1000;
+      });
+      copyShares.push(copied.bytes / LAB_BYTES);
+      copySeconds.push(copied.value);
+      log(
+        `lab-copies round ${r + 1}: copied in ${fmt(copied.value, 1)} s after the upload; ` +
+          `master ${copied.bytes} bytes`,
+      );
+      const { value: spans, bytes } = await masterBytesDuring(
+        plan,
+        () => Promise.all([0, 1].map(() => labCurl(plan, site, path, true))),
+      );
+      logSpans(`lab-copies round ${r + 1}: two downloads`, site, spans);
+      downloads.push(labResult(spans, LAB_BYTES, bytes));
+      spreads.push(spans.map((s) => site.slaveOf(s.host)).sort().join("+"));
+    }
+    const spread = spreads.filter((s) => s === "s1+s2").length;
+    row({
+      section: "lab-copies",
+      measure: `2 clients at once, one 2-copy file, 2 slaves: aggregate / (2×${LAB_RATE} Mbit/s)`,
+      drftpd: shownLab(downloads),
+      peer: `holders per round: ${spreads.join(", ")}`,
+      target: "≥ 0.95, one client per holder",
+      met: met(medLab(downloads, "fraction") >= 0.95 && spread === spreads.length),
+    });
+    row({
+      section: "lab-copies",
+      measure: "master interface bytes while replicating / bytes copied",
+      drftpd: fmt(median(copyShares), 4),
+      peer: `copy done ${fmt(median(copySeconds), 1)} s after the upload's 226 ` +
+        `(${mibps(LAB_BYTES / median(copySeconds))} counting the wait before it starts)`,
+      target: "< 0.005",
+      met: met(median(copyShares) < 0.005),
+    });
   });
 }
 
@@ -1107,10 +1532,10 @@ async function main(): Promise<void> {
   const work = await Deno.makeTempDir({ prefix: "drftpd-bench-" });
   const src = `${work}/src.bin`;
   try {
-    if (ONLY.has("single") || ONLY.has("control") || ONLY.has("lab")) {
+    if (ONLY.has("single") || ONLY.has("control") || LAB_ANY) {
       log(`writing a ${FILE_BYTES / MiB} MiB source file`);
-      await makeBigFile(src, Math.max(FILE_BYTES, ONLY.has("lab") ? LAB_BYTES : 0));
-      if (ONLY.has("lab") && FILE_BYTES !== LAB_BYTES) {
+      await makeBigFile(src, Math.max(FILE_BYTES, LAB_ANY ? LAB_BYTES : 0));
+      if (LAB_ANY && FILE_BYTES !== LAB_BYTES) {
         await makeBigFile(`${work}/lab.bin`, LAB_BYTES);
       }
     }
@@ -1135,13 +1560,22 @@ async function main(): Promise<void> {
         if (vs) await vs[Symbol.asyncDispose]();
       }
     }
-    if (ONLY.has("lab")) {
+    if (LAB_ANY) {
       if (!root) notes.push("network lab skipped (needs root)");
       else {
-        await benchLab(FILE_BYTES === LAB_BYTES ? src : `${work}/lab.bin`).catch((e) => {
-          notes.push(`network lab failed: ${e instanceof Error ? e.message : e}`);
-          log(`lab failed: ${e}`);
-        });
+        const labSrc = FILE_BYTES === LAB_BYTES ? src : `${work}/lab.bin`;
+        const parts = [
+          ["lab-pret", benchLab],
+          ["lab-nopret", benchLabNoPret],
+          ["lab-copies", benchLabCopies],
+        ] as const;
+        for (const [name, fn] of parts) {
+          if (!ONLY.has(name)) continue;
+          await fn(labSrc).catch((e) => {
+            notes.push(`network lab ${name} failed: ${e instanceof Error ? e.message : e}`);
+            log(`${name} failed: ${e}`);
+          });
+        }
       }
     }
     if (ONLY.has("remerge")) await benchRemerge();
