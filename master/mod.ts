@@ -187,6 +187,10 @@ export async function runMaster(
         : null,
       handshakeMs: config.slaves.handshake_timeout * 1000,
       partialRemerge: config.slaves.partial_remerge,
+      silence: {
+        unresponsiveMs: config.slaves.unresponsive_after * 1000,
+        dropMs: config.slaves.drop_after * 1000,
+      },
     }),
   ]);
   stop.removeEventListener("abort", onStop);

@@ -178,6 +178,8 @@ Deno.test("localSetup() builds disjoint loopback configs", () => {
     copies_per_slave: 2,
     heal_after: 600,
     handshake_timeout: 10,
+    unresponsive_after: 3,
+    drop_after: 10,
   });
   assert.deepEqual(
     setup.slaves.map((s) => [s.slave.name, s.slave.root, s.slave.passive_ports.from]),

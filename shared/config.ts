@@ -338,6 +338,8 @@ export const MASTER_SCHEMA: Schema<MasterSections> = {
     copies_per_slave: { default: 2, read: int(1, 16) },
     heal_after: { default: 600, read: int(1, 604800) },
     handshake_timeout: { default: 10, read: int(1, 600) },
+    unresponsive_after: { default: 3, read: int(2, 600) },
+    drop_after: { default: 10, read: int(3, 3600) },
   },
   log: {
     ...LOG_SECTION,
@@ -378,9 +380,19 @@ export function validateMasterConfig(
   baseDir: string,
 ): MasterConfig {
   const { permissions = [], replication = [], ...sections } = doc;
+  const valid = validate(MASTER_SCHEMA, sections, file, baseDir);
+  const { unresponsive_after, drop_after } = valid.slaves;
+  if (drop_after <= unresponsive_after) {
+    throw new ConfigError(
+      file,
+      "slaves.drop_after",
+      drop_after,
+      `must be more than slaves.unresponsive_after (${unresponsive_after})`,
+    );
+  }
   return {
     file,
-    ...validate(MASTER_SCHEMA, sections, file, baseDir),
+    ...valid,
     permissions: permissionRules(permissions, file),
     replication: replicationRules(replication, file),
   };

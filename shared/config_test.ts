@@ -66,6 +66,8 @@ Deno.test("parseMasterConfig() fills every default", () => {
       copies_per_slave: 2,
       heal_after: 600,
       handshake_timeout: 10,
+      unresponsive_after: 3,
+      drop_after: 10,
     },
     log: { level: "info", format: "text", xferlog: "" },
     permissions: [],
@@ -175,6 +177,8 @@ upload = ["=staff", "!guest"]
     copies_per_slave: 2,
     heal_after: 600,
     handshake_timeout: 10,
+    unresponsive_after: 3,
+    drop_after: 10,
   });
   assertEquals(c.log, { level: "debug", format: "json", xferlog: "/etc/drftpd/logs/xferlog" });
   assertEquals(parseMasterConfig(`[log]\nxferlog = "off"`, null, "/").log.xferlog, null);
@@ -208,6 +212,11 @@ const F = "master.toml";
 
 /** [toml text, expected key, expected message]. */
 const MASTER_ERRORS: [string, string | null, string][] = [
+  [
+    `[slaves]\nunresponsive_after = 5\ndrop_after = 5`,
+    "slaves.drop_after",
+    `master.toml: slaves.drop_after = 5: must be more than slaves.unresponsive_after (5)`,
+  ],
   [`[fpt]`, "fpt", `master.toml: fpt: unknown section (did you mean "ftp"?)`],
   [
     `[ftp]\ntls = "maybe"`,

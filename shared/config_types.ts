@@ -148,6 +148,17 @@ export interface MasterConfig {
      * closed then. Default 10.
      */
     handshake_timeout: number;
+    /**
+     * Seconds without a frame (slaves send one every second) after which a slave is not
+     * responding: it is not chosen for new transfers and its pending short requests (PASV's
+     * `listen`, deletes, renames) fail, so another slave answers. Default 3.
+     */
+    unresponsive_after: number;
+    /**
+     * Seconds without a frame after which the master drops the slave: its transfers end with 426
+     * and the data connections the master relays or proxies for it close. Default 10.
+     */
+    drop_after: number;
   };
   log: {
     /** "debug" | "info" | "warning" | "error". Default "info". */

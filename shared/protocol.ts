@@ -55,9 +55,12 @@ export const MAX_REMERGE_BATCH = 1000;
 /** Most subtree paths in one `remerge_request`. */
 export const MAX_RESCAN_PATHS = 100;
 
-/** Heartbeat interval and the silence after which a peer is declared gone. */
-export const HEARTBEAT_MS = 5_000;
-/** A peer silent for this long is gone. */
+/**
+ * Heartbeat interval: each side sends a `ping` this often, so the master can tell within a few
+ * seconds that a slave stopped answering (`[slaves] unresponsive_after`).
+ */
+export const HEARTBEAT_MS = 1_000;
+/** A master silent for this long is gone (the slave's side; the master's is `[slaves] drop_after`). */
 export const PEER_TIMEOUT_MS = 20_000;
 
 /** Longest `text` a transfer request may carry, in characters. */

@@ -75,6 +75,10 @@ secret = "${values.secret}"
 # heal_after = 600
 # Seconds a new link connection has to finish TLS and prove the secret.
 # handshake_timeout = 10
+# Seconds without a frame from a slave before it is passed over for new transfers (PASV answers
+# from another slave), and before it is dropped (its transfers end with 426).
+# unresponsive_after = 3
+# drop_after = 10
 
 [log]
 # "debug", "info", "warning" or "error".

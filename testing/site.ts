@@ -91,6 +91,11 @@ export interface Site extends AsyncDisposable {
   masterPassiveRange: { from: number; to: number };
   /** Kills a slave with `signal` (default SIGKILL) and awaits its exit. */
   killSlave(name: string, signal?: Deno.Signal): Promise<Deno.CommandStatus | null>;
+  /**
+   * Sends `signal` to a running slave without waiting for anything (SIGSTOP/SIGCONT). Disposing
+   * the site continues a stopped slave before stopping it.
+   */
+  signalSlave(name: string, signal: Deno.Signal): void;
   /** Starts a slave (again) and, unless `waitOnline` is false, waits until SITE SLAVES shows it online. */
   startSlave(name: string, options?: { waitOnline?: boolean }): Promise<void>;
   /**
@@ -281,6 +286,7 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
     if (!proc) return null;
     if (!proc.exited) {
       try {
+        if (signal !== "SIGKILL") proc.child.kill("SIGCONT"); // a stopped process takes no SIGTERM
         proc.child.kill(signal);
       } catch {
         // already exited
@@ -460,6 +466,11 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
       return info.range;
     },
     killSlave: (name: string, signal: Deno.Signal = "SIGKILL") => stop(name, signal),
+    signalSlave: (name: string, signal: Deno.Signal) => {
+      const proc = procs.get(name);
+      if (!proc || proc.exited) throw new Error(`Slave "${name}" is not running`);
+      proc.child.kill(signal);
+    },
     startSlave: async (name: string, opts = {}) => {
       await startSlaveProc(name);
       if (opts.waitOnline !== false) await waitSlaves([name], "online");

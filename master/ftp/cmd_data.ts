@@ -19,7 +19,7 @@ import { PASSIVE_ACCEPT_MS, PassiveChannel } from "./data_channel.ts";
 import { FtpError } from "./errors.ts";
 import { PasvProxy } from "./pasv_proxy.ts";
 import type { DataPlan, Pret, Session } from "./session.ts";
-import type { SlaveHandle } from "../slaves/slave_handle.ts";
+import { type SlaveHandle, SlaveUnresponsiveError } from "../slaves/slave_handle.ts";
 import { canonicalHost, sameHost } from "../../shared/net.ts";
 import {
   BAD_SEQUENCE,
@@ -90,10 +90,22 @@ async function slavePassive(
 ): Promise<
   { plan: DataPlan & { kind: "slave" }; host: string; port: number; peer: string | null }
 > {
-  const slave = await slaveForPret(s, p);
+  let slave = await slaveForPret(s, p);
   const xfer = crypto.randomUUID();
   const peer = await passivePeer(s, p.kind === "upload" ? "fxp_upload" : "fxp_download", p.path);
-  const { host, port } = await slave.request("listen", { xfer, peer });
+  let opened: { host: string; port: number };
+  try {
+    opened = await slave.request("listen", { xfer, peer });
+  } catch (e) {
+    // A slave that stopped answering is passed over from now on: ask the next choice once.
+    if (!(e instanceof SlaveUnresponsiveError)) throw e;
+    delete p.chosen;
+    const next = await slaveForPret(s, p);
+    if (next === slave) throw e;
+    slave = next;
+    opened = await slave.request("listen", { xfer, peer });
+  }
+  const { host, port } = opened;
   const plan: DataPlan & { kind: "slave" } = { kind: "slave", slave, xfer, pret: p };
   return { plan, host, port, peer };
 }

@@ -4,14 +4,15 @@
  * A slave that went away (SlaveGoneError) is always 426, whatever the command: the request it
  * was serving is cut off, which is 426's RFC 959 meaning ("connection closed; transfer
  * aborted"), and it is a valid reply after a 150 (450 is not). No slave able to serve at all
- * (NoSlaveError: none online holds the file, or none has room) is 450.
+ * (NoSlaveError: none online holds the file, or none has room) is 450, and so is a slave that
+ * stopped answering (SlaveUnresponsiveError) before a transfer began; after a 150 it is 426.
  */
 import { PathError } from "../../shared/paths.ts";
 import { FilelistError } from "../filelist/types.ts";
 import { CopyRefusedError } from "../slaves/copy.ts";
 import { NoSlaveError } from "../slaves/selection.ts";
 import { PathBusyError } from "../path_locks.ts";
-import { SlaveGoneError, SlaveReplyError } from "../slaves/slave_handle.ts";
+import { SlaveGoneError, SlaveReplyError, SlaveUnresponsiveError } from "../slaves/slave_handle.ts";
 import { UnsupportedFamilyError } from "./codecs.ts";
 import { NoPortError } from "./data_channel.ts";
 import {
@@ -61,6 +62,10 @@ export function replyFor(
   }
   if (e instanceof SlaveGoneError) {
     return { code: TRANSFER_ABORTED, text: e.message, unexpected: false };
+  }
+  if (e instanceof SlaveUnresponsiveError) {
+    const code = ctx.transfer ? TRANSFER_ABORTED : FILE_UNAVAILABLE_BUSY;
+    return { code, text: e.message, unexpected: false };
   }
   if (e instanceof NoSlaveError) {
     return { code: FILE_UNAVAILABLE_BUSY, text: e.message, unexpected: false };

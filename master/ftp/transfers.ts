@@ -304,6 +304,12 @@ async function relay(
     channel.close();
     closeAll(true);
   });
+  // A dropped slave (silent too long) ends both legs at once, not when TCP gives up.
+  const onGone = () => {
+    channel.close();
+    closeAll(true);
+  };
+  slave.signal.addEventListener("abort", onGone, { once: true });
   try {
     // The master-to-slave leg is TLS too when the client asked for protection.
     const legTls = sec.protect ? "server" as const : "none" as const;
@@ -337,6 +343,7 @@ async function relay(
     const [res] = await Promise.all([result, pipe]);
     return res;
   } finally {
+    slave.signal.removeEventListener("abort", onGone);
     channel.close();
     closeAll(false);
   }

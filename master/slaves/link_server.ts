@@ -19,7 +19,7 @@ import {
 import type { Filelist } from "../filelist/types.ts";
 import type { SlaveRegistry } from "./registry.ts";
 import { SlaveRemerge } from "./remerge_run.ts";
-import { SlaveHandle } from "./slave_handle.ts";
+import { type SilenceLimits, SlaveHandle } from "./slave_handle.ts";
 import { closeQuietly } from "../../shared/net.ts";
 
 const log = getLogger(["drftpd", "master", "link"]);
@@ -50,6 +50,8 @@ export interface LinkServerOptions {
    * (`[slaves] partial_remerge`). Default true.
    */
   partialRemerge?: boolean;
+  /** When a silent slave is passed over and when it is dropped (`[slaves] unresponsive_after`, `drop_after`). */
+  silence?: SilenceLimits;
 }
 
 /**
@@ -174,7 +176,7 @@ async function handleLink(
   const onAbort = () => link.close();
   options.signal.addEventListener("abort", onAbort, { once: true });
   try {
-    const slave = new SlaveHandle(auth.name, link, remote, local);
+    const slave = new SlaveHandle(auth.name, link, remote, local, options.silence);
     if (!(await options.registry.attach(slave))) {
       log.warn("Refused slave {name} from {remote}: a slave of that name is already online", {
         name: auth.name,

@@ -6,7 +6,7 @@ import { getLogger } from "@logtape/logtape";
 import { type NamespaceOp, OpQueue } from "./op_queue.ts";
 import type { ActiveTransfer } from "./progress.ts";
 import { WorkProgress } from "../work_progress.ts";
-import { chooseSlave, type SlaveWanted } from "./selection.ts";
+import { chooseSlave, NoSlaveError, type SlaveWanted } from "./selection.ts";
 import type { SlaveHandle } from "./slave_handle.ts";
 
 const log = getLogger(["drftpd", "master", "slaves"]);
@@ -155,7 +155,14 @@ export class SlaveRegistry {
 
   /** The slave for a transfer (see `chooseSlave`); throws NoSlaveError when none fits. */
   choose(want: SlaveWanted): SlaveHandle {
-    const s = chooseSlave(this.connected().map(candidate), want).handle;
+    let s: SlaveHandle;
+    try {
+      s = chooseSlave(this.connected().map(candidate), want).handle;
+    } catch (e) {
+      const silent = this.connected().filter((c) => c.unresponsive).map((c) => c.name);
+      if (!(e instanceof NoSlaveError) || silent.length === 0) throw e;
+      throw new NoSlaveError(`${e.message} (not responding: ${silent.join(", ")})`);
+    }
     s.lastPicked = performance.now();
     return s;
   }

@@ -16,7 +16,6 @@ import {
   HEARTBEAT_MS,
   parseFromSlave,
   parseReply,
-  PEER_TIMEOUT_MS,
   type RemergeDoneMsg,
   type RemergeMsg,
   type ReplyData,
@@ -53,6 +52,32 @@ export class SlaveGoneError extends Error {
   }
 }
 
+/**
+ * A slave has sent nothing for a while (`[slaves] unresponsive_after`, e.g. SIGSTOPped, or its
+ * host is swapping): a short request to it (PASV's `listen`, a delete) failed rather than wait.
+ */
+export class SlaveUnresponsiveError extends Error {
+  /** Creates the error. */
+  constructor(slave: string, why: string) {
+    super(`Slave "${slave}" is not responding: ${why}`);
+    this.name = "SlaveUnresponsiveError";
+  }
+}
+
+/** How long a silent slave is still waited for (`[slaves] unresponsive_after`, `drop_after`). */
+export interface SilenceLimits {
+  /** Silence after which the slave is passed over and its short requests fail, ms. */
+  unresponsiveMs: number;
+  /** Silence after which the link is dropped (its transfers end with 426), ms. */
+  dropMs: number;
+}
+
+/** The defaults of `[slaves] unresponsive_after` and `drop_after`. */
+export const DEFAULT_SILENCE: SilenceLimits = { unresponsiveMs: 3_000, dropMs: 10_000 };
+
+/** A `listen` (PASV) not answered within this fails even when the slave still sends pings. */
+export const LISTEN_DEADLINE_MS = 5_000;
+
 /** What the read loop hands on besides replies: the remerge stream (see `remerge_run.ts`). */
 export interface SlaveLinkEvents {
   /** Runs once the heartbeat is up, before the first frame is read (asks for the inventory). */
@@ -64,6 +89,8 @@ export interface SlaveLinkEvents {
 }
 
 interface Pending {
+  /** Transfers wait for the slave until it is dropped; every other request fails sooner. */
+  long: boolean;
   /** Checks `data` against the request's reply shape and resolves; throws when it does not fit. */
   settle(data: unknown): void;
   reject(e: Error): void;
@@ -101,6 +128,14 @@ export class SlaveHandle {
   /** When a frame was last received, ms. */
   lastHeard = Date.now();
 
+  #limits: SilenceLimits;
+  /** When the read loop began waiting for the next frame (null while it handles one). */
+  #waitingSince: number | null = Date.now();
+  /** The slave has been silent longer than `unresponsiveMs` (cleared by its next frame). */
+  #unresponsive = false;
+  /** Aborted when the link is gone. */
+  #goneSignal = new AbortController();
+
   /** Namespace changes decided while a remerge of this slave runs (null when none runs). */
   #changes: NamespaceOp[] | null = null;
   /** Starts a full remerge of this online slave (set by the link while it is up). */
@@ -114,9 +149,16 @@ export class SlaveHandle {
   #gone: Promise<void>;
   #markGone!: () => void;
 
-  /** Wraps an authenticated link. */
-  constructor(name: string, link: FrameConn<FromMaster>, address: string, localAddress: string) {
+  /** Wraps an authenticated link; `limits` default to {@link DEFAULT_SILENCE}. */
+  constructor(
+    name: string,
+    link: FrameConn<FromMaster>,
+    address: string,
+    localAddress: string,
+    limits: SilenceLimits = DEFAULT_SILENCE,
+  ) {
     this.name = name;
+    this.#limits = limits;
     this.#link = link;
     this.address = address;
     this.localAddress = localAddress;
@@ -128,18 +170,42 @@ export class SlaveHandle {
     return this.#gone;
   }
 
+  /** Aborted when the link is gone (for data connections that must end with it). */
+  get signal(): AbortSignal {
+    return this.#goneSignal.signal;
+  }
+
   /** Whether transfers may use this slave. */
   get available(): boolean {
-    return this.state === "online" && !this.leaving;
+    return this.state === "online" && !this.leaving && !this.#unresponsive;
+  }
+
+  /** Whether the slave has sent nothing for longer than `[slaves] unresponsive_after`. */
+  get unresponsive(): boolean {
+    return this.#unresponsive;
+  }
+
+  /**
+   * How long the slave has been silent, ms: the time the read loop has been waiting for a frame.
+   * While the master itself is busy with a frame (a remerge batch), the slave is not silent.
+   */
+  get silentMs(): number {
+    return this.#waitingSince === null ? 0 : Date.now() - this.#waitingSince;
   }
 
   /**
    * Sends request `kind` and resolves with its reply's data, checked against the reply shape
    * `REQUESTS[kind]` declares (a reply that does not fit drops the link). Rejects with
-   * SlaveReplyError (the slave's error frame) or SlaveGoneError.
+   * SlaveReplyError (the slave's error frame) or SlaveGoneError; a request other than a transfer
+   * rejects with SlaveUnresponsiveError when the slave is, or becomes, silent too long (and a
+   * `listen` after LISTEN_DEADLINE_MS), so a stopped slave never holds up PASV or a DELE.
    */
   request<K extends RequestKind>(kind: K, body: RequestBody<K>): Promise<ReplyData<K>> {
     if (this.state === "gone") return Promise.reject(new SlaveGoneError(this.name));
+    const long = kind === "transfer";
+    if (!long && this.#unresponsive) {
+      return Promise.reject(new SlaveUnresponsiveError(this.name, this.#silence()));
+    }
     const id = this.#nextId++;
     // `body` fits kind `K` (the signature says so); TypeScript cannot follow that into the union.
     const frame = { ...body, type: kind, id } as RequestMsg;
@@ -153,7 +219,17 @@ export class SlaveHandle {
         throw e; // the read loop drops the link
       }
     };
-    this.#pending.set(id, { settle, reject });
+    this.#pending.set(id, { long, settle, reject });
+    if (kind === "listen") {
+      const timer = setTimeout(() => {
+        if (this.#answer(id)) {
+          reject(
+            new SlaveUnresponsiveError(this.name, `no answer to PASV in ${LISTEN_DEADLINE_MS} ms`),
+          );
+        }
+      }, LISTEN_DEADLINE_MS);
+      promise.finally(() => clearTimeout(timer)).catch(() => {});
+    }
     if (running) {
       const now = performance.now();
       this.#running.set(running.xfer, {
@@ -196,29 +272,27 @@ export class SlaveHandle {
   }
 
   /**
-   * Runs the connection until the link ends: the heartbeat (a ping every HEARTBEAT_MS; a slave
-   * silent for PEER_TIMEOUT_MS is dropped) and the read loop. Any frame that does not validate
+   * Runs the connection until the link ends: the heartbeat (a ping every HEARTBEAT_MS, and the
+   * silence checks of {@link #checkSilence}) and the read loop. Any frame that does not validate
    * ends the link. Closes the handle when it returns.
    */
   async serve(events: SlaveLinkEvents): Promise<void> {
     const heartbeat = setInterval(() => {
-      const silent = Date.now() - this.lastHeard;
-      if (silent > PEER_TIMEOUT_MS) {
-        log.error("Slave {name} silent for {ms} ms; declaring it gone", {
-          name: this.name,
-          ms: silent,
-        });
-        this.close();
-        return;
-      }
+      if (!this.#checkSilence()) return;
       this.send({ type: "ping", t: Date.now() }).catch(() => this.close());
     }, HEARTBEAT_MS);
     try {
       await events.start();
       for (;;) {
+        this.#waitingSince = Date.now();
         const raw = await this.#link.read();
+        this.#waitingSince = null;
         if (raw === null) return;
         this.lastHeard = Date.now();
+        if (this.#unresponsive) {
+          this.#unresponsive = false;
+          log.warn("Slave {name} is responding again", { name: this.name });
+        }
         const msg = parseFromSlave(raw);
         switch (msg.type) {
           case "reply":
@@ -261,6 +335,39 @@ export class SlaveHandle {
       this.#changes = null;
       this.close();
     }
+  }
+
+  /**
+   * A slave silent for `unresponsiveMs` is passed over for new transfers and its pending short
+   * requests fail (so PASV answers from another slave, a DELE is queued for it); one silent for
+   * `dropMs` is dropped, which fails its transfers (426) and aborts {@link signal}. Returns
+   * false when the link was dropped.
+   */
+  #checkSilence(): boolean {
+    const silent = this.silentMs;
+    if (silent > this.#limits.dropMs) {
+      log.error("Slave {name} silent for {ms} ms; dropping it", { name: this.name, ms: silent });
+      this.close();
+      return false;
+    }
+    if (silent > this.#limits.unresponsiveMs && !this.#unresponsive) {
+      this.#unresponsive = true;
+      log.warn("Slave {name} is not responding (silent for {ms} ms); passing it over", {
+        name: this.name,
+        ms: silent,
+      });
+      const why = this.#silence();
+      for (const [id, p] of this.#pending) {
+        if (p.long) continue;
+        this.#pending.delete(id);
+        p.reject(new SlaveUnresponsiveError(this.name, why));
+      }
+    }
+    return true;
+  }
+
+  #silence(): string {
+    return `nothing heard for ${(this.silentMs / 1000).toFixed(1)} s`;
   }
 
   /** Takes the pending request `id` (an answer to an unknown id is ignored). */
@@ -316,6 +423,7 @@ export class SlaveHandle {
     this.#pending.clear();
     this.#running.clear();
     this.#progress.clear();
+    this.#goneSignal.abort(new SlaveGoneError(this.name));
     this.#markGone();
   }
 }

@@ -1,8 +1,15 @@
 import assert from "node:assert/strict";
 import { FrameConn } from "../../shared/link.ts";
 import type { FromMaster, FromSlave, RequestMsg } from "../../shared/protocol.ts";
+import { poll } from "../../testing/wait.ts";
 import { SlaveRegistry } from "./registry.ts";
-import { SlaveGoneError, SlaveHandle, type SlaveLinkEvents } from "./slave_handle.ts";
+import {
+  type SilenceLimits,
+  SlaveGoneError,
+  SlaveHandle,
+  type SlaveLinkEvents,
+  SlaveUnresponsiveError,
+} from "./slave_handle.ts";
 
 const noRemerge: SlaveLinkEvents = {
   start: () => Promise.resolve(),
@@ -11,7 +18,7 @@ const noRemerge: SlaveLinkEvents = {
 };
 
 /** A handle on one end of a real TCP connection; the test plays the slave on the other. */
-async function linked(): Promise<
+async function linked(limits?: SilenceLimits): Promise<
   {
     handle: SlaveHandle;
     slave: FrameConn<FromSlave>;
@@ -24,7 +31,8 @@ async function linked(): Promise<
     listener.accept(),
     Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
   ]);
-  const handle = new SlaveHandle("s1", new FrameConn<FromMaster>(near), "127.0.0.1", "127.0.0.1");
+  const link = new FrameConn<FromMaster>(near);
+  const handle = new SlaveHandle("s1", link, "127.0.0.1", "127.0.0.1", limits);
   handle.state = "online";
   const served = handle.serve(noRemerge);
   const slave = new FrameConn<FromSlave>(far);
@@ -37,6 +45,21 @@ async function linked(): Promise<
       handle.close();
       await served;
     },
+  };
+}
+
+/** A plain passive transfer request body. */
+function passiveTransfer(xfer: string, dir: "send" | "receive", path: string) {
+  return {
+    xfer,
+    dir,
+    path,
+    offset: 0,
+    append: false,
+    ascii: false,
+    endpoint: { kind: "passive" as const },
+    peer: null,
+    tls: "none" as const,
   };
 }
 
@@ -76,17 +99,7 @@ Deno.test("progress events feed activeTransfers with bytes and speed until the r
   const registry = new SlaveRegistry(kv);
   await using t = await linked();
   assert.ok(await registry.attach(t.handle));
-  const done = t.handle.request("transfer", {
-    xfer: "x2",
-    dir: "receive",
-    path: "/up/f.bin",
-    offset: 0,
-    append: false,
-    ascii: false,
-    endpoint: { kind: "passive" },
-    peer: null,
-    tls: "none",
-  });
+  const done = t.handle.request("transfer", passiveTransfer("x2", "receive", "/up/f.bin"));
   const req = await nextRequest(t.slave);
   assert.equal(req.type, "transfer");
   let [x] = registry.activeTransfers();
@@ -119,4 +132,24 @@ Deno.test("progress events feed activeTransfers with bytes and speed until the r
   const result = await done;
   assert.equal(result.crc32, 7);
   assert.deepEqual(registry.activeTransfers(), []);
+});
+
+Deno.test("a silent slave is passed over, its short requests fail, then it is dropped", async () => {
+  await using t = await linked({ unresponsiveMs: 1000, dropMs: 2500 });
+  const gone = new Promise((r) => t.handle.signal.addEventListener("abort", r, { once: true }));
+  const listen = t.handle.request("listen", { xfer: "x1", peer: null });
+  const transfer = t.handle.request("transfer", passiveTransfer("x2", "send", "/f"));
+  transfer.catch(() => {});
+  await assert.rejects(listen, SlaveUnresponsiveError);
+  assert.equal(t.handle.available, false);
+  assert.equal(t.handle.unresponsive, true);
+  await assert.rejects(t.handle.request("delete", { path: "/f" }), /not responding/);
+  // Any frame makes it responsive again; the transfer still waits.
+  await t.slave.write({ type: "ping", t: Date.now() });
+  await poll(() => t.handle.unresponsive ? undefined : true, { timeoutMs: 5000, intervalMs: 20 });
+  assert.equal(t.handle.available, true);
+  // Silent past dropMs: dropped, the transfer fails as cut off.
+  await gone;
+  await assert.rejects(transfer, SlaveGoneError);
+  assert.equal(t.handle.state, "gone");
 });
