@@ -42,9 +42,11 @@ import {
 /**
  * Protocol version spoken by this build (2: master-driven, possibly partial remerge; 3: adds
  * `set_mtime`; 4: `transfer.verify` for slave-to-slave copies, the "mismatch" error; 5: adds
- * `leaving`; 6: the "stopping" error, a slave's refusal of new transfers while it stops). Master and slave must speak the same one.
+ * `leaving`; 6: the "stopping" error, a slave's refusal of new transfers while it stops; 7:
+ * `transfer.source`, a send of a file another slave holds, and `kept` in its result). Master and
+ * slave must speak the same one.
  */
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
 
 /** Largest frame either side accepts, in bytes (JSON text). */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -101,6 +103,30 @@ const dataEndpoint = anyOf(
  */
 const dataTls = oneOf("none", "server", "client");
 
+/**
+ * Where a sibling send (`transfer.source`) gets its bytes: another slave, the holder A, connects
+ * to the port this slave opened with `listen{xfer, peer}` and sends the file from the transfer's
+ * `offset`; this slave streams what arrives to its own data connection as it arrives.
+ */
+const siblingSource = object({
+  /** The `xfer` of the `listen` this slave opened for the holder (not the transfer's own). */
+  xfer: str(),
+  /** The holder's address: the only one that may connect to that port. */
+  peer: str(),
+  /** TLS on the holder's connection: "server" = this slave is the TLS server, A the client. */
+  tls: oneOf("none", "server"),
+  /** Size of the whole file (the filelist's): exactly `size - offset` bytes must arrive. */
+  size: uint,
+  /** CRC32 of the whole file, or null when the filelist does not know it. */
+  crc32: nullable(uint32),
+  /**
+   * Keep the bytes as this slave's copy of the file: write them under the copy temporary name
+   * too and rename them into place when size and CRC32 match (the result says `kept`). Needs
+   * `offset` 0 and a known `crc32`.
+   */
+  keep: bool,
+});
+
 /** The result of a finished transfer (the reply to `transfer`). */
 const transferResult = {
   /** Bytes moved over the data connection. */
@@ -120,6 +146,8 @@ const transferResult = {
   mtime: int,
   /** TLS on the data connection, when there was TLS. */
   tls: optional(object({ protocol: str(), resumed: bool })),
+  /** A sibling send with `keep`: true when the copy was renamed into place on this slave. */
+  kept: optional(bool),
 } as const;
 
 // ---------------------------------------------------------------- requests (master → slave)
@@ -168,6 +196,15 @@ export const REQUESTS = {
        * place (else remove it and fail with "mismatch"). Needs `offset` 0 and no `append`.
        */
       verify: optional(object({ size: uint, crc32: uint32 })),
+      /**
+       * Send only, for a file this slave does not hold (a client's PASV answered by this slave,
+       * the file held by another): the bytes come from the holder as `siblingSource` describes
+       * and go to the data connection as they arrive, read no faster than it drains. Fails with
+       * "mismatch" when they are not the file's size (or, from offset 0, its CRC32), with
+       * "data_connection" when the holder's connection ends early. `path` names the file (for
+       * logs, and for the kept copy).
+       */
+      source: optional(siblingSource),
     },
     reply: transferResult,
   },
@@ -223,6 +260,8 @@ export type DataEndpoint = TransferReq["endpoint"];
 export type DataTls = TransferReq["tls"];
 /** The result of a finished transfer. */
 export type TransferResult = ReplyData<"transfer">;
+/** Where a sibling send gets its bytes (see `REQUESTS.transfer.source`). */
+export type SiblingSource = NonNullable<TransferReq["source"]>;
 
 // ---------------------------------------------------------------- answers (slave → master)
 

@@ -88,6 +88,7 @@ Deno.test("replies are checked against the shape their request declares", () => 
   const result = { bytes: 3, size: 3, crc32: 1, crcWhole: true, ms: 0, mtime: -5 };
   parseReply("transfer", result);
   parseReply("transfer", { ...result, tls: { protocol: "TLSv1.3", resumed: true } });
+  parseReply("transfer", { ...result, kept: true });
   for (
     const [kind, bad, field] of [
       ["listen", { port: "5000", host: "h" }, "port"],
@@ -100,6 +101,7 @@ Deno.test("replies are checked against the shape their request declares", () => 
       ["delete", { anything: 1 }, "anything"],
       ["transfer", { ...result, crcWhole: 1 }, "crcWhole"],
       ["transfer", { ...result, tls: { protocol: "x" } }, "tls"],
+      ["transfer", { ...result, kept: "yes" }, "kept"],
       ["listen", [1], "data"],
       ["listen", null, "data"],
     ] as const
@@ -134,6 +136,40 @@ Deno.test("every request kind is accepted by the slave with an id, and only with
     assert.deepEqual(parseFromMaster(frame), frame);
     assert.throws(() => parseFromMaster({ type: kind, ...bodies[kind] }), /bad field "id"/);
     assert.throws(() => parseFromSlave(frame), /unknown message type/);
+  }
+});
+
+Deno.test("a sibling send's source is a closed object: holder, TLS role, size, CRC32, keep", () => {
+  const send = {
+    type: "transfer",
+    id: 1,
+    xfer: "client",
+    dir: "send",
+    path: "/f",
+    offset: 0,
+    append: false,
+    ascii: false,
+    endpoint: { kind: "passive" },
+    peer: null,
+    tls: "server",
+  };
+  const source = { xfer: "holder", peer: "10.0.0.2", tls: "none", size: 5, crc32: 7, keep: true };
+  assert.deepEqual(parseFromMaster({ ...send, source }), { ...send, source });
+  parseFromMaster({ ...send, source: { ...source, crc32: null, keep: false } });
+  for (
+    const bad of [
+      { ...source, tls: "client" }, // the holder always dials in: this slave is never its client
+      { ...source, crc32: 2 ** 32 },
+      { ...source, size: -1 },
+      { ...source, keep: 1 },
+      { ...source, extra: 1 },
+      { xfer: "holder", peer: "10.0.0.2", tls: "none", size: 5, crc32: 7 },
+    ]
+  ) {
+    assert.throws(
+      () => parseFromMaster({ ...send, source: bad }),
+      /bad field "source" in "transfer" message/,
+    );
   }
 });
 

@@ -131,6 +131,51 @@ export const nativeEngine: DataEngine = {
   },
 };
 
+/** How `relayStream` bounds and copies what it relays. */
+export interface RelayOptions {
+  /** Most bytes the source may send; one more is a failure (`tooLong`). */
+  limit: number;
+  /** The failure for a source that sends more than `limit` bytes (`received` so far). */
+  tooLong: (received: number) => SlaveError;
+  /** Sees each chunk after it was written to the sink (a copy kept on disk); must not keep it. */
+  tee?: (chunk: Uint8Array) => void;
+}
+
+/**
+ * Streams what `source` sends to `sink` as it arrives, until `source` ends (a slave serving a
+ * file it fetches from another slave). At most one chunk is read ahead of the one being written,
+ * so the source is read no faster than the sink drains and at most two buffers of
+ * `NATIVE_BUFFER_SIZE` are held. Every engine uses this loop: zero-copy has no socket-to-socket
+ * path. Never closes either socket.
+ */
+export async function relayStream(
+  source: DataSocket,
+  sink: DataSocket,
+  hooks: MoveHooks,
+  options: RelayOptions,
+): Promise<Moved> {
+  const from = source.conn;
+  const out = sink.conn;
+  const { limit, tooLong, tee } = options;
+  let received = 0;
+  const moved = await pump(
+    async (buf) => {
+      const chunk = await readSome(from, buf);
+      if (chunk === null) return null;
+      received += chunk.length;
+      if (received > limit) throw tooLong(received);
+      return chunk;
+    },
+    async (chunk) => {
+      await writeAll(out, chunk);
+      tee?.(chunk);
+    },
+    hooks,
+  );
+  const tls = source.secure || sink.secure ? "+tls" : "";
+  return { ...moved, path: `native relay${tls}` };
+}
+
 /**
  * Copies chunks from `read` to `write` until `read` returns null, with two buffers so the next
  * read runs while the previous chunk is written. Returns the bytes moved and their CRC32.

@@ -56,8 +56,11 @@ export class RequestHandler {
         // A passive transfer whose listener was opened before the stop may still run.
         if (req.endpoint.kind === "active") this.#refuseWhenStopping();
         const result = await transfers.transfer(req);
-        this.#log.info("{dir} {path}: {bytes} bytes in {ms} ms{tls}", {
+        this.#log.info("{dir} {path}{from}: {bytes} bytes in {ms} ms{tls}", {
           dir: req.dir === "send" ? "Sent" : "Received",
+          from: req.source
+            ? ` fetched from ${req.source.peer}${result.kept ? " (kept as a copy)" : ""}`
+            : "",
           path: req.path,
           bytes: result.bytes,
           ms: result.ms,
@@ -124,7 +127,7 @@ export class RequestHandler {
     this.#ctx.send({ type: "reply", id: req.id, data });
     if (
       req.type === "delete" || req.type === "rmdir" || req.type === "rename" ||
-      (req.type === "transfer" && req.dir === "receive")
+      (req.type === "transfer" && (req.dir === "receive" || req.source?.keep === true))
     ) {
       this.#ctx.diskChanged();
     }

@@ -13,7 +13,7 @@ import { crc32 } from "node:zlib";
 import { getLogger } from "@logtape/logtape";
 import type { PortRange, SlaveConfig } from "../shared/config_types.ts";
 import type { ByteConn } from "../shared/link.ts";
-import type { TransferReq, TransferResult } from "../shared/protocol.ts";
+import type { SiblingSource, TransferReq, TransferResult } from "../shared/protocol.ts";
 import {
   connectTlsClient,
   type OpenSsl,
@@ -21,11 +21,11 @@ import {
   TlsHandshakeError,
   upgradeToTlsServer,
 } from "../shared/tls/mod.ts";
-import { type PartialInfo, SlaveError, toSlaveError } from "./_errors.ts";
+import { errorText, type PartialInfo, SlaveError, toSlaveError } from "./_errors.ts";
 import { copyTempPath, openRegularFile, type Storage } from "./storage.ts";
-import { writeAll } from "../shared/bytes.ts";
+import { writeAll, writeAllSync } from "../shared/bytes.ts";
 import { closeQuietly, sameHost } from "../shared/net.ts";
-import { type DataEngine, type DataSocket, nativeEngine } from "./data_engine.ts";
+import { type DataEngine, type DataSocket, nativeEngine, relayStream } from "./data_engine.ts";
 
 /** Tunables of a TransferManager; the defaults are the production values. */
 export interface TransferOptions {
@@ -179,36 +179,63 @@ export class TransferManager {
     if (this.#running.has(req.xfer)) {
       throw new SlaveError("bad_request", `Transfer already running: "${req.xfer}"`);
     }
+    const source = req.source;
+    if (source !== undefined) checkSiblingSend(req, source);
+    // The client's passive slot, and for a sibling send the one the holder connects to.
+    const slots: [string, PassiveSlot][] = [];
     let slot: PassiveSlot | null = null;
     if (req.endpoint.kind === "passive") {
-      slot = this.#passive.get(req.xfer) ?? null;
-      if (slot === null) {
-        throw new SlaveError("data_connection", `No passive listener for transfer "${req.xfer}"`);
+      slot = this.#claim(req.xfer, "transfer");
+      slots.push([req.xfer, slot]);
+    }
+    let sourceSlot: PassiveSlot | null = null;
+    if (source !== undefined) {
+      try {
+        sourceSlot = this.#claim(source.xfer, "the holder of");
+      } catch (e) {
+        if (slot !== null) this.#release(req.xfer, slot);
+        throw e;
       }
-      this.#passive.delete(req.xfer);
-      slot.claimed = true;
+      slots.push([source.xfer, sourceSlot]);
     }
     const ctl = new AbortController();
     this.#running.set(req.xfer, ctl);
     const onAbort = () => {
-      if (slot !== null) this.#discard(req.xfer, slot, abortedError(req.xfer));
+      for (const [xfer, s] of slots) this.#discard(xfer, s, abortedError(req.xfer));
     };
     ctl.signal.addEventListener("abort", onAbort, { once: true });
     try {
-      if (req.tls !== "none" && this.#tls === undefined) {
+      if ((req.tls !== "none" || source?.tls === "server") && this.#tls === undefined) {
         throw new SlaveError("data_connection", "TLS requested, but this slave has no certificate");
+      }
+      if (source !== undefined) {
+        return await this.#sendFromSibling(req, source, slot, sourceSlot!, ctl.signal);
       }
       return req.dir === "send"
         ? await this.#send(req, slot, ctl.signal)
         : await this.#receive(req, slot, ctl.signal);
     } finally {
       ctl.signal.removeEventListener("abort", onAbort);
-      if (slot !== null) {
-        this.#discard(req.xfer, slot, abortedError(req.xfer));
-        if (slot.conn !== null) closeQuietly(slot.conn); // in case the transfer failed before using it
-      }
+      for (const [xfer, s] of slots) this.#release(xfer, s);
       if (this.#running.get(req.xfer) === ctl) this.#running.delete(req.xfer);
     }
+  }
+
+  /** Takes the passive slot of `xfer` for a transfer (it then owns the connection). */
+  #claim(xfer: string, what: string): PassiveSlot {
+    const slot = this.#passive.get(xfer);
+    if (slot === undefined) {
+      throw new SlaveError("data_connection", `No passive listener for ${what} "${xfer}"`);
+    }
+    this.#passive.delete(xfer);
+    slot.claimed = true;
+    return slot;
+  }
+
+  /** Ends a claimed slot after its transfer, closing a connection the transfer never took. */
+  #release(xfer: string, slot: PassiveSlot): void {
+    this.#discard(xfer, slot, abortedError(xfer));
+    if (slot.conn !== null) closeQuietly(slot.conn); // in case the transfer failed before using it
   }
 
   /** Aborts transfer `xfer`: closes its listener or data socket; the transfer fails with "aborted". */
@@ -316,7 +343,7 @@ export class TransferManager {
    * caller owns it (wrap it in a `DataLink` at once).
    */
   async #dataConn(
-    req: TransferReq,
+    req: Pick<TransferReq, "xfer" | "endpoint">,
     slot: PassiveSlot | null,
     signal: AbortSignal,
   ): Promise<Deno.TcpConn> {
@@ -344,7 +371,11 @@ export class TransferManager {
   }
 
   /** Runs the TLS handshake `req.tls` asks for (nothing for "none"). */
-  async #secure(req: TransferReq, data: DataLink, signal: AbortSignal): Promise<void> {
+  async #secure(
+    req: Pick<TransferReq, "xfer" | "tls">,
+    data: DataLink,
+    signal: AbortSignal,
+  ): Promise<void> {
     if (req.tls === "none") return;
     const tls = this.#tls!; // checked in transfer()
     const common = {
@@ -422,6 +453,149 @@ export class TransferManager {
       mtime,
       ...data.result(),
     };
+  }
+
+  /**
+   * The data connection of `req` (passive `slot` or active connect), with the TLS handshake it
+   * asks for done; the caller owns the result.
+   */
+  async #openData(
+    req: Pick<TransferReq, "xfer" | "endpoint" | "tls">,
+    slot: PassiveSlot | null,
+    signal: AbortSignal,
+  ): Promise<DataLink> {
+    const data = new DataLink(signal, await this.#dataConn(req, slot, signal));
+    try {
+      await this.#secure(req, data, signal);
+      return data;
+    } catch (e) {
+      data[Symbol.dispose]();
+      throw e;
+    }
+  }
+
+  /**
+   * A sibling send: streams the file the holder sends to `sourceSlot` out to the client's data
+   * connection as it arrives (see `REQUESTS.transfer.source`), and with `keep` writes it under
+   * the copy temporary name too, renamed into place once size and CRC32 match.
+   */
+  async #sendFromSibling(
+    req: TransferReq,
+    source: SiblingSource,
+    slot: PassiveSlot | null,
+    sourceSlot: PassiveSlot,
+    signal: AbortSignal,
+  ): Promise<TransferResult> {
+    const expected = source.size - req.offset;
+    // Both connections at once: the holder may well connect before the client.
+    const opened = await Promise.allSettled([
+      this.#openData(req, slot, signal),
+      this.#openData(
+        { xfer: req.xfer, endpoint: { kind: "passive" }, tls: source.tls },
+        sourceSlot,
+        signal,
+      ),
+    ]);
+    const [clientSide, holderSide] = opened;
+    if (clientSide.status === "rejected" || holderSide.status === "rejected") {
+      for (const o of opened) if (o.status === "fulfilled") o.value[Symbol.dispose]();
+      const failed = clientSide.status === "rejected" ? clientSide : holderSide;
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    using client = clientSide.value;
+    using holder = holderSide.value;
+    await using copy = source.keep ? await this.#keptCopy(req.path, source.xfer) : null;
+    const started = performance.now();
+    const holderError = (e: unknown) =>
+      signal.aborted
+        ? abortedError(req.xfer)
+        : e instanceof SlaveError
+        ? e
+        : new SlaveError("data_connection", `Holder connection failed: ${errorText(e)}`, {
+          cause: e,
+        });
+    const { bytes, crc, path } = await relayStream(holder, client, {
+      signal,
+      readError: holderError,
+      writeError: (e) => signal.aborted ? abortedError(req.xfer) : dataError(e),
+      progress: this.#progress(req.xfer),
+    }, {
+      limit: expected,
+      tooLong: (n) =>
+        new SlaveError(
+          "mismatch",
+          `The holder sent more than the ${expected} bytes of "${req.path}" from offset ${req.offset} (${n})`,
+        ),
+      ...(copy ? { tee: (chunk: Uint8Array) => copy.write(chunk) } : {}),
+    });
+    this.#logSibling(req, source, path);
+    if (signal.aborted) throw abortedError(req.xfer);
+    if (bytes !== expected) {
+      throw new SlaveError(
+        "data_connection",
+        `The holder's connection ended after ${bytes} of the ${expected} bytes of "${req.path}"`,
+      );
+    }
+    if (req.offset === 0 && source.crc32 !== null && crc !== source.crc32) {
+      throw new SlaveError(
+        "mismatch",
+        `"${req.path}" arrived from the holder with CRC32 ${hex(crc)}, expected ${
+          hex(source.crc32)
+        }`,
+      );
+    }
+    if (client.tls) {
+      // Every byte is on the wire with close_notify and FIN before the master replies 226.
+      try {
+        await client.tls.closeWrite();
+      } catch (e) {
+        throw signal.aborted ? abortedError(req.xfer) : dataError(e);
+      }
+    }
+    if (signal.aborted) throw abortedError(req.xfer);
+    client.finish();
+    holder.finish();
+    let kept = false;
+    if (copy?.complete()) {
+      // Size and CRC32 were checked above; #placeCopy checks them again before the rename.
+      try {
+        await this.#placeCopy(req.path, copy.temp, { size: source.size, crc32: source.crc32! }, {
+          size: bytes,
+          crc,
+        });
+        copy.placed();
+        kept = true;
+      } catch (e) {
+        this.#log.warn("Copy of {path} from the holder not kept: {error}", {
+          path: req.path,
+          error: errorText(e),
+        });
+      }
+    }
+    return {
+      bytes,
+      size: source.size,
+      crc32: crc ?? 0,
+      crcWhole: crc !== null && req.offset === 0 && bytes === source.size,
+      ms: Math.round(performance.now() - started),
+      mtime: Date.now(),
+      ...client.result(),
+      ...(source.keep ? { kept } : {}),
+    };
+  }
+
+  /** Opens the file a sibling send with `keep` writes its copy of `vpath` to (see `KeptCopy`). */
+  async #keptCopy(vpath: string, xfer: string): Promise<KeptCopy> {
+    const temp = await this.#storage.prepareUpload(copyTempPath(vpath, xfer));
+    try {
+      return new KeptCopy(
+        vpath,
+        temp,
+        await Deno.open(temp, { write: true, create: true, truncate: true }),
+      );
+    } catch (e) {
+      throw toSlaveError(e, "io", vpath);
+    }
   }
 
   /** Sends text the master generated (a listing) over the data connection. */
@@ -554,7 +728,6 @@ export class TransferManager {
     got: { size: number; crc: number | null },
   ): Promise<void> {
     if (got.size !== want.size || got.crc !== want.crc32) {
-      const hex = (n: number | null) => n === null ? "unknown" : n.toString(16).padStart(8, "0");
       throw new SlaveError(
         "mismatch",
         `Copy of "${vpath}" arrived with ${got.size} bytes, CRC32 ${hex(got.crc)}; ` +
@@ -584,6 +757,17 @@ export class TransferManager {
     });
   }
 
+  /** Logs how a sibling send moved its bytes (the native loop, whatever the engine). */
+  #logSibling(req: TransferReq, source: SiblingSource, path: string): void {
+    const note = this.#engine.name === "native"
+      ? ""
+      : ` (the ${this.#engine.name} engine has no socket-to-socket path: native loop)`;
+    this.#log.debug(
+      `Transfer {xfer} (send {path} fetched from holder {peer}) moved by the {how} loop${note}`,
+      { xfer: req.xfer, path: req.path, peer: source.peer, how: path },
+    );
+  }
+
   /** A throttled progress reporter for one transfer. */
   #progress(xfer: string): (bytes: number) => void {
     let last = performance.now();
@@ -594,6 +778,86 @@ export class TransferManager {
       this.#onProgress(xfer, bytes);
     };
   }
+}
+
+/**
+ * The copy a sibling send with `keep` writes besides streaming, under the copy temporary name. A
+ * failed write ends the copy, not the client's transfer. Disposing it closes the file and
+ * removes the temporary one unless it was placed.
+ */
+class KeptCopy implements AsyncDisposable {
+  /** The real path of the temporary file. */
+  readonly temp: string;
+  #vpath: string;
+  #file: Deno.FsFile | null;
+  #failed = false;
+  #placed = false;
+
+  constructor(vpath: string, temp: string, file: Deno.FsFile) {
+    this.#vpath = vpath;
+    this.temp = temp;
+    this.#file = file;
+  }
+
+  /** Appends `chunk` (synchronously: it is written before the next chunk is relayed). */
+  write(chunk: Uint8Array): void {
+    if (this.#file === null) return;
+    try {
+      writeAllSync(this.#file, chunk);
+    } catch (e) {
+      getLogger(["drftpd", "slave"]).warn("Copy of {path} from the holder stopped: {error}", {
+        path: this.#vpath,
+        error: errorText(e),
+      });
+      this.#failed = true;
+      this.#close();
+    }
+  }
+
+  /** Closes the file; true when every chunk was written. */
+  complete(): boolean {
+    this.#close();
+    return !this.#failed;
+  }
+
+  /** The temporary file was renamed into place: nothing to remove. */
+  placed(): void {
+    this.#placed = true;
+  }
+
+  #close(): void {
+    try {
+      this.#file?.close();
+    } catch {
+      // closed
+    }
+    this.#file = null;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#close();
+    if (!this.#placed) await Deno.remove(this.temp).catch(() => {});
+  }
+}
+
+/** Throws "bad_request" unless `req` is a send its `source` can serve. */
+function checkSiblingSend(req: TransferReq, source: SiblingSource): void {
+  const why = req.dir !== "send"
+    ? "only a send can take its bytes from another slave"
+    : req.text !== undefined
+    ? "a listing has no holder"
+    : source.xfer === req.xfer
+    ? "the holder's listener needs its own transfer id"
+    : req.offset > source.size
+    ? `offset ${req.offset} is beyond the end of "${req.path}" (${source.size} bytes)`
+    : source.keep && (req.offset !== 0 || source.crc32 === null)
+    ? "a kept copy needs the whole file and its CRC32"
+    : null;
+  if (why !== null) throw new SlaveError("bad_request", `Invalid sibling send: ${why}`);
+}
+
+function hex(n: number | null): string {
+  return n === null ? "unknown" : n.toString(16).padStart(8, "0");
 }
 
 /** What a failed receive left on disk, or undefined if even that cannot be read. */

@@ -11,7 +11,7 @@ import {
   type OpenSsl,
   upgradeToTlsServer,
 } from "../shared/tls/mod.ts";
-import { readAll, writeAll } from "../shared/bytes.ts";
+import { concat, readAll, writeAll } from "../shared/bytes.ts";
 
 /** A temp folder (symlink-free path) removed on dispose. */
 async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
@@ -611,4 +611,203 @@ Deno.test("a verified copy lands only when size and CRC32 match; nothing is left
   );
   const left = [...Deno.readDirSync(`${root.path}/copies`)].map((e) => e.name);
   assert.deepEqual(left, ["ok.bin"], "no temporary or mismatched file stays behind");
+});
+
+// ------------------------------------------------------------------ sibling sends
+
+/** A holder slave as the test plays it: connects to `port` and sends `bytes` (optionally over TLS as client). */
+async function holderSends(
+  port: number,
+  bytes: Uint8Array,
+  options: { tls?: boolean; end?: boolean } = {},
+): Promise<Deno.TcpConn | Awaited<ReturnType<typeof connectTlsClient>>> {
+  const plain = await Deno.connect({ hostname: "127.0.0.1", port });
+  const conn = options.tls ? await connectTlsClient(plain, { insecure: true }) : plain;
+  await writeAll(conn, bytes);
+  if (options.end ?? true) await conn.closeWrite();
+  return conn;
+}
+
+function sibling(
+  xfer: string,
+  source: Partial<NonNullable<TransferReq["source"]>> & { size: number },
+  fields: Partial<TransferReq> = {},
+): TransferReq {
+  return request({
+    xfer,
+    dir: "send",
+    path: "/dir/f.bin",
+    source: {
+      xfer: `${xfer}-holder`,
+      peer: "127.0.0.1",
+      tls: "none",
+      crc32: null,
+      keep: false,
+      ...source,
+    },
+    ...fields,
+  });
+}
+
+Deno.test("sibling send: the holder's bytes reach the client as they arrive, CRC32 checked", async () => {
+  await using root = await tempDir();
+  using m = manager(root.path);
+  const data = pattern(2_000_003, 31);
+  const client = m.listen("s1", "127.0.0.1");
+  const holder = m.listen("s1-holder", "127.0.0.1");
+  const result = m.transfer(sibling("s1", { size: data.length, crc32: crc32(data) }));
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: client.port });
+  // The first half reaches the client while the holder has not sent the rest: streamed, not stored.
+  const half = 1_000_000;
+  using from = await holderSends(holder.port, data.subarray(0, half), { end: false });
+  const first = new Uint8Array(half);
+  let got = 0;
+  while (got < half) got += (await conn.read(first.subarray(got)))!;
+  assert.deepEqual(first, data.subarray(0, half));
+  await writeAll(from, data.subarray(half));
+  await from.closeWrite();
+  assert.deepEqual(await readAll(conn), data.subarray(half));
+  const r = await result;
+  assert.deepEqual([r.bytes, r.size, r.crc32, r.crcWhole, r.kept], [
+    data.length,
+    data.length,
+    crc32(data),
+    true,
+    undefined,
+  ]);
+  assert.equal(m.pendingListeners, 0);
+  assert.deepEqual([...Deno.readDirSync(root.path)], [], "nothing written without keep");
+});
+
+Deno.test("sibling send from an offset: the holder sends the rest, the byte count is checked", async () => {
+  await using root = await tempDir();
+  using m = manager(root.path);
+  const data = pattern(500_000, 32);
+  const offset = 123_456;
+  const client = m.listen("s2", "127.0.0.1");
+  const holder = m.listen("s2-holder", "127.0.0.1");
+  const result = m.transfer(
+    sibling("s2", { size: data.length, crc32: crc32(data) }, { offset }),
+  );
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: client.port });
+  using _from = await holderSends(holder.port, data.subarray(offset));
+  assert.deepEqual(await readAll(conn), data.subarray(offset));
+  const r = await result;
+  assert.deepEqual([r.bytes, r.crc32, r.crcWhole], [
+    data.length - offset,
+    crc32(data.subarray(offset)),
+    false,
+  ]);
+});
+
+Deno.test("sibling send fails when the holder's bytes are short, too many, or of another CRC32", async () => {
+  await using root = await tempDir();
+  using m = manager(root.path);
+  const data = pattern(300_000, 33);
+  const run = async (xfer: string, sent: Uint8Array, crc: number, keep = false) => {
+    const client = m.listen(xfer, "127.0.0.1");
+    const holder = m.listen(`${xfer}-holder`, "127.0.0.1");
+    const result = m.transfer(sibling(xfer, { size: data.length, crc32: crc, keep }));
+    result.catch(() => {});
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port: client.port });
+    const from = await holderSends(holder.port, sent).catch(() => null); // may be cut off
+    const got = await readAll(conn).catch(() => new Uint8Array());
+    from?.close();
+    assert.ok(got.length <= data.length, "never more than the file to the client");
+    return result;
+  };
+  // The holder died after 100 000 bytes: its connection ended early.
+  await assert.rejects(
+    run("e1", data.subarray(0, 100_000), crc32(data)),
+    hasCode("data_connection"),
+  );
+  await assert.rejects(run("e2", concat([data, pattern(10)]), crc32(data)), hasCode("mismatch"));
+  await assert.rejects(run("e3", data, crc32(data) ^ 1), hasCode("mismatch"));
+  // A kept copy of bytes that do not match leaves nothing behind.
+  await assert.rejects(
+    run("e4", data.subarray(0, 5), crc32(data), true),
+    hasCode("data_connection"),
+  );
+  await assert.rejects(run("e5", data, crc32(data) ^ 1, true), hasCode("mismatch"));
+  const left = [...Deno.readDirSync(`${root.path}/dir`)].map((e) => e.name);
+  assert.deepEqual(left, [], "no temporary file stays behind");
+  assert.equal(m.pendingListeners, 0);
+});
+
+Deno.test("sibling send with keep: the bytes also land as this slave's copy, reported as kept", async () => {
+  await using root = await tempDir();
+  using m = manager(root.path);
+  const data = pattern(900_000, 34);
+  const client = m.listen("k1", "127.0.0.1");
+  const holder = m.listen("k1-holder", "127.0.0.1");
+  const result = m.transfer(sibling("k1", { size: data.length, crc32: crc32(data), keep: true }));
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: client.port });
+  using _from = await holderSends(holder.port, data);
+  assert.deepEqual(await readAll(conn), data);
+  const r = await result;
+  assert.equal(r.kept, true);
+  assert.deepEqual(await Deno.readFile(`${root.path}/dir/f.bin`), data);
+  assert.deepEqual([...Deno.readDirSync(`${root.path}/dir`)].map((e) => e.name), ["f.bin"]);
+});
+
+Deno.test("sibling send: abort drops the client's and the holder's connections", async () => {
+  await using root = await tempDir();
+  const { promise: started, resolve } = Promise.withResolvers<number>();
+  using m = manager(root.path, { progressIntervalMs: 0, onProgress: (_x, n) => resolve(n) });
+  const client = m.listen("a1", "127.0.0.1");
+  const holder = m.listen("a1-holder", "127.0.0.1");
+  const data = pattern(600_000, 35);
+  const result = m.transfer(sibling("a1", { size: 64 * 1024 * 1024, crc32: 1, keep: true }));
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: client.port });
+  using from = await holderSends(holder.port, data, { end: false });
+  await started;
+  m.abort("a1");
+  await assert.rejects(result, hasCode("aborted"));
+  // The holder notices: its next writes fail once the slave closed its end.
+  await assert.rejects(async () => {
+    for (;;) await writeAll(from, data);
+  });
+  await readAll(conn).catch(() => {});
+  assert.deepEqual([...Deno.readDirSync(`${root.path}/dir`)], [], "the kept copy is removed");
+});
+
+Deno.test("sibling send refuses a receive, a kept range, and a missing holder listener", async () => {
+  await using root = await tempDir();
+  using m = manager(root.path);
+  m.listen("b1", "127.0.0.1");
+  await assert.rejects(
+    m.transfer(sibling("b1", { size: 10 }, { dir: "receive" })),
+    hasCode("bad_request"),
+  );
+  await assert.rejects(
+    m.transfer(sibling("b1", { size: 10, crc32: 5, keep: true }, { offset: 3 })),
+    hasCode("bad_request"),
+  );
+  await assert.rejects(
+    m.transfer(sibling("b1", { size: 10 }, { offset: 11 })),
+    hasCode("bad_request"),
+  );
+  await assert.rejects(m.transfer(sibling("b1", { size: 10 })), hasCode("data_connection"));
+  assert.equal(m.pendingListeners, 0, "the client's listener is released too");
+});
+
+Deno.test("sibling send over TLS: TLS to the client (PROT P) and from the holder", async () => {
+  await using root = await tempDir();
+  using m = tlsManager(root.path);
+  const data = pattern(1_300_000, 36);
+  const client = m.listen("t1", "127.0.0.1");
+  const holder = m.listen("t1-holder", "127.0.0.1");
+  const result = m.transfer(
+    sibling("t1", { size: data.length, crc32: crc32(data), tls: "server" }, { tls: "server" }),
+  );
+  const [conn, from] = await Promise.all([
+    startTlsClient(client.port),
+    holderSends(holder.port, data, { tls: true }),
+  ]);
+  assert.deepEqual(await readAll(conn), data); // ends with the slave's close_notify
+  const r = await result;
+  assert.deepEqual([r.bytes, r.crc32], [data.length, crc32(data)]);
+  assert.equal(r.tls?.protocol, "TLSv1.3");
+  conn.close();
+  from.close();
 });

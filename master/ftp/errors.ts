@@ -77,7 +77,10 @@ export function replyFor(
     return { code: FILE_UNAVAILABLE_BUSY, text: e.message, unexpected: false };
   }
   if (e instanceof SlaveReplyError) {
-    if (ctx.transfer && (e.code === "io" || e.code === "data_connection")) {
+    // A transfer cut off, or bytes that were not the file's (a sibling send): never a 226.
+    if (
+      ctx.transfer && (e.code === "io" || e.code === "data_connection" || e.code === "mismatch")
+    ) {
       return { code: TRANSFER_ABORTED, text: `Transfer failed: ${e.message}`, unexpected: false };
     }
     switch (e.code) {

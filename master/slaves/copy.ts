@@ -20,7 +20,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { TransferResult } from "../../shared/protocol.ts";
-import type { Filelist } from "../filelist/types.ts";
+import type { FileEntry, Filelist } from "../filelist/types.ts";
 import type { SlaveRegistry } from "./registry.ts";
 import type { SlaveHandle } from "./slave_handle.ts";
 
@@ -81,6 +81,25 @@ export async function copyBetweenSlaves(order: CopyOrder): Promise<TransferResul
   sending.catch(abortBoth);
   const [received] = await Promise.all([receiving, sending]);
   return received;
+}
+
+/**
+ * Records `to` as a holder of `path` once a copy of `entry` landed there, unless the file was
+ * overwritten or deleted meanwhile: then the copy, of a file that is gone, is deleted again and
+ * CopyRefusedError thrown.
+ */
+export async function recordCopy(
+  filelist: Filelist,
+  path: string,
+  copy: { entry: FileEntry; to: SlaveHandle },
+): Promise<void> {
+  const { entry, to } = copy;
+  const now = await filelist.get(path);
+  if (now === null || now.kind !== "file" || now.size !== entry.size || now.mtime !== entry.mtime) {
+    await to.request("delete", { path }).catch(() => {});
+    throw new CopyRefusedError(`${path} changed while it was copied to ${to.name}`);
+  }
+  await filelist.addHolder(path, to.name);
 }
 
 /** What `copyToSlave` needs. */
@@ -154,13 +173,7 @@ export async function copyToSlave(deps: CopyDeps, path: string, target: string):
     from.activeTransfers--;
     to.activeTransfers--;
   }
-  const now = await deps.filelist.get(path);
-  if (now === null || now.kind !== "file" || now.size !== entry.size || now.mtime !== entry.mtime) {
-    // Overwritten or deleted while the copy ran: this copy is of a file that is gone.
-    await to.request("delete", { path }).catch(() => {});
-    throw new CopyRefusedError(`${path} changed while it was copied to ${target}`);
-  }
-  await deps.filelist.addHolder(path, target);
+  await recordCopy(deps.filelist, path, { entry, to });
   log.info("Copied {path} from {from} to {to}: {bytes} bytes in {ms} ms", {
     path,
     from: from.name,

@@ -1,0 +1,170 @@
+/**
+ * Sibling streaming: slave B, whose passive port a client was given (PASV without PRET), serves
+ * that client a file B does not hold. B fetches the bytes from a holder, slave A, over the
+ * slave-to-slave primitive (`copy.ts`: B listens for A, A connects and sends) and streams them to
+ * the client as they arrive. The master moves no file bytes; it only orders:
+ *
+ * 1. `B.request("listen", {xfer: h, peer: A.address})`: a single-use port for A (h is a fresh
+ *    id, not the client's transfer id).
+ * 2. `B.request("transfer", {...the client's send, source: {xfer: h, peer, tls, size, crc32,
+ *    keep}})`: B takes the client's data connection as for any send, accepts A on the port of
+ *    `h`, and relays A's bytes to the client, reading A no faster than the client drains. B
+ *    checks that exactly `size - offset` bytes came, and from offset 0 that their CRC32 is the
+ *    file's: otherwise it fails ("data_connection" when A's connection ended early, "mismatch"),
+ *    so the client gets 426, never 226. With `keep` B also writes the bytes under the copy
+ *    temporary name and renames them into place when they match.
+ * 3. `A.request("transfer", {xfer: h, dir: "send", offset, endpoint: {active, B's port}})`: A sends
+ *    from the client's REST offset; with TLS between slaves B is the TLS server and A the client.
+ *
+ * Any failure aborts both (the client's transfer on B, B's listener for A, A's send); an ABOR of
+ * the client's transfer on B drops A's connection, so A's send fails and is aborted too. A kept
+ * copy is recorded as B's holding (`copy.ts#recordCopy`).
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { RequestBody, TransferResult } from "../../shared/protocol.ts";
+import type { FileEntry, Filelist } from "../filelist/types.ts";
+import { recordCopy } from "./copy.ts";
+import type { SlaveRegistry } from "./registry.ts";
+import type { Replicator } from "./replication.ts";
+import { type SlaveHandle, SlaveReplyError } from "./slave_handle.ts";
+
+const log = getLogger(["drftpd", "master", "sibling"]);
+
+/** The send B would make for the client (what `transfers.ts` sends to a slave that holds the file). */
+export type ClientSend = Omit<RequestBody<"transfer">, "source" | "text" | "verify"> & {
+  dir: "send";
+};
+
+/** Where B gets the bytes and what to do with them. */
+export interface SiblingOrder {
+  /** A, the holder that sends (see `pickHolder`). */
+  from: SlaveHandle;
+  /** The file as the filelist records it: B checks its size and, from offset 0, its CRC32. */
+  file: FileEntry;
+  /** TLS between the slaves (the master's `[slaves] tls`). */
+  tls: boolean;
+  /**
+   * Keep the bytes on B as a copy and record B as a holder (see `keepWanted`); ignored for a
+   * REST offset or a file whose CRC32 is not known.
+   */
+  keep: boolean;
+  /** Where a kept copy is recorded. */
+  filelist: Filelist;
+}
+
+/**
+ * The holder A for a sibling send to B: the least busy online holder other than B (the
+ * registry's choice). Throws NoSlaveError when none is online.
+ */
+export function pickHolder(
+  registry: SlaveRegistry,
+  b: SlaveHandle,
+  file: FileEntry & { path: string },
+): SlaveHandle {
+  const holders = file.slaves.filter((n) => n !== b.name);
+  return registry.choose({ kind: "download", path: file.path, holders, resuming: false });
+}
+
+/**
+ * Whether a sibling send of `path` from `offset` should keep its bytes on B: a `[[replication]]`
+ * rule wants more copies of it than it has online holders, and the whole file with a known CRC32
+ * is sent.
+ */
+export function keepWanted(
+  path: string,
+  file: FileEntry,
+  options: { offset: number; replication: Replicator | undefined; registry: SlaveRegistry },
+): boolean {
+  if (options.offset !== 0 || file.crc32 === null || options.replication === undefined) {
+    return false;
+  }
+  const want = options.replication.wanted(path);
+  if (want === null) return false;
+  const online = file.slaves.filter((n) => options.registry.get(n)?.available).length;
+  return online < want;
+}
+
+/**
+ * Serves the client's `send` from B (`to`) with the bytes of holder `order.from` (see the module
+ * documentation). Resolves with B's result (bytes sent to the client, their CRC32, TLS, `kept`);
+ * rejects with the first failure (`SlaveReplyError`, `SlaveGoneError`) after aborting both
+ * sides. Progress events arrive on the client's `xfer` on B, as for any send.
+ */
+export async function sendViaSibling(
+  to: SlaveHandle,
+  send: ClientSend,
+  order: SiblingOrder,
+): Promise<TransferResult> {
+  const { from, file, tls } = order;
+  if (from === to) throw new RangeError(`Cannot stream "${send.path}" from ${to.name} to itself`);
+  const keep = order.keep && send.offset === 0 && file.crc32 !== null;
+  const hx = crypto.randomUUID();
+  const abortAll = () => {
+    to.request("abort", { xfer: send.xfer }).catch(() => {});
+    to.request("abort", { xfer: hx }).catch(() => {});
+    from.request("abort", { xfer: hx }).catch(() => {});
+  };
+  try {
+    const { host, port } = await to.request("listen", { xfer: hx, peer: from.address });
+    const sending = to.request("transfer", {
+      ...send,
+      source: {
+        xfer: hx,
+        peer: from.address,
+        tls: tls ? "server" : "none",
+        size: file.size,
+        crc32: file.crc32,
+        keep,
+      },
+    });
+    const fetching = from.request("transfer", {
+      xfer: hx,
+      dir: "send",
+      path: send.path,
+      offset: send.offset,
+      append: false,
+      ascii: send.ascii,
+      endpoint: { kind: "active", host, port },
+      peer: host,
+      tls: tls ? "client" : "none",
+    });
+    // A is busy until its send settles, which may be after the first failure rejected this call.
+    from.activeTransfers++;
+    fetching.finally(() => from.activeTransfers--).catch(() => {});
+    // The first failure aborts the other side, so neither waits for its timeout.
+    sending.catch(abortAll);
+    fetching.catch(abortAll);
+    const [sent, fetched] = await Promise.all([sending, fetching]);
+    // A's engine saw the bytes it sent (0: it did not, sendfile): they must be the ones B relayed.
+    if (fetched.crc32 !== 0 && fetched.crc32 !== sent.crc32) {
+      throw new SlaveReplyError(to.name, {
+        type: "error",
+        id: 0,
+        code: "mismatch",
+        message: `${send.path} left ${from.name} with another CRC32 than it reached the client`,
+      });
+    }
+    if (sent.kept) {
+      await recordCopy(order.filelist, send.path, { entry: file, to }).then(
+        () =>
+          log.info("Kept {path} on {to} (streamed from {from})", {
+            path: send.path,
+            to: to.name,
+            from: from.name,
+          }),
+        (e) =>
+          log.warn("Copy of {path} on {to} not recorded: {error}", {
+            path: send.path,
+            to: to.name,
+            error: String(e),
+          }),
+      );
+    }
+    return sent;
+  } catch (e) {
+    abortAll();
+    throw e;
+  }
+}
