@@ -434,16 +434,7 @@ export class TransferManager {
       progress: this.#progress(req.xfer),
     });
     this.#logEngine(req, path);
-    if (data.tls) {
-      // Every byte is on the wire with close_notify and FIN before the master replies 226.
-      try {
-        await data.tls.closeWrite();
-      } catch (e) {
-        throw signal.aborted ? abortedError(req.xfer) : dataError(e);
-      }
-    }
-    if (signal.aborted) throw abortedError(req.xfer);
-    data.finish();
+    await endSend(data, req.xfer, signal);
     return {
       bytes,
       size: opened.size,
@@ -544,16 +535,7 @@ export class TransferManager {
         }`,
       );
     }
-    if (client.tls) {
-      // Every byte is on the wire with close_notify and FIN before the master replies 226.
-      try {
-        await client.tls.closeWrite();
-      } catch (e) {
-        throw signal.aborted ? abortedError(req.xfer) : dataError(e);
-      }
-    }
-    if (signal.aborted) throw abortedError(req.xfer);
-    client.finish();
+    await endSend(client, req.xfer, signal);
     holder.finish();
     let kept = false;
     if (copy?.complete()) {
@@ -946,6 +928,22 @@ export class DataLink implements DataSocket, Disposable {
     this.#signal.removeEventListener("abort", this.#onAbort);
     if (!this.#finished) this.#drop();
   }
+}
+
+/**
+ * Ends a send's data connection normally: with TLS, every byte is on the wire with close_notify
+ * and FIN before the master replies 226. Throws "aborted" when `signal` aborted meanwhile.
+ */
+async function endSend(data: DataLink, xfer: string, signal: AbortSignal): Promise<void> {
+  if (data.tls) {
+    try {
+      await data.tls.closeWrite();
+    } catch (e) {
+      throw signal.aborted ? abortedError(xfer) : dataError(e);
+    }
+  }
+  if (signal.aborted) throw abortedError(xfer);
+  data.finish();
 }
 
 function abortedError(xfer: string): SlaveError {

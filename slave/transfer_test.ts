@@ -649,17 +649,27 @@ function sibling(
   });
 }
 
+/** Opens the client's and the holder's listeners on `m` and starts the sibling send. */
+function startSibling(m: TransferManager, req: TransferReq) {
+  const client = m.listen(req.xfer, "127.0.0.1");
+  const holder = m.listen(req.source!.xfer, "127.0.0.1");
+  const result = m.transfer(req);
+  result.catch(() => {}); // awaited by the test, maybe after other failures
+  return { clientPort: client.port, holderPort: holder.port, result };
+}
+
 Deno.test("sibling send: the holder's bytes reach the client as they arrive, CRC32 checked", async () => {
   await using root = await tempDir();
   using m = manager(root.path);
   const data = pattern(2_000_003, 31);
-  const client = m.listen("s1", "127.0.0.1");
-  const holder = m.listen("s1-holder", "127.0.0.1");
-  const result = m.transfer(sibling("s1", { size: data.length, crc32: crc32(data) }));
-  using conn = await Deno.connect({ hostname: "127.0.0.1", port: client.port });
+  const { clientPort, holderPort, result } = startSibling(
+    m,
+    sibling("s1", { size: data.length, crc32: crc32(data) }),
+  );
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: clientPort });
   // The first half reaches the client while the holder has not sent the rest: streamed, not stored.
   const half = 1_000_000;
-  using from = await holderSends(holder.port, data.subarray(0, half), { end: false });
+  using from = await holderSends(holderPort, data.subarray(0, half), { end: false });
   const first = new Uint8Array(half);
   let got = 0;
   while (got < half) got += (await conn.read(first.subarray(got)))!;
@@ -684,13 +694,12 @@ Deno.test("sibling send from an offset: the holder sends the rest, the byte coun
   using m = manager(root.path);
   const data = pattern(500_000, 32);
   const offset = 123_456;
-  const client = m.listen("s2", "127.0.0.1");
-  const holder = m.listen("s2-holder", "127.0.0.1");
-  const result = m.transfer(
+  const { clientPort, holderPort, result } = startSibling(
+    m,
     sibling("s2", { size: data.length, crc32: crc32(data) }, { offset }),
   );
-  using conn = await Deno.connect({ hostname: "127.0.0.1", port: client.port });
-  using _from = await holderSends(holder.port, data.subarray(offset));
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: clientPort });
+  using _from = await holderSends(holderPort, data.subarray(offset));
   assert.deepEqual(await readAll(conn), data.subarray(offset));
   const r = await result;
   assert.deepEqual([r.bytes, r.crc32, r.crcWhole], [
@@ -705,12 +714,12 @@ Deno.test("sibling send fails when the holder's bytes are short, too many, or of
   using m = manager(root.path);
   const data = pattern(300_000, 33);
   const run = async (xfer: string, sent: Uint8Array, crc: number, keep = false) => {
-    const client = m.listen(xfer, "127.0.0.1");
-    const holder = m.listen(`${xfer}-holder`, "127.0.0.1");
-    const result = m.transfer(sibling(xfer, { size: data.length, crc32: crc, keep }));
-    result.catch(() => {});
-    using conn = await Deno.connect({ hostname: "127.0.0.1", port: client.port });
-    const from = await holderSends(holder.port, sent).catch(() => null); // may be cut off
+    const { clientPort, holderPort, result } = startSibling(
+      m,
+      sibling(xfer, { size: data.length, crc32: crc, keep }),
+    );
+    using conn = await Deno.connect({ hostname: "127.0.0.1", port: clientPort });
+    const from = await holderSends(holderPort, sent).catch(() => null); // may be cut off
     const got = await readAll(conn).catch(() => new Uint8Array());
     from?.close();
     assert.ok(got.length <= data.length, "never more than the file to the client");
@@ -738,11 +747,12 @@ Deno.test("sibling send with keep: the bytes also land as this slave's copy, rep
   await using root = await tempDir();
   using m = manager(root.path);
   const data = pattern(900_000, 34);
-  const client = m.listen("k1", "127.0.0.1");
-  const holder = m.listen("k1-holder", "127.0.0.1");
-  const result = m.transfer(sibling("k1", { size: data.length, crc32: crc32(data), keep: true }));
-  using conn = await Deno.connect({ hostname: "127.0.0.1", port: client.port });
-  using _from = await holderSends(holder.port, data);
+  const { clientPort, holderPort, result } = startSibling(
+    m,
+    sibling("k1", { size: data.length, crc32: crc32(data), keep: true }),
+  );
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: clientPort });
+  using _from = await holderSends(holderPort, data);
   assert.deepEqual(await readAll(conn), data);
   const r = await result;
   assert.equal(r.kept, true);
@@ -758,8 +768,8 @@ Deno.test("sibling send: abort drops the client's and the holder's connections",
   const holder = m.listen("a1-holder", "127.0.0.1");
   const data = pattern(600_000, 35);
   const result = m.transfer(sibling("a1", { size: 64 * 1024 * 1024, crc32: 1, keep: true }));
-  using conn = await Deno.connect({ hostname: "127.0.0.1", port: client.port });
-  using from = await holderSends(holder.port, data, { end: false });
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: clientPort });
+  using from = await holderSends(holderPort, data, { end: false });
   await started;
   m.abort("a1");
   await assert.rejects(result, hasCode("aborted"));
@@ -795,14 +805,13 @@ Deno.test("sibling send over TLS: TLS to the client (PROT P) and from the holder
   await using root = await tempDir();
   using m = tlsManager(root.path);
   const data = pattern(1_300_000, 36);
-  const client = m.listen("t1", "127.0.0.1");
-  const holder = m.listen("t1-holder", "127.0.0.1");
-  const result = m.transfer(
+  const { clientPort, holderPort, result } = startSibling(
+    m,
     sibling("t1", { size: data.length, crc32: crc32(data), tls: "server" }, { tls: "server" }),
   );
   const [conn, from] = await Promise.all([
-    startTlsClient(client.port),
-    holderSends(holder.port, data, { tls: true }),
+    startTlsClient(clientPort),
+    holderSends(holderPort, data, { tls: true }),
   ]);
   assert.deepEqual(await readAll(conn), data); // ends with the slave's close_notify
   const r = await result;
