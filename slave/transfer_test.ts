@@ -764,10 +764,11 @@ Deno.test("sibling send: abort drops the client's and the holder's connections",
   await using root = await tempDir();
   const { promise: started, resolve } = Promise.withResolvers<number>();
   using m = manager(root.path, { progressIntervalMs: 0, onProgress: (_x, n) => resolve(n) });
-  const client = m.listen("a1", "127.0.0.1");
-  const holder = m.listen("a1-holder", "127.0.0.1");
   const data = pattern(600_000, 35);
-  const result = m.transfer(sibling("a1", { size: 64 * 1024 * 1024, crc32: 1, keep: true }));
+  const { clientPort, holderPort, result } = startSibling(
+    m,
+    sibling("a1", { size: 64 * 1024 * 1024, crc32: 1, keep: true }),
+  );
   using conn = await Deno.connect({ hostname: "127.0.0.1", port: clientPort });
   using from = await holderSends(holderPort, data, { end: false });
   await started;
