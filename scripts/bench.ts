@@ -1532,13 +1532,13 @@ async function main(): Promise<void> {
   const work = await Deno.makeTempDir({ prefix: "drftpd-bench-" });
   const src = `${work}/src.bin`;
   try {
-    if (ONLY.has("single") || ONLY.has("control") || LAB_ANY) {
+    const bigFile = ONLY.has("single") || ONLY.has("control");
+    if (bigFile) {
       log(`writing a ${FILE_BYTES / MiB} MiB source file`);
-      await makeBigFile(src, Math.max(FILE_BYTES, LAB_ANY ? LAB_BYTES : 0));
-      if (LAB_ANY && FILE_BYTES !== LAB_BYTES) {
-        await makeBigFile(`${work}/lab.bin`, LAB_BYTES);
-      }
+      await makeBigFile(src, FILE_BYTES);
     }
+    const labSrc = bigFile && FILE_BYTES === LAB_BYTES ? src : `${work}/lab.bin`;
+    if (LAB_ANY && labSrc !== src) await makeBigFile(labSrc, LAB_BYTES);
     if (ONLY.has("single") || ONLY.has("control")) {
       log("starting drftpd (master + 1 slave, native engine) and vsftpd (TLS optional)");
       await using site = await drftpdSite(src);
@@ -1563,7 +1563,6 @@ async function main(): Promise<void> {
     if (LAB_ANY) {
       if (!root) notes.push("network lab skipped (needs root)");
       else {
-        const labSrc = FILE_BYTES === LAB_BYTES ? src : `${work}/lab.bin`;
         const parts = [
           ["lab-pret", benchLab],
           ["lab-nopret", benchLabNoPret],
