@@ -1256,7 +1256,9 @@ async function labFtplib(
   try {
     out = JSON.parse(r.stdout);
   } catch {
-    throw new Error(`ftplib download of ${path}: exit ${r.code}: ${r.stderr.slice(-2000)}`);
+    // the last line of a Python traceback is the exception with the server's reply
+    const last = r.stderr.trim().split("\n").at(-1) ?? "";
+    throw new Error(`ftplib download of ${path}: exit ${r.code}: ${last}`);
   }
   if (out.bytes !== LAB_BYTES) {
     throw new Error(`ftplib download of ${path}: ${out.bytes} bytes, ${out.done}`);
@@ -1298,6 +1300,21 @@ function routesText(rounds: readonly Map<string, number>[]): string {
   return ["direct", "sibling", "relayed"].map((k) => `${k} ${sum.get(k) ?? 0}`).join(", ");
 }
 
+/** Like Promise.all, but a rejection is thrown only once every promise has settled. */
+async function allSettled<T>(promises: readonly Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((s) => s.status === "rejected");
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+}
+
+/** The rounds of one ftplib variant: figures, routes per round, and the first failure. */
+interface NoPretRuns {
+  results: LabResult[];
+  routes: Map<string, number>[];
+  failure: string | null;
+}
+
 /** Issue 12's lab check: stock ftplib without PRET, N = 1, 2, 4 slaves, with and without SIZE. */
 async function benchLabNoPret(src: string): Promise<void> {
   await inLab(Math.max(...LAB_NOPRET_NS), async (plan, dir) => {
@@ -1313,35 +1330,55 @@ async function benchLabNoPret(src: string): Promise<void> {
     );
     const site = await startLabSite(plan, dir, src, { place: true });
     for (const n of LAB_NOPRET_NS) {
-      const res = new Map<boolean, { results: LabResult[]; routes: Map<string, number>[] }>([
-        [true, { results: [], routes: [] }],
-        [false, { results: [], routes: [] }],
+      const res = new Map<boolean, NoPretRuns>([
+        [true, { results: [], routes: [], failure: null }],
+        [false, { results: [], routes: [], failure: null }],
       ]);
       for (let r = 0; r < LAB_ROUNDS; r++) {
         for (const size of r % 2 === 0 ? [true, false] : [false, true]) {
+          const runs = res.get(size)!;
+          // a client that cannot download at all fails every round alike: its row says why
+          if (runs.failure !== null) continue;
           const what = `lab-nopret N=${n} ${size ? "SIZE+RETR" : "RETR"} round ${r + 1}`;
           log(what);
           const before = await downloadRoutes(site);
-          const { value: spans, bytes } = await masterBytesDuring(
-            plan,
-            () =>
-              Promise.all(
-                plan.slaves.slice(0, n).map((s) => labFtplib(plan, site, `/f-${s.name}.bin`, size)),
-              ),
-          );
-          const routes = countDelta(before, await downloadRoutes(site));
-          logSpans(what, site, spans);
-          log(`${what}: ${spans.map((s) => s.done).join(" | ")}`);
-          res.get(size)!.results.push(labResult(spans, LAB_BYTES, bytes));
-          res.get(size)!.routes.push(routes);
+          try {
+            const { value: spans, bytes } = await masterBytesDuring(
+              plan,
+              () =>
+                allSettled(
+                  plan.slaves.slice(0, n).map((s) =>
+                    labFtplib(plan, site, `/f-${s.name}.bin`, size)
+                  ),
+                ),
+            );
+            logSpans(what, site, spans);
+            log(`${what}: ${spans.map((s) => s.done).join(" | ")}`);
+            runs.results.push(labResult(spans, LAB_BYTES, bytes));
+          } catch (e) {
+            runs.failure = e instanceof Error ? e.message : String(e);
+            log(`${what} failed: ${runs.failure}`);
+          }
+          runs.routes.push(countDelta(before, await downloadRoutes(site)));
         }
       }
       const cap = `${n}×${LAB_RATE} Mbit/s`;
       for (const size of [true, false]) {
-        const { results, routes } = res.get(size)!;
+        const { results, routes, failure } = res.get(size)!;
         const client = size ? "ftplib no PRET, SIZE then RETR" : "ftplib no PRET, RETR only";
         const total = routes.reduce((s, r) => s + [...r.values()].reduce((a, b) => a + b, 0), 0);
         const sibling = routes.reduce((s, r) => s + (r.get("sibling") ?? 0), 0);
+        if (failure !== null) {
+          row({
+            section: "lab-nopret",
+            measure: `N=${n} ${client}: aggregate / (${cap})`,
+            drftpd: `failed: ${failure}`,
+            peer: `routes: ${routesText(routes)}`,
+            target: "≥ 0.95",
+            met: met(false),
+          });
+          continue;
+        }
         row({
           section: "lab-nopret",
           measure: `N=${n} ${client}: aggregate / (${cap})`,
