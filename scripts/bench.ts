@@ -1372,7 +1372,7 @@ async function benchLabNoPret(src: string): Promise<void> {
           row({
             section: "lab-nopret",
             measure: `N=${n} ${client}: aggregate / (${cap})`,
-            drftpd: `failed: ${failure}`,
+            drftpd: `failed: ${failure.replaceAll("|", "\\|")}`,
             peer: `routes: ${routesText(routes)}`,
             target: "≥ 0.95",
             met: met(false),
