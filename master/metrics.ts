@@ -17,6 +17,12 @@ export type Direction = "upload" | "download";
  */
 export type DataRoute = "direct" | "sibling" | "relayed";
 
+/**
+ * How the master itself carried file bytes: `relay` (PASV without PRET answered on the master's
+ * own port) or `pasv_proxy` (a client ignored a slave's 227 address and connected to the master).
+ */
+export type RelayWay = "relay" | "pasv_proxy";
+
 /** How a transfer ended. */
 export type Outcome = "complete" | "failed" | "aborted";
 
@@ -54,6 +60,11 @@ export interface FinishedTransfer extends ActiveTransfer {
 export interface TransferTracker {
   /** The slave reported `bytes` moved so far. */
   progress(bytes: number): void;
+  /**
+   * The bytes took another path than announced at start (a client that ignored the 227 address
+   * went through the master's PASV proxy).
+   */
+  reroute(route: DataRoute): void;
   /** The transfer ended; calling it again does nothing. */
   end(outcome: Outcome, bytes?: number): void;
 }
@@ -84,6 +95,7 @@ export class SiteMetrics {
   /** `direction|outcome|route` → bytes of finished transfers. */
   readonly #bytes = new Map<string, number>();
   readonly #active = new Map<number, ActiveTransfer>();
+  readonly #relayed = new Map<RelayWay, number>();
   /** Bytes of finished transfers per slave, for throughput. */
   readonly #slaveBytes = new Map<string, number>();
   readonly #history: ThroughputSample[] = [];
@@ -112,6 +124,9 @@ export class SiteMetrics {
       progress: (bytes) => {
         if (!ended) t.bytes = Math.max(t.bytes, bytes);
       },
+      reroute: (route) => {
+        if (!ended) t.route = route;
+      },
       end: (outcome, bytes) => {
         if (ended) return;
         ended = true;
@@ -124,6 +139,19 @@ export class SiteMetrics {
         const done: FinishedTransfer = { ...t, outcome, ms: Math.max(0, this.#now() - t.started) };
         for (const fn of this.#finishedListeners) fn(done);
       },
+    };
+  }
+
+  /** The master carried `bytes` of file data itself (counted as they move). */
+  relayed(way: RelayWay, bytes: number): void {
+    this.#relayed.set(way, (this.#relayed.get(way) ?? 0) + bytes);
+  }
+
+  /** File bytes the master carried itself so far, by way (both always present). */
+  relayedBytes(): Record<RelayWay, number> {
+    return {
+      relay: this.#relayed.get("relay") ?? 0,
+      pasv_proxy: this.#relayed.get("pasv_proxy") ?? 0,
     };
   }
 

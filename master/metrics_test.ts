@@ -58,3 +58,19 @@ Deno.test("SiteMetrics.sample() averages each slave's rate over the last seconds
   assert.equal(m.sample().slaves.s1, Math.round((7000 - 3000) / 3));
   assert.equal(m.history().length, 6);
 });
+
+Deno.test("SiteMetrics counts relayed bytes by way, and a rerouted transfer under its new route", () => {
+  const m = new SiteMetrics();
+  assert.deepEqual(m.relayedBytes(), { relay: 0, pasv_proxy: 0 });
+  m.relayed("pasv_proxy", 100);
+  m.relayed("pasv_proxy", 23);
+  m.relayed("relay", 7);
+  assert.deepEqual(m.relayedBytes(), { relay: 7, pasv_proxy: 123 });
+  const t = m.startTransfer(INFO);
+  t.reroute("relayed");
+  t.end("complete", 50);
+  t.reroute("direct"); // ignored: already ended
+  assert.deepEqual(m.transfers(), [
+    { direction: "download", outcome: "complete", route: "relayed", count: 1 },
+  ]);
+});

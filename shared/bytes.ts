@@ -21,8 +21,12 @@ export async function writeAll(w: Writer, bytes: Uint8Array): Promise<void> {
   while (off < bytes.length) off += await w.write(bytes.subarray(off));
 }
 
-/** Copies `src` to `dst` until `src` ends; returns the bytes copied. */
-export async function copy(src: Reader, dst: Writer): Promise<number> {
+/** Copies `src` to `dst` until `src` ends; returns the bytes copied (`counted` sees each chunk). */
+export async function copy(
+  src: Reader,
+  dst: Writer,
+  counted?: (bytes: number) => void,
+): Promise<number> {
   const buf = new Uint8Array(256 * 1024);
   let total = 0;
   while (true) {
@@ -30,6 +34,7 @@ export async function copy(src: Reader, dst: Writer): Promise<number> {
     if (n === null) return total;
     await writeAll(dst, buf.subarray(0, n));
     total += n;
+    counted?.(n);
   }
 }
 

@@ -306,7 +306,10 @@ export const MASTER_SCHEMA: Schema<MasterSections> = {
     listen: { default: "0.0.0.0:2121", read: hostPort(true) },
     passive_ports: { default: "50000-50099", read: portRange },
     public_address: { default: "", read: ipAddress(true) },
-    pasv_without_pret: { default: "relay", read: oneOf(["relay", "reject"] as const) },
+    pasv_without_pret: {
+      default: "slave",
+      read: oneOf(["slave", "relay", "reject"] as const),
+    },
     idle_timeout: { default: 900, read: int(1, 86_400 * 7) },
     login_timeout: { default: 60, read: int(1, 3600) },
     max_connections: { default: 2000, read: int(1, 1_000_000) },

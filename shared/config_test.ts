@@ -36,7 +36,7 @@ Deno.test("parseMasterConfig() fills every default", () => {
       listen: { host: "0.0.0.0", port: 2121 },
       passive_ports: { from: 50000, to: 50099 },
       public_address: "",
-      pasv_without_pret: "relay",
+      pasv_without_pret: "slave",
       idle_timeout: 900,
       login_timeout: 60,
       max_connections: 2000,
@@ -357,7 +357,7 @@ const MASTER_ERRORS: [string, string | null, string][] = [
   [
     `[ftp]\npasv_without_pret = "proxy"`,
     "ftp.pasv_without_pret",
-    `master.toml: ftp.pasv_without_pret = "proxy": must be one of "relay", "reject"`,
+    `master.toml: ftp.pasv_without_pret = "proxy": must be one of "slave", "relay", "reject"`,
   ],
   [
     `[slaves]\nsecret = ""`,

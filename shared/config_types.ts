@@ -82,8 +82,12 @@ export interface MasterConfig {
     passive_ports: PortRange;
     /** Address announced in PASV for master-served data; "" = control connection's local address. */
     public_address: string;
-    /** What PASV/EPSV without PRET does: "relay" (master relays) or "reject" (5xx naming PRET). */
-    pasv_without_pret: "relay" | "reject";
+    /**
+     * What PASV/EPSV without PRET does: "slave" (default: a slave chosen from the session's hints
+     * listens), "relay" (the master relays, unless exactly one slave is available) or "reject"
+     * (5xx naming PRET).
+     */
+    pasv_without_pret: "slave" | "relay" | "reject";
     /** Seconds a logged-in session may stay idle. Default 900. */
     idle_timeout: number;
     /** Seconds before login completes. Default 60. */

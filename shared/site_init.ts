@@ -29,8 +29,9 @@ listen = "0.0.0.0:2121"
 passive_ports = "50000-50099"
 # Address announced in PASV for those; "" = the address the client connected to. Set it behind NAT.
 # public_address = ""
-# PASV without PRET: "relay" (the master carries the bytes) or "reject".
-# pasv_without_pret = "relay"
+# PASV without PRET: "slave" (a slave chosen from what the client looked at last listens),
+# "relay" (the master carries the bytes) or "reject".
+# pasv_without_pret = "slave"
 # idle_timeout = 900
 # login_timeout = 60
 # max_connections = 2000

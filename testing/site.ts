@@ -40,7 +40,8 @@ export interface SlaveSpec {
 /** Options for {@link makeSite}. */
 export interface SiteOptions {
   slaves: SlaveSpec[];
-  pasvWithoutPret?: "relay" | "reject";
+  /** `[ftp] pasv_without_pret`; default: not set (the master's default, "slave"). */
+  pasvWithoutPret?: "slave" | "relay" | "reject";
   /** Address the master names in PASV for data it serves itself; default "127.0.0.1". */
   publicAddress?: string;
   logLevel?: "debug" | "info" | "warning" | "error";
@@ -159,7 +160,9 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
       `listen = ${toml(`${host}:${ftpPort}`)}`,
       `passive_ports = ${toml(`${masterPasv.from}-${masterPasv.to}`)}`,
       `public_address = ${toml(options.publicAddress ?? host)}`,
-      `pasv_without_pret = ${toml(options.pasvWithoutPret ?? "relay")}`,
+      ...(options.pasvWithoutPret === undefined
+        ? []
+        : [`pasv_without_pret = ${toml(options.pasvWithoutPret)}`]),
       // every test client comes from 127.0.0.1: the per-address default (10) only where asked
       ...(/max_connections_per_address/.test(options.masterExtra ?? "")
         ? []

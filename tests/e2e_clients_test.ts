@@ -1,11 +1,12 @@
 /**
  * The client matrix: real FTP clients, each in its default configuration and (where it has one)
- * its PRET configuration, against a master on 127.0.0.1 with slaves on 127.0.0.2 and 127.0.0.3
- * (so a client that honours the 227 address goes straight to a slave, and one that ignores it
- * ends up at the master, which relays). For every client: login, mkdir/rmdir, upload, list,
- * download, resume of a download and of an upload, rename, delete. Each operation is one client
- * run (a fresh login); its effect is checked independently over a raw control connection and on
- * the slaves' disks, and the master's log tells which data path the upload and download took:
+ * its PRET configuration, against a master on 127.0.0.1 (`pasv_without_pret = "relay"`) with
+ * slaves on 127.0.0.2 and 127.0.0.3 (so a client that honours the 227 address goes straight to a
+ * slave, and one that ignores it ends up at the master, which relays). For every client: login,
+ * mkdir/rmdir, upload, list, download, resume of a download and of an upload, rename, delete.
+ * Each operation is one client run (a fresh login); its effect is checked independently over a
+ * raw control connection and on the slaves' disks, and the master's log tells which data path the
+ * upload and download took:
  *
  * - **direct to the slave**: PRET, and the client connected to the slave named in the 227 reply;
  * - **relayed by the master (PRET, 227 ignored)**: PRET, but the client connected to the
@@ -792,8 +793,10 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    await using far = await makeSite({ slaves: FAR });
-    await using local = await makeSite({ slaves: LOCAL });
+    // the relay for clients without PRET, as before "slave" became the default (whose paths
+    // tests/e2e_no_pret_test.ts covers)
+    await using far = await makeSite({ slaves: FAR, pasvWithoutPret: "relay" });
+    await using local = await makeSite({ slaves: LOCAL, pasvWithoutPret: "relay" });
     for (const v of VARIANTS) {
       await t.step({
         name: `${v.client}: ${v.config}`,

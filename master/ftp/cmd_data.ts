@@ -20,6 +20,8 @@ import { FtpError } from "./errors.ts";
 import { PasvProxy } from "./pasv_proxy.ts";
 import type { DataPlan, Pret, Session } from "./session.ts";
 import { type SlaveHandle, SlaveUnresponsiveError } from "../slaves/slave_handle.ts";
+import { NoSlaveError } from "../slaves/selection.ts";
+import { parentOf } from "../../shared/paths.ts";
 import { canonicalHost, sameHost } from "../../shared/net.ts";
 import {
   BAD_SEQUENCE,
@@ -191,6 +193,25 @@ async function preparing(s: Session, prepare: () => Promise<void>): Promise<void
   if (s.data !== null && s.data.kind !== "active") s.data.preparedAt = performance.now();
 }
 
+/**
+ * Listens on the slave's passive port number at the master's control address, for clients that
+ * ignore the 227 address (`pasv_proxy.ts`); the bytes it pipes count as relayed. Throws when
+ * that port is taken here.
+ */
+function pasvProxy(
+  s: Session,
+  target: { host: string; port: number },
+  peer: string | null,
+  label: string,
+): PasvProxy {
+  const { metrics } = s.services;
+  return new PasvProxy({ hostname: s.localHost, port: target.port }, target, {
+    peer,
+    label,
+    onBytes: (n) => metrics.relayed("pasv_proxy", n),
+  });
+}
+
 /** PASV */
 export async function pasv(s: Session): Promise<void> {
   if (s.epsvAll) throw new FtpError(BAD_SEQUENCE, "EPSV ALL was sent; only EPSV is allowed");
@@ -209,13 +230,7 @@ export async function pasv(s: Session): Promise<void> {
     if (!sameHost(host, s.localHost)) {
       // For clients that ignore the 227 address and connect to the control host instead.
       try {
-        plan.proxy = new PasvProxy(
-          s.localHost,
-          port,
-          { host, port },
-          peer,
-          `${s.who} ${s.pret.verb} ${s.pret.path}`,
-        );
+        plan.proxy = pasvProxy(s, { host, port }, peer, `${s.who} ${s.pret.verb} ${s.pret.path}`);
       } catch {
         // that port is taken here: such clients will fail to connect, PRET-aware ones are fine
       }
@@ -230,7 +245,7 @@ export async function pasv(s: Session): Promise<void> {
     await s.reply(ENTERING_PASSIVE, formatPasvReply(unmapIPv4(host), port));
     return;
   }
-  if (!s.pret && await onlySlavePassive(s)) return;
+  if (!s.pret && await pasvWithoutPret(s)) return;
   const announce = unmapIPv4(s.services.config.ftp.public_address || s.localHost);
   if (!isIPv4(announce)) {
     throw new FtpError(CANT_OPEN_DATA, "No IPv4 address to announce; use EPSV");
@@ -241,39 +256,129 @@ export async function pasv(s: Session): Promise<void> {
 }
 
 /**
- * PASV without PRET when exactly one slave is available: that slave is the only one that can
- * serve whatever comes next, so the data connection goes to it directly (no relay). It serves
- * listings too, sending the text the master generates. Returns false to fall back to the relay.
+ * The slave that answers a PASV/EPSV without PRET, or null for the master's own port (relay,
+ * listings). With `pasv_without_pret = "slave"` it is chosen from what the session looked at
+ * last ({@link hintedSlave}); with "relay" only when exactly one slave is available (it is then
+ * the only one that can serve whatever comes next).
  */
-async function onlySlavePassive(s: Session): Promise<boolean> {
+async function slaveWithoutPret(s: Session): Promise<SlaveHandle | null> {
   const avail = s.services.slaves.connected().filter((x) => x.available);
-  if (avail.length !== 1) return false;
-  const slave = avail[0]!;
+  if (avail.length === 0) return null;
+  if (s.services.config.ftp.pasv_without_pret !== "slave") {
+    return avail.length === 1 ? avail[0]! : null;
+  }
+  return await hintedSlave(s, avail.map((x) => x.name));
+}
+
+/**
+ * The slave for a transfer not announced by PRET, from the session's hint (the file or folder
+ * of its last SIZE, MDTM, MLST, CWD or CDUP; else the cwd): the least busy holder of that file,
+ * else the best slave for an upload into its folder, else (no room anywhere) any available one,
+ * which can still send listings and the files it holds.
+ */
+async function hintedSlave(s: Session, available: string[]): Promise<SlaveHandle> {
+  const { slaves, filelist } = s.services;
+  const path = s.hint ?? s.cwd;
+  const e = await filelist.get(path);
+  const want = (kind: "download" | "upload", at: string, holders: readonly string[]) => {
+    try {
+      return slaves.choose({ kind, path: at, holders, resuming: false });
+    } catch (err) {
+      if (err instanceof NoSlaveError) return null;
+      throw err;
+    }
+  };
+  const dir = e?.kind === "dir" ? path : parentOf(path);
+  return (e?.kind === "file" ? want("download", path, e.slaves) : null) ??
+    want("upload", dir, []) ??
+    slaves.choose({ kind: "download", path: dir, holders: available, resuming: false });
+}
+
+/**
+ * Asks the slave for a PASV/EPSV without PRET to listen (null: none, use the master's port).
+ * Its plan serves any transfer command: listings the master generates, the files it holds,
+ * uploads (`transfers.ts`).
+ */
+async function slavePassiveWithoutPret(
+  s: Session,
+  verb: "PASV" | "EPSV",
+): Promise<
+  { plan: DataPlan & { kind: "slave" }; host: string; port: number; peer: string | null } | null
+> {
+  const slave = await slaveWithoutPret(s);
+  if (!slave) return null;
   const xfer = crypto.randomUUID();
   // Security: the transfer's path is unknown yet, so per-path FXP rules cannot be checked:
   // with any rule configured, only the client itself may connect.
   const peer = s.services.config.ftp.fxp_rules.length === 0
     ? await passivePeer(s, null, null)
     : s.remoteHost;
-  const { host, port } = await slave.request("listen", { xfer, peer });
-  const pret: Pret = { verb: "PASV", kind: "any", path: "" };
-  const plan: DataPlan & { kind: "slave" } = { kind: "slave", slave, xfer, pret };
+  let opened: { host: string; port: number };
+  try {
+    opened = await slave.request("listen", { xfer, peer });
+  } catch (e) {
+    // A slave that stopped answering is passed over from now on: the master's port serves.
+    if (e instanceof SlaveUnresponsiveError) return null;
+    throw e;
+  }
+  const { host, port } = opened;
+  const pret: Pret = { verb, kind: "any", path: "" };
+  return { plan: { kind: "slave", slave, xfer, pret }, host, port, peer };
+}
+
+/** PASV without PRET answered by a slave; returns false to fall back to the master's port. */
+async function pasvWithoutPret(s: Session): Promise<boolean> {
+  const got = await slavePassiveWithoutPret(s, "PASV");
+  if (!got) return false;
+  const { plan, host, port, peer } = got;
+  const { slave, xfer } = plan;
+  if (!isIPv4(unmapIPv4(host))) {
+    slave.request("abort", { xfer }).catch(() => {});
+    return false;
+  }
   if (!sameHost(host, s.localHost)) {
     try {
-      plan.proxy = new PasvProxy(s.localHost, port, { host, port }, peer, `${s.who} (no PRET)`);
+      plan.proxy = pasvProxy(s, { host, port }, peer, `${s.who} (no PRET)`);
     } catch {
       // Clients that ignore the 227 address could not reach the slave: relay instead.
       slave.request("abort", { xfer }).catch(() => {});
       return false;
     }
   }
-  if (!isIPv4(unmapIPv4(host))) {
-    plan.proxy?.close();
-    slave.request("abort", { xfer }).catch(() => {});
-    return false;
+  s.data = plan;
+  log.debug("{who}: PASV without PRET via slave {slave} at {host}:{port}", {
+    who: s.who,
+    slave: slave.name,
+    host,
+    port,
+  });
+  await s.reply(ENTERING_PASSIVE, formatPasvReply(unmapIPv4(host), port));
+  return true;
+}
+
+/**
+ * EPSV without PRET with `pasv_without_pret = "slave"`: served by the chosen slave when it answers
+ * on the control connection's host (EPSV carries no address). Otherwise 425, on which clients
+ * fall back to PASV: curl sends PASV after any failed EPSV on an IPv4 connection ("Failed
+ * EPSV attempt. Disabling EPSV", lib/ftp.c `ftp_epsv_disable`); ftplib, wget and lftp use PASV on IPv4 in the first place. Returns
+ * false to use the master's port (no slave, or an IPv6 control connection, where PASV is no way
+ * out).
+ */
+async function epsvWithoutPret(s: Session): Promise<boolean> {
+  if (s.services.config.ftp.pasv_without_pret !== "slave") return false;
+  if (!isIPv4(unmapIPv4(s.localHost))) return false;
+  const got = await slavePassiveWithoutPret(s, "EPSV");
+  if (!got) return false;
+  const { plan, host, port } = got;
+  if (!sameHost(host, s.localHost)) {
+    plan.slave.request("abort", { xfer: plan.xfer }).catch(() => {});
+    throw new FtpError(
+      CANT_OPEN_DATA,
+      `EPSV cannot point at slave ${plan.slave.name} (${host}); use PASV`,
+    );
   }
   s.data = plan;
-  await s.reply(ENTERING_PASSIVE, formatPasvReply(unmapIPv4(host), port));
+  await s.reply(ENTERING_EXT_PASSIVE, formatEpsvReply(port));
   return true;
 }
 
@@ -306,6 +411,7 @@ async function epsvPlan(s: Session, arg: string): Promise<void> {
     await s.reply(ENTERING_EXT_PASSIVE, formatEpsvReply(port));
     return;
   }
+  if (!s.pret && await epsvWithoutPret(s)) return;
   const channel = await masterPassive(s);
   s.data = { kind: "master", channel };
   await s.reply(ENTERING_EXT_PASSIVE, formatEpsvReply(channel.port));

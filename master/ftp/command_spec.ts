@@ -44,6 +44,11 @@ export interface Command {
   pret?: PretKind;
   /** May run while a transfer is in progress. */
   duringTransfer?: boolean;
+  /**
+   * Once it succeeds, its target (or the new cwd) is what the client looked at last: a PASV
+   * without PRET picks its slave from it (`Session#hint`).
+   */
+  hint?: boolean;
   /** Line this command adds to FEAT (without the leading space). */
   feat?: string;
   run(s: Session, arg: string, path: string | null, ctrl: TransferControl): Promise<void>;

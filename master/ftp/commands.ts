@@ -98,9 +98,10 @@ const TABLE: Readonly<Record<string, Command>> = {
     arg: "required",
     path: "path",
     action: "list",
+    hint: true,
     run: basic.cwd,
   },
-  CDUP: { help: "CDUP: parent directory", login: true, arg: "none", run: basic.cdup },
+  CDUP: { help: "CDUP: parent directory", login: true, arg: "none", hint: true, run: basic.cdup },
   STAT: {
     help: "STAT [path]: session status, or a listing over the control connection",
     login: "with-argument",
@@ -326,6 +327,7 @@ const TABLE: Readonly<Record<string, Command>> = {
     path: "path",
     action: "list",
     feat: "SIZE",
+    hint: true,
     run: files.size,
   },
   MDTM: {
@@ -335,6 +337,7 @@ const TABLE: Readonly<Record<string, Command>> = {
     path: "path",
     action: "list",
     feat: "MDTM",
+    hint: true,
     run: files.mdtm,
   },
   MFMT: {
@@ -353,6 +356,7 @@ const TABLE: Readonly<Record<string, Command>> = {
     path: "path",
     action: "list",
     feat: "MLST type*;size*;modify*;perm*;UNIX.owner*;UNIX.group*;",
+    hint: true,
     run: files.mlst,
   },
   XCRC: {

@@ -53,9 +53,16 @@ export async function finish(conn: DataConn): Promise<void> {
   conn.close();
 }
 
-/** Copies `src` to `dst` until `src` ends, then ends `dst`'s write side. Returns bytes copied. */
-export async function relayBytes(src: DataConn, dst: DataConn): Promise<number> {
-  const total = await copy(src, dst);
+/**
+ * Copies `src` to `dst` until `src` ends, then ends `dst`'s write side. Returns bytes copied
+ * (`counted` sees each chunk).
+ */
+export async function relayBytes(
+  src: DataConn,
+  dst: DataConn,
+  counted?: (bytes: number) => void,
+): Promise<number> {
+  const total = await copy(src, dst, counted);
   await dst.closeWrite?.();
   return total;
 }

@@ -64,6 +64,7 @@ export async function dispatch(s: Session, line: string): Promise<void> {
   }
   try {
     await cmd.run(s, arg, path, { onAbort: () => {} });
+    if (cmd.hint) s.hint = path ?? s.cwd;
   } catch (e) {
     await sendError(s, name, e, false);
   }

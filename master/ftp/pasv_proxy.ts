@@ -12,36 +12,52 @@ import { PASSIVE_ACCEPT_MS } from "./data_channel.ts";
 
 const log = getLogger(["drftpd", "master", "data"]);
 
+/** Who may use a {@link PasvProxy} and how it reports. */
+export interface PasvProxyOptions {
+  /** The only address a client may connect from (null: anyone, FXP). */
+  peer: string | null;
+  /** Names the transfer in the log. */
+  label: string;
+  /** How long to listen, ms (default PASSIVE_ACCEPT_MS, as long as the slave's port waits). */
+  acceptMs?: number;
+  /** Called with every chunk of bytes piped, either way (the master's relayed-bytes counter). */
+  onBytes?: (bytes: number) => void;
+}
+
 /** A one-connection TCP pipe from the master's port to a slave's passive port. */
 export class PasvProxy implements Disposable {
   #listener: Deno.TcpListener;
   #conns: Deno.Conn[] = [];
   #closed = false;
   #bytes = 0;
+  #used = false;
+  #onBytes: (bytes: number) => void;
   #done: Promise<void>;
   #timer: ReturnType<typeof setTimeout>;
 
   /**
-   * Listens at `hostname:port` (throws if the port is taken) and pipes the first accepted peer.
-   * Stops listening after `acceptMs` (default PASSIVE_ACCEPT_MS, as long as the slave's own
-   * port waits), so it never outlives the slave's listener.
+   * Listens at `listen` (throws if the port is taken) and pipes the first accepted peer to
+   * `target`. Stops listening after `acceptMs`, so it never outlives the slave's listener.
    */
   constructor(
-    hostname: string,
-    port: number,
+    listen: { hostname: string; port: number },
     target: { host: string; port: number },
-    peer: string | null,
-    label: string,
-    acceptMs: number = PASSIVE_ACCEPT_MS,
+    options: PasvProxyOptions,
   ) {
-    this.#listener = Deno.listen({ hostname, port });
-    this.#timer = setTimeout(() => this.#closeListener(), acceptMs);
-    this.#done = this.#run(target, peer, label);
+    this.#listener = Deno.listen(listen);
+    this.#onBytes = options.onBytes ?? (() => {});
+    this.#timer = setTimeout(() => this.#closeListener(), options.acceptMs ?? PASSIVE_ACCEPT_MS);
+    this.#done = this.#run(target, options.peer, options.label);
   }
 
   /** Bytes piped so far (both directions). */
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /** Whether a client connected here (instead of to the slave's address). */
+  get used(): boolean {
+    return this.#used;
   }
 
   async #run(target: { host: string; port: number }, peer: string | null, label: string) {
@@ -58,6 +74,7 @@ export class PasvProxy implements Disposable {
       client.close();
     }
     this.#closeListener();
+    this.#used = true;
     this.#conns.push(client);
     try {
       const slave = await Deno.connect({ hostname: target.host, port: target.port });
@@ -65,9 +82,12 @@ export class PasvProxy implements Disposable {
       // Each direction ends with a half-close (FIN), not a close: the TLS shutdown that client and
       // slave run over this pipe (close_notify one way, the answer the other) must get through.
       // A failure either way drops both.
+      const counted = (n: number) => {
+        this.#bytes += n;
+        this.#onBytes(n);
+      };
       const pipe = (from: Deno.Conn, to: Deno.Conn) =>
-        copy(from, to).then(async (n) => {
-          this.#bytes += n;
+        copy(from, to, counted).then(async () => {
           // a peer that is gone already has all it will ever read: its FIN is no failure
           await to.closeWrite().catch(() => {});
         }, (e) => {

@@ -8,12 +8,9 @@ Deno.test("the pasv proxy stops listening when the slave's port would have (no c
   const port = probe.addr.port;
   probe.close();
   const proxy = new PasvProxy(
-    "127.0.0.1",
-    port,
+    { hostname: "127.0.0.1", port },
     { host: "127.0.0.1", port: target.addr.port },
-    null,
-    "test",
-    50,
+    { peer: null, label: "test", acceptMs: 50 },
   );
   try {
     // ends once the listener is closed by its deadline, with nobody connected

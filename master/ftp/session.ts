@@ -69,8 +69,9 @@ export interface Pret {
   /** The verb, upper-cased (a command-table row with a PRET kind: RETR, STOR, LIST…). */
   verb: string;
   /**
-   * "download", "upload" or "list"; "any" when no PRET was sent and PASV was answered by the
-   * only available slave (it then serves any transfer, and listings the master generates).
+   * "download", "upload" or "list"; "any" when no PRET was sent and PASV/EPSV was answered by a
+   * slave chosen from the session's hint (it then serves any transfer, and listings the master
+   * generates).
    */
   kind: "download" | "upload" | "list" | "any";
   /** Normalised path ("" arguments resolve to the cwd). */
@@ -132,6 +133,11 @@ export class Session {
   rest = 0;
   renameFrom: string | null = null;
   pret: Pret | null = null;
+  /**
+   * What the client looked at last (SIZE, MDTM, MLST, CWD, CDUP): a PASV without PRET asks a
+   * holder of that file, or the best slave for an upload into that folder, to listen.
+   */
+  hint: string | null = null;
   data: DataPlan | null = null;
   epsvAll = false;
   transfer: RunningTransfer | null = null;

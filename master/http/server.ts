@@ -265,6 +265,13 @@ async function families(view: SiteView): Promise<MetricFamily[]> {
       })),
     },
     {
+      name: "drftpd_relayed_bytes_total",
+      help: "File bytes the master carried itself, counted as they move (relay: PASV without " +
+        "PRET on the master's port; pasv_proxy: a client ignored a slave's 227 address).",
+      type: "counter",
+      samples: Object.entries(m.relayedBytes()).map(([via, value]) => ({ labels: { via }, value })),
+    },
+    {
       name: "drftpd_active_transfers",
       help: "Transfers running now.",
       type: "gauge",
