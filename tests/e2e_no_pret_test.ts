@@ -7,8 +7,9 @@
  *
  * - stock Python ftplib (`trust_server_pasv_ipv4_address = True`), plain and `FTP_TLS` + `prot_p`:
  *   STOR, SIZE + RETR, SIZE + APPE, SIZE + REST + RETR, LIST/NLST/MLSD sent by a slave, and a
- *   RETR of a file held only by the slave that was not chosen (a clear 425 naming the holder
- *   and what to send) — each followed by a NOOP, so the session stays in step;
+ *   RETR of a file held only by the slave that was not chosen (that slave streams it from the
+ *   holder: "via sibling slave") — each followed by a NOOP, so the session stays in step; with the
+ *   holder offline, that RETR gets a 425 naming it and what to send first;
  * - wget (SIZE before PASV) downloads, ncftpput uploads and ncftpget downloads;
  * - curl without PRET (EPSV refused for a slave on another address, so it falls back to PASV)
  *   over TLS: the slave resumes the control connection's TLS session.
@@ -105,7 +106,7 @@ def lines(cmd):
 
 def not_held():
     ftp.size("only2.bin")
-    with open(cfg["dst"] + ".x", "wb") as f:
+    with open(cfg["dst3s"], "wb") as f:
         return ftp.retrbinary("RETR only3.bin", f.write)
 
 ftp.sendcmd("TYPE I")
@@ -202,6 +203,7 @@ async function runFtplib(site: Site, dir: string, tls: boolean): Promise<void> {
     tail: `${dir}/${prefix}tail`,
     dst2: `${dir}/${prefix}dst2`,
     dst3: `${dir}/${prefix}dst3`,
+    dst3s: `${dir}/${prefix}dst3s`,
   };
   await Deno.writeFile(files.src, first);
   await Deno.writeFile(files.more, more);
@@ -222,8 +224,9 @@ async function runFtplib(site: Site, dir: string, tls: boolean): Promise<void> {
   const steps = new Map(out.steps.map((s) => [s.name, s]));
   for (const s of out.steps) {
     assert.match(s.after, /^200/, `${prefix}${s.name}: the next command got ${s.after}`);
-    if (s.name === "RETR not held") continue;
-    assert.match(s.reply, /^226 .*; direct$/, `${prefix}${s.name}: ${s.reply}\n${await context()}`);
+    const route = s.name === "RETR not held" ? "via sibling slave s3" : "direct";
+    assert.match(s.reply, /^226 /, `${prefix}${s.name}: ${s.reply}\n${await context()}`);
+    assert.ok(s.reply.endsWith(`; ${route}`), `${prefix}${s.name}: ${s.reply}`);
     assert.notEqual(s.pasv, "", `${prefix}${s.name}: no 227`);
   }
   assert.equal(out.steps.length, 10);
@@ -260,10 +263,10 @@ async function runFtplib(site: Site, dir: string, tls: boolean): Promise<void> {
     `MLSD ${out.MLSD}`,
   );
 
-  // SIZE only2.bin chose s2; only3.bin is on s3 alone: a 425 that says what to do
-  const notHeld = steps.get("RETR not held")!;
-  assert.equal(parse227(notHeld.pasv).host, ADDRESS.s2);
-  assert.match(notHeld.reply, /^error: error_temp: 425 .*held by s3.*PRET RETR .*SIZE/);
+  // SIZE only2.bin chose s2; only3.bin is on s3 alone: s3 streamed it to s2, which sent it on
+  assert.equal(parse227(steps.get("RETR not held")!.pasv).host, ADDRESS.s2);
+  assert.ok(await sameFile(files.dst3s, `${dir}/only3.bin`), "only3.bin via s2 differs");
+  assert.deepEqual(await slavesHolding(site, "only3.bin"), ["s3"], "no copy was asked for");
   // and with SIZE first, each goes to its own holder
   assert.equal(parse227(steps.get("SIZE+RETR only3")!.pasv).host, ADDRESS.s3);
   assert.equal(parse227(steps.get("SIZE+RETR only2")!.pasv).host, ADDRESS.s2);
@@ -278,6 +281,27 @@ Deno.test("no PRET, default settings: ftplib plain and FTP_TLS prot_p, straight 
   await t.step("ftplib", () => runFtplib(site, dir.path, false));
   await t.step("ftplib FTP_TLS + prot_p", () => runFtplib(site, dir.path, true));
   await assertNothingRelayed(site, metrics);
+  if (prometheusPython() !== null) {
+    const samples = await parsePrometheus(await (await fetch(metrics)).text());
+    const sibling = samples.find((s) =>
+      s.name === "drftpd_transfers_total" && s.labels.path === "sibling" &&
+      s.labels.direction === "download" && s.labels.result === "complete"
+    );
+    assert.equal(sibling?.value, 2, "one sibling send per pass");
+  }
+
+  await t.step("the holder offline: 425 naming it and what to send first", async () => {
+    await site.killSlave("s3");
+    await site.waitSlaves(["s3"], "offline");
+    await using ftp = await site.control();
+    assert.equal((await ftp.send("SIZE /only2.bin")).code, 213);
+    const pasv = await ftp.send("PASV");
+    assert.equal(parse227(pasv.text).host, ADDRESS.s2, pasv.text);
+    const r = await ftp.send("RETR /only3.bin");
+    assert.equal(r.code, 425, r.lines.join(" | "));
+    assert.match(r.text, /held by s3\b.*PRET RETR \/only3\.bin or SIZE \/only3\.bin/);
+    assert.equal((await ftp.send("NOOP")).code, 200);
+  });
 });
 
 Deno.test("no PRET, default settings: wget, ncftpput, ncftpget and curl over TLS", async (t) => {
@@ -337,6 +361,16 @@ Deno.test("no PRET, default settings: wget, ncftpput, ncftpget and curl over TLS
       if (/OpenSSL engine/.test(await site.log("master"))) {
         assert.match(down.stderr, /\(TLS session resumed\)/, "the slave should resume the session");
       }
+      // without SIZE the PASV goes to the best slave for an upload into "/": the file comes from
+      // it, or from s3 through it
+      const plain = `${dir.path}/curl-plain-only3.bin`;
+      const again = await curl([...ftps, "-o", plain, site.url("/only3.bin")]);
+      assert.ok(again.success, describeRun("curl ftps download", again) + (await site.logs(4000)));
+      assert.match(
+        again.stderr,
+        /< 226 Transfer complete: .*; (?:direct|via sibling slave s3)\r?\n/,
+      );
+      assert.ok(await sameFile(plain, `${dir.path}/only3.bin`), "curl download differs");
     },
   );
 

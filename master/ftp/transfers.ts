@@ -15,6 +15,8 @@ import { connectTlsClient } from "../../shared/tls/mod.ts";
 import { type DataConn, finish, relayBytes, secureDataConn } from "./data_tls.ts";
 import type { Entry, FileEntry } from "../filelist/types.ts";
 import { SlaveGoneError, type SlaveHandle, SlaveReplyError } from "../slaves/slave_handle.ts";
+import { keepWanted, pickHolder, sendViaSibling } from "../slaves/sibling.ts";
+import { NoSlaveError } from "../slaves/selection.ts";
 import type { TransferControl } from "./command_spec.ts";
 import { applyOnSlaves } from "./cmd_files.ts";
 import { ActiveChannel, type DataChannel } from "./data_channel.ts";
@@ -100,13 +102,15 @@ async function fileTransfer(
     const resuming = append || offset > 0;
 
     let slave: SlaveHandle;
+    /** The holder that streams the file to `slave`, which sends it on (sibling streaming). */
+    let sibling: SlaveHandle | null = null;
     if (plan.kind === "slave" && plan.pret.kind === "any") {
       // PASV without PRET went to a slave chosen from the session's hint: it receives any upload
-      // and sends what it holds.
+      // and sends what it holds, or what a holder streams to it.
       slave = plan.slave;
       if (slave.state === "gone") throw new SlaveGoneError(slave.name);
       if (kind === "download" && !file!.slaves.includes(slave.name)) {
-        serveNotHeld(plan, path, file!);
+        sibling = siblingFor(s, plan, path, file!);
       }
       if (kind === "upload" && resuming && file && !file.slaves.includes(slave.name)) {
         throw new FtpError(
@@ -167,7 +171,7 @@ async function fileTransfer(
       path,
       direction: kind,
       // a client that ignores the 227 address is rerouted through the proxy when it connects
-      route: plan.kind === "master" ? "relayed" : "direct",
+      route: plan.kind === "master" ? "relayed" : sibling ? "sibling" : "direct",
       slave: slave.name,
       ascii: s.type === "A",
       size: kind === "download" && file ? file.size : null,
@@ -206,13 +210,24 @@ async function fileTransfer(
           : { kind: "active", host: plan.host, port: plan.port };
         await s.reply(
           FILE_STATUS_OK_OPENING,
-          `Opening ${mode} mode data connection for ${path}${sizeNote} via ${slave.name}`,
+          `Opening ${mode} mode data connection for ${path}${sizeNote} via ${slave.name}${
+            sibling ? ` (streamed from ${sibling.name})` : ""
+          }`,
         );
-        result = await slave.request("transfer", {
-          ...req,
-          endpoint,
-          peer: plan.kind === "active" ? plan.host : null,
-        });
+        const peer = plan.kind === "active" ? plan.host : null;
+        result = sibling
+          ? await sendViaSibling(slave, { ...req, dir: "send", endpoint, peer }, {
+            from: sibling,
+            file: file!,
+            tls: s.services.config.slaves.tls,
+            keep: keepWanted(path, file!, {
+              offset,
+              replication: s.services.replication,
+              registry: s.services.slaves,
+            }),
+            filelist: unfiltered(filelist),
+          })
+          : await slave.request("transfer", { ...req, endpoint, peer });
       }
       if (plan.kind === "slave" && plan.proxy) {
         // A client that ignored the 227 address is piped through the master: let it finish.
@@ -220,7 +235,7 @@ async function fileTransfer(
         await plan.proxy.done;
         if (plan.proxy.used) tracker.reroute("relayed");
       }
-      const route = routeOf(plan, result.bytes);
+      const route = routeOf(plan, result.bytes, sibling);
       if (kind === "upload") {
         await recordUpload(s, path, slave, file, result, resuming);
         s.services.replication?.fileChanged(path);
@@ -290,17 +305,27 @@ function releaseUnused(plan: DataPlan): void {
 }
 
 /**
- * The RETR of a file the slave that answered a PASV without PRET does not hold. Sibling
- * streaming (that slave fetching the bytes from a holder as it sends them) replaces this one
- * call; until then the client is told what to do instead.
+ * The RETR of a file the slave that answered a PASV without PRET does not hold: the least busy
+ * online holder streams it to that slave, which sends it on (`slaves/sibling.ts`). With no holder
+ * online the client is told why, and what makes the next PASV go to a holder.
  */
-function serveNotHeld(plan: DataPlan & { kind: "slave" }, path: string, file: FileEntry): never {
-  throw new FtpError(
-    CANT_OPEN_DATA,
-    `${plan.slave.name}, which answered PASV, does not hold ${path} (${
-      file.slaves.length > 0 ? `held by ${file.slaves.join(", ")}` : "no slave holds it"
-    }): send PRET RETR ${path} or SIZE ${path} before PASV`,
-  );
+function siblingFor(
+  s: Session,
+  plan: DataPlan & { kind: "slave" },
+  path: string,
+  file: FileEntry,
+): SlaveHandle {
+  try {
+    return pickHolder(s.services.slaves, plan.slave, { ...file, path });
+  } catch (e) {
+    if (!(e instanceof NoSlaveError)) throw e;
+    throw new FtpError(
+      CANT_OPEN_DATA,
+      `${plan.slave.name}, which answered PASV, does not hold ${path} and no holder is online (${
+        file.slaves.length > 0 ? `held by ${file.slaves.join(", ")}` : "no slave holds it"
+      }): send PRET RETR ${path} or SIZE ${path} before PASV`,
+    );
+  }
 }
 
 /** The path a finished transfer's bytes took, as the 226 and the log say it. */
@@ -311,13 +336,18 @@ interface RouteNote {
   relayed: number;
 }
 
-/** `bytes`: the transfer's own count (all of it went through the master on the relay). */
-function routeOf(plan: DataPlan, bytes: number): RouteNote {
+/**
+ * `bytes`: the transfer's own count (all of it went through the master on the relay);
+ * `sibling`: the holder that streamed the file to the slave that sent it.
+ */
+function routeOf(plan: DataPlan, bytes: number, sibling: SlaveHandle | null = null): RouteNote {
+  const via = sibling ? `via sibling slave ${sibling.name}` : null;
   if (plan.kind === "master") return { text: "relayed by master", relayed: bytes };
   if (plan.kind === "slave" && plan.proxy?.used) {
-    return { text: "relayed by master", relayed: plan.proxy.bytes };
+    const text = via ? `${via}, relayed by master` : "relayed by master";
+    return { text, relayed: plan.proxy.bytes };
   }
-  return { text: "direct", relayed: 0 };
+  return { text: via ?? "direct", relayed: 0 };
 }
 
 /** Relays the client's data connection (accepted by the master) to the slave's. */
