@@ -1,6 +1,7 @@
 /**
  * `deno task bench [--quick] [--only single,control,lab,remerge] [--rounds N] [--file-mib N]
- * [--out FILE]` (`lab` is `lab-pret,lab-nopret,lab-copies`; each can be named alone)
+ * [--cases retr,stor,retr-tls,stor-tls] [--out FILE]` (`lab` is `lab-pret,lab-nopret,lab-copies`;
+ * each can be named alone)
  *
  * Measures drftpd against a vsftpd started by the bench on the same machine (same client, same
  * files, rounds alternating A/B so background noise hits both), and prints a Markdown table that
@@ -9,7 +10,8 @@
  * - single: 1 GiB RETR and STOR with curl through one slave (PRET), plain and TLS (PROT P), with the
  *   slave on each data engine (native, zero_copy: two sites) vs vsftpd (`use_sendfile=YES`); the
  *   data-phase rate and the CPU seconds per GiB of the process moving the bytes. A quick check
- *   that it runs: `--only single --file-mib 64 --rounds 1 --out /tmp/bench.md`.
+ *   that it runs: `--only single --file-mib 64 --rounds 1 --out /tmp/bench.md`. `--cases` runs
+ *   only some of the four (e.g. `--cases stor` while working on uploads).
  * - control: CWD/PWD/SIZE/MDTM commands/s over 8 raw sessions; 1,000 idle logged-in sessions then
  *   NOOP latency p50/p99; LIST of a 10,000-entry folder.
  * - lab (root only): master, N slaves and a client in network namespaces, each slave link shaped to
@@ -98,6 +100,8 @@ const LAB_NS = (flagValue("lab-n") ?? "1,2,4,8").split(",").map(Number);
 const LAB_NOPRET_NS = [1, 2, 4];
 const LAB_BYTES = (QUICK ? 16 : 64) * MiB;
 const LAB_ROUNDS = QUICK ? 1 : 3;
+/** Which single-stream transfers run: "retr", "stor", "retr-tls", "stor-tls" (default all). */
+const CASES = new Set((flagValue("cases") ?? "retr,stor,retr-tls,stor-tls").split(","));
 const OUT = flagValue("out") ?? new URL("../bench/RESULTS.md", import.meta.url).pathname;
 
 // ------------------------------------------------------------------------------ results
@@ -433,6 +437,7 @@ async function benchSingle(drs: Target[], vs: Target | null, src: string): Promi
   const targets = vs ? [...drs, vs] : drs;
   for (const tls of [false, true]) {
     for (const kind of ["retr", "stor"] as const) {
+      if (!CASES.has(`${kind}${tls ? "-tls" : ""}`)) continue;
       // STOR rounds are noisier (see curlTransfer): two more of them
       const rounds = kind === "stor" ? ROUNDS + 2 : ROUNDS;
       const what = `${kind.toUpperCase()} ${size}${tls ? " TLS" : ""}`;

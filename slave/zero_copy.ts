@@ -7,11 +7,14 @@
  *   `SEND_CHUNK` bytes: the bytes go from the page cache to the socket without entering this
  *   process. The engine therefore never sees them: a send reports no CRC32 (the master uses the
  *   CRC of receives only).
- * - **Receive**: `recv(2)` into two reused buffers of `RECV_BUFFER` bytes, the next one filling
- *   while the previous one gets its CRC32 and is written with `pwrite(2)` (both calls on worker
- *   threads) through the engine's own fd of the file (see below). The bytes must reach user space
- *   for the CRC32, so a receive copies as often as the native engine does: it measured the same
- *   CPU per GiB, not less.
+ * - **Receive**: the native engine's path (Deno reads into two reused buffers, CRC32 on those
+ *   bytes, each chunk written at once). The bytes must reach user space for the CRC32 anyway, and
+ *   the two ways tried through libc lost to it on this machine (2026-12-06, 1 GiB STOR with curl,
+ *   same runs as vsftpd): `recv(2)` into two buffers with `pwrite(2)`, every call a hop to a
+ *   worker thread and back, ran at 0.59–0.60× vsftpd against native's 0.89–0.98×; `splice(2)`
+ *   socket → pipe → file with the CRC32 read back from the page cache (one user-space copy fewer,
+ *   three syscalls per chunk instead of two, a Deno read to wait) ran at 82–199 MiB/s against
+ *   native's 178–504 and vsftpd's 154–310 (load ~17).
  * - With TLS over the socket the native engine runs (OpenSSL or node:tls need the plaintext).
  *   Kernel TLS (`SSL_sendfile`) would keep sends zero-copy, but needs the kernel's `tls` ULP:
  *   this machine's kernel offers none (`/proc/sys/net/ipv4/tcp_available_ulp` lists only
@@ -22,17 +25,16 @@
  * connection's local and remote address (family, address and port). A connected TCP socket's
  * address pair is unique on the host, and the `Deno.TcpConn` stays open for as long as the engine
  * uses the fd (the transfer owns it, and the engine never closes it), so the number cannot name
- * another socket meanwhile. For the transfer the engine clears `O_NONBLOCK` (restored after) and
- * runs every `sendfile`/`recv` as a `nonblocking` FFI call, i.e. on a worker thread, so the
- * event loop stays free. Abort (ABOR, link loss, slave stop) drops the socket: the engine's drop
+ * another socket meanwhile. For a send the engine clears `O_NONBLOCK` (restored after) and runs
+ * every `sendfile` as a `nonblocking` FFI call, i.e. on a worker thread, so the event loop stays
+ * free. Abort (ABOR, link loss, slave stop) drops the socket: the engine's drop
  * hook `shutdown(2)`s the fd first, which wakes a blocked call at once, and only then is the
  * connection closed; no call is started once the socket is dropped. A client that stops reading
  * blocks `sendfile` exactly as it blocks the native engine's write, until an abort. If the
  * process dies, the kernel closes the sockets as for the native engine.
  *
  * **The file's fd.** The transfer opened the file with Deno (after the path containment check);
- * the engine opens the same path again with `open(2)` (read-only to send, write-only to receive,
- * writing at explicit offsets) and checks with `fstat(2)` that it is the very inode Deno opened
+ * the engine opens the same path again with `open(2)` (read-only) and checks with `fstat(2)` that it is the very inode Deno opened
  * (device and inode number), else it refuses.
  *
  * The errno of a call made on a worker thread is not readable from JavaScript, so a failed call
@@ -40,7 +42,6 @@
  *
  * @module
  */
-import { crc32 } from "node:zlib";
 import { getLogger } from "@logtape/logtape";
 import type { SlaveError } from "./_errors.ts";
 import { canonicalHost } from "../shared/net.ts";
@@ -60,17 +61,8 @@ import {
  * 512 MiB file sent 770–2153 MiB/s against 474–644 MiB/s in 8 MiB calls, so calls are large.
  */
 export const SEND_CHUNK = 256 * 1024 * 1024;
-/**
- * Bytes per `recv` buffer (there are two). Each `recv` returns what has arrived (no
- * `MSG_WAITALL`: waiting in the kernel for a full buffer cost 1.5–1.9 CPU s/GiB against 1.0–1.2
- * without it and 0.9–1.1 for the native engine's reads, 2026-12-06, paired rounds at load ~19).
- */
-export const RECV_BUFFER = 1024 * 1024;
-
 const SYMBOLS = {
   sendfile: { parameters: ["i32", "i32", "buffer", "usize"], result: "isize", nonblocking: true },
-  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize", nonblocking: true },
-  pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize", nonblocking: true },
   open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
@@ -87,7 +79,6 @@ const F_GETFL = 3;
 const F_SETFL = 4;
 const O_NONBLOCK = 0o4000;
 const O_RDONLY = 0;
-const O_WRONLY = 1;
 const O_CLOEXEC = 0o2000000;
 /** O_DIRECTORY differs between x86_64 and aarch64. */
 const O_DIRECTORY_X86 = 0o200000;
@@ -163,55 +154,7 @@ class ZeroCopyEngine implements DataEngine {
     at: FilePosition,
     hooks: MoveHooks,
   ): Promise<Moved> {
-    if (socket.secure) return await nativeEngine.receiveFile(socket, file, at, hooks);
-    const libc = this.#libc;
-    const fd = this.#socketFd(socket.plain);
-    if (fd === null) return await nativeEngine.receiveFile(socket, file, at, hooks);
-    const dst = this.#openSame(file, at.realPath, O_WRONLY, hooks.writeError);
-    try {
-      return await borrow(libc, socket, fd, hooks.readError, async (call) => {
-        const bufs = [new Uint8Array(RECV_BUFFER), new Uint8Array(RECV_BUFFER)] as const;
-        let turn = 0;
-        const recvNext = (): Promise<Uint8Array | null> => {
-          const buf = bufs[turn]!;
-          turn ^= 1;
-          const p = call(() => libc.recv(fd, buf, BigInt(buf.length), 0)).then((r) => {
-            const n = Number(r);
-            if (n < 0) throw hooks.readError(new Error("recv(2) failed: the peer reset it?"));
-            return n === 0 ? null : buf.subarray(0, n);
-          });
-          p.catch(() => {}); // settles after the caller gave up when a write failed first
-          return p;
-        };
-        const writeAt = async (chunk: Uint8Array, pos: number): Promise<void> => {
-          for (let off = 0; off < chunk.length;) {
-            const rest = chunk.subarray(off);
-            const n = Number(
-              await call(() => libc.pwrite(dst, rest, BigInt(rest.length), BigInt(pos + off))),
-            );
-            if (n <= 0) throw hooks.writeError(new Error(`pwrite(2) of "${at.realPath}" failed`));
-            off += n;
-          }
-        };
-        let crc = 0;
-        let bytes = 0;
-        let receiving = recvNext();
-        let writing: Promise<void> = Promise.resolve();
-        for (;;) {
-          const chunk = await receiving;
-          await writing; // the previous chunk is on disk: its buffer is free for the next recv
-          if (chunk === null) return { bytes, crc, path: "recv+pwrite" };
-          receiving = recvNext();
-          writing = writeAt(chunk, at.offset + bytes);
-          writing.catch(() => {}); // awaited above, or the transfer fails first
-          crc = crc32(chunk, crc);
-          bytes += chunk.length;
-          hooks.progress(bytes);
-        }
-      });
-    } finally {
-      libc.close(dst);
-    }
+    return await nativeEngine.receiveFile(socket, file, at, hooks);
   }
 
   /** The fd of `conn` (see the module documentation), or null (logged) if none matches. */
@@ -287,8 +230,8 @@ class ZeroCopyEngine implements DataEngine {
   }
 
   /**
-   * Opens `realPath` (`mode`: O_RDONLY or O_WRONLY) and checks it is the inode `file` has open;
-   * returns the fd. Failures go through `fail`.
+   * Opens `realPath` with `mode` and checks it is the inode `file` has open; returns the fd.
+   * Failures go through `fail`.
    */
   #openSame(
     file: Deno.FsFile,
@@ -331,7 +274,7 @@ async function borrow<T>(
   const running = new Set<Promise<unknown>>();
   const unregister = socket.onDrop(() => {
     dropped = true;
-    libc.shutdown(fd, SHUT_RDWR); // wakes a blocked sendfile/recv; close follows
+    libc.shutdown(fd, SHUT_RDWR); // wakes a blocked sendfile; close follows
   });
   const flags = libc.fcntl(fd, F_GETFL, 0);
   libc.fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
