@@ -1230,10 +1230,11 @@ with conn:
         if not b:
             break
         n += len(b)
+eof = time.time()
 done = ftp.voidresp()
 end = time.time()
 ftp.quit()
-print(json.dumps({"bytes": n, "start": start, "end": end, "pasv": replies.get("PASV", ""),
+print(json.dumps({"bytes": n, "start": start, "eof": eof, "end": end, "pasv": replies.get("PASV", ""),
                   "retr": replies.get("RETR", ""), "done": done}))
 `;
 
@@ -1243,7 +1244,7 @@ async function labFtplib(
   site: LabSite,
   path: string,
   size: boolean,
-): Promise<LabSpan & { done: string }> {
+): Promise<LabSpan & { done: string; lag: number }> {
   const cfg = {
     host: plan.master.address,
     port: 2121,
@@ -1257,7 +1258,14 @@ async function labFtplib(
     inNs(plan.client.ns, ["python3", "-c", FTPLIB_RETR, JSON.stringify(cfg)]).slice(1),
     { timeoutMs: 330_000 },
   );
-  let out: { bytes: number; start: number; end: number; pasv: string; done: string };
+  let out: {
+    bytes: number;
+    start: number;
+    eof: number;
+    end: number;
+    pasv: string;
+    done: string;
+  };
   try {
     out = JSON.parse(r.stdout);
   } catch {
@@ -1273,6 +1281,7 @@ async function labFtplib(
     end: out.end * 1000,
     host: parse227(out.pasv).host,
     done: out.done,
+    lag: (out.end - out.eof) * 1000,
   };
 }
 
@@ -1358,7 +1367,10 @@ async function benchLabNoPret(src: string): Promise<void> {
                 ),
             );
             logSpans(what, site, spans);
-            log(`${what}: ${spans.map((s) => s.done).join(" | ")}`);
+            log(
+              `${what}: last byte to 226 ${spans.map((s) => fmt(s.lag, 0)).join("/")} ms; ` +
+                spans.map((s) => s.done).join(" | "),
+            );
             runs.results.push(labResult(spans, LAB_BYTES, bytes));
           } catch (e) {
             runs.failure = e instanceof Error ? e.message : String(e);
