@@ -16,9 +16,10 @@
  * 3. `A.request("transfer", {xfer: h, dir: "send", offset, endpoint: {active, B's port}})`: A sends
  *    from the client's REST offset; with TLS between slaves B is the TLS server and A the client.
  *
- * Any failure aborts both (the client's transfer on B, B's listener for A, A's send); an ABOR of
- * the client's transfer on B drops A's connection, so A's send fails and is aborted too. A kept
- * copy is recorded as B's holding (`copy.ts#recordCopy`).
+ * Any failure aborts both (the client's transfer on B, B's listener for A, A's send), and the
+ * call settles only once B's transfer has (a kept copy's temporary file is gone by then); an ABOR
+ * of the client's transfer on B drops A's connection, so A's send fails and is aborted too. A
+ * kept copy is recorded as B's holding (`copy.ts#recordCopy`).
  *
  * @module
  */
@@ -90,7 +91,7 @@ export function keepWanted(
  * Serves the client's `send` from B (`to`) with the bytes of holder `order.from` (see the module
  * documentation). Resolves with B's result (bytes sent to the client, their CRC32, TLS, `kept`);
  * rejects with the first failure (`SlaveReplyError`, `SlaveGoneError`) after aborting both
- * sides. Progress events arrive on the client's `xfer` on B, as for any send.
+ * sides, once B's transfer has ended. Progress events arrive on the client's `xfer` on B, as for any send.
  */
 export async function sendViaSibling(
   to: SlaveHandle,
@@ -136,7 +137,16 @@ export async function sendViaSibling(
     // The first failure aborts the other side, so neither waits for its timeout.
     sending.catch(abortAll);
     fetching.catch(abortAll);
-    const [sent, fetched] = await Promise.all([sending, fetching]);
+    let sent: TransferResult;
+    let fetched: TransferResult;
+    try {
+      [sent, fetched] = await Promise.all([sending, fetching]);
+    } catch (e) {
+      // The first failure; the client's transfer on B ends (aborted) and cleans up before the
+      // caller replies, so nothing of it is left when the client reads 426.
+      await sending.catch(() => {});
+      throw e;
+    }
     // A's engine saw the bytes it sent (0: it did not, sendfile): they must be the ones B relayed.
     if (fetched.crc32 !== 0 && fetched.crc32 !== sent.crc32) {
       throw new SlaveReplyError(to.name, {
