@@ -29,6 +29,7 @@ Deno.test("RETR through a slave: its answers map to replies in one place", async
     ["done", { bytes: 10, size: 10, crc32: 1, crcWhole: true, ms: 1, mtime: 0 }, 226, /via s1/],
     ["io", { error: "io", message: "disk on fire" }, 426, /Transfer failed: .*disk on fire/],
     ["data connection", { error: "data_connection", message: "no client" }, 426, /no client/],
+    ["mismatch", { error: "mismatch", message: "other CRC32" }, 426, /other CRC32/],
     ["not found", { error: "not_found", message: "gone from disk" }, 550, /gone from disk/],
     ["timeout", { error: "timeout", message: "nobody came" }, 425, /nobody came/],
   ];
