@@ -62,7 +62,7 @@ export async function runMaster(
   config = withinFdLimit(config, options.fdLimit);
   const filelist = new KvFilelist(kv);
   const users = new UserStore(kv);
-  const slaves = new SlaveRegistry(kv);
+  const slaves = new SlaveRegistry(kv, config.selection);
   if (config.slaves.secret === "change-me") {
     log.warn(
       'The slave link secret is the default "change-me": set [slaves] secret in master.toml',

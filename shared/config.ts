@@ -20,6 +20,7 @@ import {
   type PermissionRule,
   type PortRange,
   type ReplicationRule,
+  type SelectionRule,
   type SlaveConfig,
   type Subject,
 } from "./config_types.ts";
@@ -99,9 +100,14 @@ function str(opts: { nonEmpty?: boolean; printable?: boolean } = {}): (v: unknow
 }
 
 function int(min: number, max: number): (v: unknown) => number {
+  return num(min, max, true);
+}
+
+/** A number from `min` to `max`; a whole one when `whole`. */
+function num(min: number, max: number, whole = false): (v: unknown) => number {
   return (v) => {
-    if (typeof v !== "number" || !Number.isInteger(v)) {
-      throw new Invalid(`expected an integer, got ${typeName(v)}`);
+    if (typeof v !== "number" || !(whole ? Number.isInteger(v) : Number.isFinite(v))) {
+      throw new Invalid(`expected ${whole ? "an integer" : "a number"}, got ${typeName(v)}`);
     }
     if (v < min || v > max) throw new Invalid(`must be between ${min} and ${max}`);
     return v;
@@ -196,6 +202,44 @@ function fxpRules(v: unknown): FxpRule[] {
       upload: rule.upload !== false,
       download: rule.download !== false,
     };
+  });
+}
+
+const SELECTION_LISTS = ["prefer", "only", "exclude"] as const;
+
+/** `[[selection.rules]]`: a `path` glob and at least one of prefer/only/exclude (slave names). */
+function selectionRules(v: unknown): SelectionRule[] {
+  if (!Array.isArray(v)) {
+    throw new Invalid(`expected [[selection.rules]] tables, got ${typeName(v)}`);
+  }
+  if (v.length > 1000) throw new Invalid("at most 1000 rules");
+  return v.map((rule, i) => {
+    const fail = (detail: string) => new Invalid(`rule ${i + 1}: ${detail}`);
+    if (!isTable(rule)) throw fail(`expected a table, got ${typeName(rule)}`);
+    for (const k of Object.keys(rule)) {
+      if (k !== "path" && !(SELECTION_LISTS as readonly string[]).includes(k)) {
+        throw fail(`unknown key "${k}" (expected path, ${SELECTION_LISTS.join(", ")})`);
+      }
+    }
+    if (typeof rule.path !== "string" || !rule.path.startsWith("/") || rule.path.length > 1024) {
+      throw fail(`path must be a glob starting with "/", as in "/hd/**"`);
+    }
+    const out: SelectionRule = { path: rule.path, prefer: [], only: [], exclude: [] };
+    for (const k of SELECTION_LISTS) {
+      const list = rule[k];
+      if (list === undefined) continue;
+      if (
+        !Array.isArray(list) || list.length > 1000 ||
+        !list.every((x) => typeof x === "string" && SLAVE_NAME.test(x))
+      ) {
+        throw fail(`${k} must be an array of slave names, as in ["slave3"]`);
+      }
+      out[k] = list as string[];
+    }
+    if (SELECTION_LISTS.every((k) => out[k].length === 0)) {
+      throw fail(`names no slave (expected ${SELECTION_LISTS.join(", ")})`);
+    }
+    return out;
   });
 }
 
@@ -343,6 +387,14 @@ export const MASTER_SCHEMA: Schema<MasterSections> = {
     handshake_timeout: { default: 10, read: int(1, 600) },
     unresponsive_after: { default: 3, read: int(2, 600) },
     drop_after: { default: 10, read: int(3, 3600) },
+  },
+  selection: {
+    min_free: { default: 64 * 1024 * 1024, read: int(0, Number.MAX_SAFE_INTEGER) },
+    max_transfers: { default: 0, read: int(0, 1_000_000) },
+    weight_free: { default: 1, read: num(0, 1000) },
+    weight_transfers: { default: 3, read: num(0, 1000) },
+    weight_throughput: { default: 1, read: num(0, 1000) },
+    rules: { default: [], read: selectionRules },
   },
   log: {
     ...LOG_SECTION,

@@ -69,6 +69,14 @@ Deno.test("parseMasterConfig() fills every default", () => {
       unresponsive_after: 3,
       drop_after: 10,
     },
+    selection: {
+      min_free: 64 * 1024 * 1024,
+      max_transfers: 0,
+      weight_free: 1,
+      weight_transfers: 3,
+      weight_throughput: 1,
+      rules: [],
+    },
     log: { level: "info", format: "text", xferlog: "" },
     permissions: [],
     replication: [],
@@ -231,7 +239,7 @@ const MASTER_ERRORS: [string, string | null, string][] = [
   [
     `[zzzzzz]`,
     "zzzzzz",
-    `master.toml: zzzzzz: unknown section (known: master, ftp, http, slaves, log)`,
+    `master.toml: zzzzzz: unknown section (known: master, ftp, http, slaves, selection, log)`,
   ],
   [`ftp = 3`, "ftp", `master.toml: ftp = 3: expected a [ftp] table`],
   [
@@ -550,6 +558,43 @@ Deno.test("[[replication]] rules: path glob and copies, with clear errors", () =
       ['[[replication]]\npath = "/a/**"\ncopies = 0\n', /replication\[1\].*copies must be/],
       ['[[replication]]\npath = "/a/**"\ncopies = 2\nextra = 1\n', /unknown key "extra"/],
       ["replication = 3\n", /expected \[\[replication\]\] tables/],
+    ] as const
+  ) {
+    const e = assertThrows(() => parseMasterConfig(bad, null, BASE), ConfigError);
+    assert.match(e.message, why, bad);
+  }
+});
+
+Deno.test("[selection] and [[selection.rules]]: limits, weights and path rules, with clear errors", () => {
+  const ok = parseMasterConfig(
+    "[selection]\nmin_free = 1000\nmax_transfers = 4\nweight_throughput = 0.5\n" +
+      '[[selection.rules]]\npath = "/hd/**"\nonly = ["slave3"]\n' +
+      '[[selection.rules]]\npath = "/**"\nprefer = ["a"]\nexclude = ["b", "c"]\n',
+    null,
+    BASE,
+  );
+  assertEquals(ok.selection, {
+    min_free: 1000,
+    max_transfers: 4,
+    weight_free: 1,
+    weight_transfers: 3,
+    weight_throughput: 0.5,
+    rules: [
+      { path: "/hd/**", prefer: [], only: ["slave3"], exclude: [] },
+      { path: "/**", prefer: ["a"], only: [], exclude: ["b", "c"] },
+    ],
+  });
+  for (
+    const [bad, why] of [
+      ["[selection]\nmin_free = -1\n", /selection\.min_free = -1: must be between/],
+      ['[selection]\nmin_free = "10GiB"\n', /selection\.min_free = "10GiB": expected an integer/],
+      ["[selection]\nweight_free = -0.5\n", /selection\.weight_free = -0\.5: must be between/],
+      ['[[selection.rules]]\npath = "hd"\nonly = ["s"]\n', /rule 1: path must be a glob/],
+      ['[[selection.rules]]\npath = "/hd/**"\n', /rule 1: names no slave/],
+      ['[[selection.rules]]\npath = "/hd/**"\nonly = ["bad name"]\n', /only must be an array/],
+      ['[[selection.rules]]\npath = "/hd/**"\nonly = [3]\n', /only must be an array/],
+      ['[[selection.rules]]\npath = "/hd/**"\nsome = ["a"]\n', /unknown key "some"/],
+      ["[selection]\nrules = 3\n", /expected \[\[selection.rules\]\] tables/],
     ] as const
   ) {
     const e = assertThrows(() => parseMasterConfig(bad, null, BASE), ConfigError);

@@ -67,6 +67,34 @@ export interface ReplicationRule {
   copies: number;
 }
 
+/** One `[[selection.rules]]` entry: which slaves take files under a path glob. */
+export interface SelectionRule {
+  /** Glob over virtual paths, as in `[[permissions]]` (`/hd/**`). */
+  path: string;
+  /** Slaves chosen first when one of them can take the file. */
+  prefer: string[];
+  /** When not empty, the only slaves that may take the file. */
+  only: string[];
+  /** Slaves that never take the file. */
+  exclude: string[];
+}
+
+/** `[selection]` of master.toml: how the master picks slaves (see `master/slaves/selection.ts`). */
+export interface SelectionConfig {
+  /** Free bytes below which a slave takes no uploads and no copies. Default 64 MiB. */
+  min_free: number;
+  /** Transfers (client transfers and copies) one slave runs at once; 0 = unlimited. Default 0. */
+  max_transfers: number;
+  /** Weight of the free-space term (uploads and copies). Default 1. */
+  weight_free: number;
+  /** Weight of the active-transfers term (per transfer). Default 3. */
+  weight_transfers: number;
+  /** Weight of the recent-throughput term. Default 1. */
+  weight_throughput: number;
+  /** Path rules, first match wins. Default none. */
+  rules: SelectionRule[];
+}
+
 /** Validated master.toml. */
 export interface MasterConfig {
   /** Absolute path of the file this came from, or null for built-in defaults. */
@@ -164,6 +192,8 @@ export interface MasterConfig {
      */
     drop_after: number;
   };
+  /** How slaves are picked for transfers and copies. */
+  selection: SelectionConfig;
   log: {
     /** "debug" | "info" | "warning" | "error". Default "info". */
     level: "debug" | "info" | "warning" | "error";

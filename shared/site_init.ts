@@ -81,6 +81,17 @@ secret = "${values.secret}"
 # unresponsive_after = 3
 # drop_after = 10
 
+[selection]
+# How the master picks a slave (see the README): slaves with less free space (bytes) take no
+# uploads or copies; at most max_transfers transfers per slave (0 = unlimited).
+# min_free = 67108864
+# max_transfers = 0
+# Score: weight_free * free share - weight_transfers * transfers - weight_throughput * busy share.
+# weight_free = 1
+# weight_transfers = 3
+# weight_throughput = 1
+# Path rules: [[selection.rules]] tables with path and prefer, only or exclude (slave names).
+
 [log]
 # "debug", "info", "warning" or "error".
 level = "info"

@@ -257,7 +257,7 @@ export class MasterDouble implements AsyncDisposable {
         maxDelayMs: config.ftp.account_max_delay_seconds * 1000,
         kv,
       }),
-      slaves: new SlaveRegistry(kv),
+      slaves: new SlaveRegistry(kv, config.selection),
       locks: new PathLocks(),
       sessions: new SessionRegistry(),
       paths: new PathPolicy(config.permissions),

@@ -9,6 +9,7 @@ import { FtpError } from "./errors.ts";
 import * as basic from "./cmd_basic.ts";
 import * as data from "./cmd_data.ts";
 import * as files from "./cmd_files.ts";
+import * as selection from "./cmd_selection.ts";
 import * as site from "./cmd_site_users.ts";
 import * as tls from "./cmd_tls.ts";
 import { type Command, pathText } from "./command_spec.ts";
@@ -272,6 +273,14 @@ const TABLE: Readonly<Record<string, Command>> = {
     arg: "required",
     action: "site_admin",
     run: basic.siteCopy,
+  },
+  "SITE SLAVESELECT": {
+    help: "SITE SLAVESELECT up|down <path>: each slave's score for a transfer, or why not (admins)",
+    login: true,
+    arg: "required",
+    path: "after-word",
+    action: "site_admin",
+    run: selection.siteSlaveSelect,
   },
   "SITE REMERGE": {
     help: "SITE REMERGE <slave>: full remerge of an online slave (admins)",

@@ -129,7 +129,8 @@ export class CopyRefusedError extends Error {
 }
 
 /**
- * Copies file `path` to slave `target` from one of its online holders, then records `target` as
+ * Copies file `path` to slave `target` from the holder `[selection]` picks (NoSlaveError when
+ * none can send), then records `target` as
  * a holder, unless the file changed meanwhile (then the new copy is deleted again). A file whose
  * CRC32 is not known yet has it computed by the source first.
  */
@@ -141,12 +142,12 @@ export async function copyToSlave(deps: CopyDeps, path: string, target: string):
     throw new CopyRefusedError(`Slave ${target} is not online`);
   }
   if (entry.slaves.includes(target)) throw new CopyRefusedError(`${target} already holds ${path}`);
-  const from = deps.registry.connected().find((s) => s.available && entry.slaves.includes(s.name));
-  if (from === undefined) {
-    throw new CopyRefusedError(
-      `${path} is not available: ${entry.slaves.join(", ") || "no slave"} offline`,
-    );
-  }
+  // `[selection]` decides here as for every other choice: the target must be allowed to take
+  // the file (path rules, min_free, max_transfers), the source is the least busy holder.
+  const want = { kind: "copy", path, holders: entry.slaves } as const;
+  const why = deps.registry.refusal(want, target);
+  if (why !== null) throw new CopyRefusedError(`Slave ${target} may not take ${path}: ${why}`);
+  const from = deps.registry.choose({ ...want, kind: "download" });
   let crc32 = entry.crc32;
   if (crc32 === null) {
     const sum = await from.request("checksum", { path });

@@ -80,3 +80,42 @@ export class SpeedMeter {
     return ms <= 0 ? 0 : Math.round((last.bytes - base.bytes) * 1000 / ms);
   }
 }
+
+/** Over how much recent time a slave's throughput is measured for slave selection, ms. */
+export const THROUGHPUT_WINDOW_MS = 30_000;
+
+/** Width of one bucket of {@link RecentThroughput}, ms. */
+const BUCKET_MS = 1_000;
+
+/**
+ * The bytes one slave moved recently, over all its transfers (client transfers and copies), in
+ * 1 s buckets: `rate(now)` is bytes/s over the last THROUGHPUT_WINDOW_MS. At most
+ * THROUGHPUT_WINDOW_MS / 1 s + 1 buckets are kept.
+ */
+export class RecentThroughput {
+  #buckets: Sample[] = [];
+
+  /** Records `bytes` more moved at time `now` (ms, any monotonic clock). */
+  add(now: number, bytes: number): void {
+    if (!(bytes > 0)) return;
+    const t = Math.floor(now / BUCKET_MS) * BUCKET_MS;
+    const last = this.#buckets.at(-1);
+    if (last !== undefined && last.t >= t) last.bytes += bytes;
+    else this.#buckets.push({ t, bytes });
+    this.#prune(now);
+  }
+
+  /** Bytes per second over the last THROUGHPUT_WINDOW_MS (0 when nothing moved). */
+  rate(now: number): number {
+    this.#prune(now);
+    let sum = 0;
+    for (const b of this.#buckets) sum += b.bytes;
+    return Math.round(sum * 1000 / THROUGHPUT_WINDOW_MS);
+  }
+
+  #prune(now: number): void {
+    while (this.#buckets.length > 0 && this.#buckets[0]!.t <= now - THROUGHPUT_WINDOW_MS) {
+      this.#buckets.shift();
+    }
+  }
+}

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { SPEED_WINDOW_MS, SpeedMeter, STALL_MS } from "./progress.ts";
+import {
+  RecentThroughput,
+  SPEED_WINDOW_MS,
+  SpeedMeter,
+  STALL_MS,
+  THROUGHPUT_WINDOW_MS,
+} from "./progress.ts";
 
 Deno.test("SpeedMeter: no speed before the first report", () => {
   const m = new SpeedMeter(1000);
@@ -44,4 +50,19 @@ Deno.test("SpeedMeter: a count going backwards is ignored", () => {
   m.add(1500, 10);
   assert.equal(m.bytes, 1000);
   assert.equal(m.speed(1500), 1000);
+});
+
+Deno.test("RecentThroughput: bytes/s over the last 30 s, forgetting older bytes", () => {
+  const r = new RecentThroughput();
+  assert.equal(r.rate(0), 0);
+  r.add(1_000, 30_000);
+  r.add(1_500, 30_000);
+  r.add(20_000, 0);
+  r.add(20_000, -5);
+  assert.equal(r.rate(20_000), 2_000);
+  r.add(25_000, 90_000);
+  assert.equal(r.rate(30_999), 5_000);
+  // The first bucket (1 s to 2 s) leaves the window at 31 s.
+  assert.equal(r.rate(31_000), 3_000);
+  assert.equal(r.rate(THROUGHPUT_WINDOW_MS + 25_000), 0);
 });

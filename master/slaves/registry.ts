@@ -6,7 +6,18 @@ import { getLogger } from "@logtape/logtape";
 import { type NamespaceOp, OpQueue } from "./op_queue.ts";
 import type { ActiveTransfer } from "./progress.ts";
 import { WorkProgress } from "../work_progress.ts";
-import { chooseSlave, NoSlaveError, type SlaveWanted } from "./selection.ts";
+import type { SelectionConfig } from "../../shared/config_types.ts";
+import {
+  type Candidate,
+  chooseSlave,
+  chooseSlaves,
+  NoSlaveError,
+  type Ranking,
+  rankSlaves,
+  type SelectionPolicy,
+  selectionPolicy,
+  type SlaveWanted,
+} from "./selection.ts";
 import type { SlaveHandle } from "./slave_handle.ts";
 
 const log = getLogger(["drftpd", "master", "slaves"]);
@@ -42,9 +53,17 @@ export class SlaveRegistry {
   /** Remerges running now, with their progress (logged, and shown on the status page). */
   readonly work = new WorkProgress();
 
-  /** Uses `kv` to remember slaves across restarts. */
-  constructor(kv: Deno.Kv) {
+  #policy: SelectionPolicy;
+
+  /** `[selection]` as the registry applies it. */
+  get policy(): SelectionPolicy {
+    return this.#policy;
+  }
+
+  /** Uses `kv` to remember slaves across restarts and `selection` to pick them. */
+  constructor(kv: Deno.Kv, selection: SelectionConfig) {
     this.#kv = kv;
+    this.#policy = selectionPolicy(selection);
     this.queue = new OpQueue(kv);
   }
 
@@ -153,11 +172,14 @@ export class SlaveRegistry {
     return this.connected().flatMap((s) => s.transfers()).sort((a, b) => a.started - b.started);
   }
 
-  /** The slave for a transfer (see `chooseSlave`); throws NoSlaveError when none fits. */
+  /**
+   * The slave for a transfer or copy (see `selection.ts#chooseSlave`); throws NoSlaveError when
+   * none fits.
+   */
   choose(want: SlaveWanted): SlaveHandle {
     let s: SlaveHandle;
     try {
-      s = chooseSlave(this.connected().map(candidate), want).handle;
+      s = chooseSlave(this.connected().map(candidate), want, this.#policy).handle;
     } catch (e) {
       const silent = this.connected().filter((c) => c.unresponsive).map((c) => c.name);
       if (!(e instanceof NoSlaveError) || silent.length === 0) throw e;
@@ -165,6 +187,44 @@ export class SlaveRegistry {
     }
     s.lastPicked = performance.now();
     return s;
+  }
+
+  /** Up to `count` targets for new copies of a file (`want.kind` "copy"), best first. */
+  chooseMany(want: SlaveWanted, count: number): SlaveHandle[] {
+    const got = chooseSlaves(this.connected().map(candidate), want, {
+      policy: this.#policy,
+      count,
+    }).map((c) => c.handle);
+    for (const s of got) s.lastPicked = performance.now();
+    return got;
+  }
+
+  /** Why slave `name` may not serve `want` ("offline" when not connected), or null when it may. */
+  refusal(want: SlaveWanted, name: string): string | null {
+    const handle = this.#connected.get(name);
+    if (handle === undefined) return "offline";
+    const ranked = rankSlaves([candidate(handle)], want, this.#policy);
+    return ranked.slaves[0]!.excluded;
+  }
+
+  /** Every known slave (connected or not) assessed for `want`, best first (SITE SLAVESELECT). */
+  async rank(want: SlaveWanted): Promise<Ranking<Candidate>> {
+    const known = new Map<string, Candidate>();
+    for (const name of await this.known()) {
+      known.set(name, {
+        name,
+        available: false,
+        activeTransfers: 0,
+        freeBytes: 0,
+        throughput: 0,
+        lastPicked: 0,
+      });
+    }
+    for (const h of this.#connected.values()) {
+      const { handle: _, ...c } = candidate(h);
+      known.set(h.name, c);
+    }
+    return rankSlaves([...known.values()], want, this.#policy);
   }
 
   /** Status of every known slave, connected or not, sorted by name. */
@@ -199,12 +259,13 @@ export class SlaveRegistry {
   }
 }
 
-function candidate(handle: SlaveHandle) {
+function candidate(handle: SlaveHandle): Candidate & { handle: SlaveHandle } {
   return {
     name: handle.name,
     available: handle.available,
     activeTransfers: handle.activeTransfers,
     freeBytes: handle.disk.free,
+    throughput: handle.throughput,
     lastPicked: handle.lastPicked,
     handle,
   };

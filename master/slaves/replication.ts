@@ -2,7 +2,8 @@
  * `[[replication]]`: keeps each file under a rule's path on `copies` distinct online slaves.
  * After an upload completes under a rule (and, for files already there, when a holder comes
  * online), the file is queued; each queued file is brought to its rule: copies are made slave to
- * slave (`copy.ts`) onto the least busy online slaves that do not hold it, and copies beyond the
+ * slave (`copy.ts`) onto the slaves `[selection]` ranks first for a copy (`selection.ts`: never
+ * a holder, path rules and limits obeyed), and copies beyond the
  * rule are removed (from the fullest holders) once more than the rule's number are online.
  *
  * At most `[slaves] copies_per_slave` copies run at once in all, so no slave sends or receives
@@ -172,10 +173,12 @@ export class Replicator {
     const online = entry.slaves.filter((n) => registry.get(n)?.available);
     if (online.length === 0) return; // nothing to copy from
     if (online.length < want) {
-      const targets = registry.connected()
-        .filter((s) => s.available && !entry.slaves.includes(s.name))
-        .sort((a, b) => a.activeTransfers - b.activeTransfers || b.disk.free - a.disk.free);
-      for (const target of targets.slice(0, want - online.length)) {
+      // Targets as `[selection]` ranks them for a copy (never a holder; path rules obeyed).
+      const targets = registry.chooseMany(
+        { kind: "copy", path, holders: entry.slaves },
+        want - online.length,
+      );
+      for (const target of targets) {
         if (this.#signal.aborted) return;
         try {
           await copyToSlave(this.#deps, path, target.name);

@@ -24,7 +24,7 @@ import {
   type RequestMsg,
 } from "../../shared/protocol.ts";
 import type { NamespaceOp } from "./op_queue.ts";
-import { type ActiveTransfer, SpeedMeter } from "./progress.ts";
+import { type ActiveTransfer, RecentThroughput, SpeedMeter } from "./progress.ts";
 
 const log = getLogger(["drftpd", "master", "link"]);
 
@@ -146,6 +146,8 @@ export class SlaveHandle {
   #pending = new Map<number, Pending>();
   #running = new Map<string, Running>();
   #progress = new Map<string, (bytes: number) => void>();
+  /** Bytes moved by all transfers of this slave over the last 30 s (for slave selection). */
+  #recent = new RecentThroughput();
   #gone: Promise<void>;
   #markGone!: () => void;
 
@@ -237,7 +239,15 @@ export class SlaveHandle {
         started: Date.now(),
         meter: new SpeedMeter(now),
       });
-      promise.finally(() => this.#running.delete(running.xfer)).catch(() => {});
+      const end = (bytes?: unknown) => {
+        // Bytes moved after the last progress event (a short transfer may send none).
+        const meter = this.#running.get(running.xfer)?.meter;
+        if (typeof bytes === "number" && meter) {
+          this.#recent.add(performance.now(), bytes - meter.bytes);
+        }
+        this.#running.delete(running.xfer);
+      };
+      promise.then((r) => end((r as Partial<ReplyData<"transfer">>).bytes), () => end());
     }
     this.#link.write(frame).catch(() => {
       this.#pending.delete(id);
@@ -269,6 +279,11 @@ export class SlaveHandle {
       speed: meter.speed(now),
       started,
     }));
+  }
+
+  /** Bytes/s this slave moved over the last 30 s, all its transfers together. */
+  get throughput(): number {
+    return this.#recent.rate(performance.now());
   }
 
   /**
@@ -306,10 +321,16 @@ export class SlaveHandle {
           case "disk":
             this.disk = { free: msg.free, total: msg.total };
             break;
-          case "progress":
-            this.#running.get(msg.xfer)?.meter.add(performance.now(), msg.bytes);
+          case "progress": {
+            const meter = this.#running.get(msg.xfer)?.meter;
+            if (meter) {
+              const now = performance.now();
+              this.#recent.add(now, msg.bytes - meter.bytes);
+              meter.add(now, msg.bytes);
+            }
             this.#progress.get(msg.xfer)?.(msg.bytes);
             break;
+          }
           case "remerge":
             await events.remerge(msg);
             break;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { parseMasterConfig } from "../../shared/config.ts";
 import { FrameConn } from "../../shared/link.ts";
 import type { FromMaster, FromSlave, RequestMsg } from "../../shared/protocol.ts";
 import { poll } from "../../testing/wait.ts";
@@ -96,7 +97,7 @@ Deno.test("a reply that does not fit its request rejects it and drops the link",
 
 Deno.test("progress events feed activeTransfers with bytes and speed until the reply", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const registry = new SlaveRegistry(kv);
+  const registry = new SlaveRegistry(kv, parseMasterConfig("", null, "/").selection);
   await using t = await linked();
   assert.ok(await registry.attach(t.handle));
   const done = t.handle.request("transfer", passiveTransfer("x2", "receive", "/up/f.bin"));
@@ -127,10 +128,12 @@ Deno.test("progress events feed activeTransfers with bytes and speed until the r
   await t.slave.write({
     type: "reply",
     id: req.id,
-    data: { bytes: 11_000, size: 11_000, crc32: 7, crcWhole: true, ms: 60, mtime: 1 },
+    data: { bytes: 12_000, size: 12_000, crc32: 7, crcWhole: true, ms: 60, mtime: 1 },
   });
   const result = await done;
   assert.equal(result.crc32, 7);
+  // The slave's recent throughput counts every byte, the last ones from the reply: 12 kB / 30 s.
+  assert.equal(t.handle.throughput, 400);
   assert.deepEqual(registry.activeTransfers(), []);
 });
 

@@ -1,0 +1,131 @@
+/**
+ * `[selection]` with three slaves: a path rule (`/hd/**` only on sel3) is obeyed by uploads (PRET,
+ * PASV without PRET, active mode) and a rule excluding a slave is obeyed by replication; SITE COPY
+ * refuses an excluded target; `min_free` keeps uploads off a slave short of space; SITE
+ * SLAVESELECT shows each slave's score or why it is out.
+ */
+import assert from "node:assert/strict";
+import {
+  curl,
+  CURL_BASE,
+  CURL_PRET,
+  describeRun,
+  makeSite,
+  poll,
+  randomBytes,
+  sameFile,
+  slavesHolding,
+  tempDir,
+} from "../testing/mod.ts";
+
+const RULES = `
+[selection]
+[[selection.rules]]
+path = "/hd/**"
+only = ["sel3"]
+[[selection.rules]]
+path = "/archive/**"
+exclude = ["sel2"]
+[[replication]]
+path = "/archive/**"
+copies = 2
+`;
+
+Deno.test("selection: path rules hold for uploads and replication; SITE SLAVESELECT and SITE COPY", async () => {
+  await using site = await makeSite({
+    slaves: [
+      { name: "sel1", address: "127.0.0.2" },
+      { name: "sel2", address: "127.0.0.3" },
+      { name: "sel3", address: "127.0.0.4" },
+    ],
+    masterExtra: RULES,
+  });
+  await using tmp = await tempDir();
+  const put = async (path: string, flags: string[]) => {
+    const src = `${tmp.path}/${path.replaceAll("/", "_")}`;
+    await Deno.writeFile(src, randomBytes(100_000));
+    const up = await curl([...flags, "--ftp-create-dirs", "-T", src, site.url(path)]);
+    assert.ok(up.success, describeRun(`upload ${path}`, up) + (await site.logs(4000)));
+    return src;
+  };
+  // Uploads under /hd/** land on sel3 only, however the data connection is made: PRET + PASV
+  // (the slave is chosen at PASV), PASV without PRET and active mode (chosen at STOR).
+  const hd: [string, string[]][] = [
+    ["/hd/a1.bin", CURL_PRET],
+    ["/hd/a2.bin", CURL_PRET],
+    ["/hd/a3.bin", CURL_PRET],
+    ["/hd/b1.bin", CURL_BASE],
+    ["/hd/c1.bin", [...CURL_BASE, "-P", "127.0.0.1"]],
+  ];
+  for (const [path, flags] of hd) {
+    const src = await put(path, flags);
+    assert.deepEqual(await slavesHolding(site, path.slice(1)), ["sel3"], path);
+    assert.ok(await sameFile(src, `${site.slaveRoot("sel3")}${path}`), path);
+  }
+  // Outside every rule, uploads spread over all three (sel3 is not the only one used).
+  const spread = new Set<string>();
+  for (let i = 0; i < 4; i++) {
+    const path = `/free/f${i}.bin`;
+    await put(path, CURL_PRET);
+    for (const name of await slavesHolding(site, path.slice(1))) spread.add(name);
+  }
+  assert.ok(spread.size >= 2, `uploads outside the rules use several slaves: ${[...spread]}`);
+
+  // Replication under /archive/** (copies = 2, sel2 excluded): every file ends on sel1 and sel3.
+  const archived = [];
+  for (let i = 0; i < 3; i++) archived.push(await put(`/archive/r${i}.bin`, CURL_PRET));
+  for (let i = 0; i < 3; i++) {
+    const rel = `archive/r${i}.bin`;
+    const holders = await poll(async () => {
+      const h = await slavesHolding(site, rel);
+      return h.length >= 2 ? h : undefined;
+    }, {
+      timeoutMs: 30_000,
+      describe: async () => `two copies of ${rel}\n${await site.logs(4000)}`,
+    });
+    assert.deepEqual(holders.sort(), ["sel1", "sel3"], rel);
+    for (const name of holders) {
+      assert.ok(
+        await sameFile(archived[i]!, `${site.slaveRoot(name)}/${rel}`),
+        `${rel} on ${name}`,
+      );
+    }
+  }
+
+  await using ftp = await site.control();
+  // SITE SLAVESELECT: the rule's slave with its score and terms, the others with the reason.
+  const upHd = await ftp.send("SITE SLAVESELECT up /hd/new.bin");
+  assert.equal(upHd.code, 200, upHd.text);
+  const line = (r: { lines: string[] }, name: string) =>
+    r.lines.find((l) => l.replace(/^200[- ]/, "").trimStart().startsWith(`${name} `)) ?? "";
+  assert.match(upHd.lines[0]!, /upload of \/hd\/new\.bin: rule 1 \(\/hd\/\*\*: only sel3\)/);
+  assert.match(
+    line(upHd, "sel3"),
+    /sel3 score=-?\d+\.\d{3} \(chosen\) free=\d\.\d{3} \(\d+ bytes\) transfers=0 throughput=\d\.\d{3} \(\d+ bytes\/s\)/,
+  );
+  assert.match(line(upHd, "sel1"), /sel1 excluded: excluded by rule 1 \(\/hd\/\*\*\)/);
+  assert.match(line(upHd, "sel2"), /sel2 excluded: excluded by rule 1 \(\/hd\/\*\*\)/);
+  assert.match(upHd.lines.at(-1)!, /^200 3 slaves known, 1 may serve$/);
+  // Recent throughput: sel3 moved the /hd/ uploads within the last 30 s.
+  assert.match(line(upHd, "sel3"), /\((?!0 )\d+ bytes\/s\)$/, "sel3's recent throughput");
+
+  const downHd = await ftp.send("SITE SLAVESELECT down /hd/a1.bin");
+  assert.equal(downHd.code, 200, downHd.text);
+  assert.match(downHd.lines[0]!, /download of \/hd\/a1\.bin: no path rule/);
+  assert.match(line(downHd, "sel3"), /\(chosen\)/);
+  assert.match(line(downHd, "sel1"), /sel1 excluded: not a holder/);
+
+  const upArchive = await ftp.send("SITE SLAVESELECT UP /archive/x.bin");
+  assert.match(line(upArchive, "sel2"), /sel2 excluded: excluded by rule 2 \(\/archive\/\*\*\)/);
+  assert.match(upArchive.lines.at(-1)!, /2 may serve$/);
+
+  assert.equal((await ftp.send("SITE SLAVESELECT down /hd/missing.bin")).code, 550);
+  assert.equal((await ftp.send("SITE SLAVESELECT sideways /hd/a1.bin")).code, 501);
+  assert.equal((await ftp.send("SITE SLAVESELECT up")).code, 501);
+
+  // SITE COPY to a slave the rule excludes is refused, naming the rule; nothing lands there.
+  const copy = await ftp.send("SITE COPY /hd/a1.bin sel1");
+  assert.equal(copy.code, 450, copy.text);
+  assert.match(copy.text, /sel1 may not take \/hd\/a1\.bin: excluded by rule 1 \(\/hd\/\*\*\)/);
+  assert.deepEqual(await slavesHolding(site, "hd/a1.bin"), ["sel3"]);
+});
