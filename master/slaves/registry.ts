@@ -185,7 +185,7 @@ export class SlaveRegistry {
       if (!(e instanceof NoSlaveError) || silent.length === 0) throw e;
       throw new NoSlaveError(`${e.message} (not responding: ${silent.join(", ")})`);
     }
-    s.lastPicked = performance.now();
+    s.picked();
     return s;
   }
 
@@ -195,7 +195,7 @@ export class SlaveRegistry {
       policy: this.#policy,
       count,
     }).map((c) => c.handle);
-    for (const s of got) s.lastPicked = performance.now();
+    for (const s of got) s.picked();
     return got;
   }
 
@@ -215,6 +215,7 @@ export class SlaveRegistry {
         name,
         available: false,
         activeTransfers: 0,
+        recentPicks: 0,
         freeBytes: 0,
         throughput: 0,
         lastPicked: 0,
@@ -264,6 +265,7 @@ function candidate(handle: SlaveHandle): Candidate & { handle: SlaveHandle } {
     name: handle.name,
     available: handle.available,
     activeTransfers: handle.activeTransfers,
+    recentPicks: handle.recentPicks(),
     freeBytes: handle.disk.free,
     throughput: handle.throughput,
     lastPicked: handle.lastPicked,

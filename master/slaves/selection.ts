@@ -24,7 +24,9 @@
  *
  * - F: free bytes over 95% of the most free bytes among those that may serve, at most 1 (so
  *   disks within 5% of the emptiest tie); uploads and copies only, 0 for downloads;
- * - T: the transfers running on the slave now (client transfers and copies);
+ * - T: the transfers running on the slave now (client transfers and copies), plus the times it
+ *   was picked over the last 2 s (a PASV is answered before its RETR or STOR starts the transfer,
+ *   so concurrent clients would all get the same slave otherwise);
  * - R: the bytes/s the slave moved over the last 30 s over the most among those that may serve
  *   (0 when all were idle).
  *
@@ -37,6 +39,9 @@
 import type { SelectionConfig } from "../../shared/config_types.ts";
 import { globRegExp } from "../auth/path_rules.ts";
 
+/** How long a pick counts as a transfer about to start (see T in the module docs), ms. */
+export const PICK_WINDOW_MS = 2_000;
+
 /** What selection needs to know about a slave. */
 export interface Candidate {
   name: string;
@@ -44,6 +49,8 @@ export interface Candidate {
   available: boolean;
   /** Transfers running on it now (client transfers and copies). */
   activeTransfers: number;
+  /** Times it was picked over the last PICK_WINDOW_MS (transfers that may not have started yet). */
+  recentPicks: number;
   freeBytes: number;
   /** Bytes/s moved over the last 30 s. */
   throughput: number;
@@ -162,7 +169,7 @@ export function rankSlaves<T extends Candidate>(
   const assessed = all.map(({ slave, excluded }): Assessment<T> => {
     const terms = {
       free: onHolder ? 0 : Math.min(1, Math.max(0, slave.freeBytes) / (0.95 * mostFree)),
-      transfers: slave.activeTransfers,
+      transfers: slave.activeTransfers + slave.recentPicks,
       throughput: mostMoved > 0 ? slave.throughput / mostMoved : 0,
     };
     const preferred = excluded === null &&

@@ -17,6 +17,7 @@ const c = (name: string, o: Partial<Candidate> = {}): Candidate => ({
   name,
   available: true,
   activeTransfers: 0,
+  recentPicks: 0,
   freeBytes: 10 * GB,
   throughput: 0,
   lastPicked: 0,
@@ -202,6 +203,19 @@ const CASES: {
     want: down(["s1", "s3"], "/hd/f"),
     config: HD_ONLY_S3,
     pick: "s1",
+  },
+  {
+    name: "download: a holder just picked counts as busier (its transfer may not run yet)",
+    slaves: [c("a", { recentPicks: 1 }), c("b", { throughput: 9_000_000, lastPicked: 9 })],
+    want: down(["a", "b"]),
+    pick: "b",
+  },
+  {
+    name: "upload: picks do not count toward max_transfers",
+    slaves: [c("a", { recentPicks: 3 })],
+    want: up(),
+    config: config({ max_transfers: 1 }),
+    pick: "a",
   },
   {
     name: "download: no holder",

@@ -25,6 +25,7 @@ import {
 } from "../../shared/protocol.ts";
 import type { NamespaceOp } from "./op_queue.ts";
 import { type ActiveTransfer, RecentThroughput, SpeedMeter } from "./progress.ts";
+import { PICK_WINDOW_MS } from "./selection.ts";
 
 const log = getLogger(["drftpd", "master", "link"]);
 
@@ -125,6 +126,8 @@ export class SlaveHandle {
   activeTransfers = 0;
   /** When this slave was last picked for a transfer (for round-robin among equals). */
   lastPicked = 0;
+  /** When it was picked over the last PICK_WINDOW_MS (at most 1000 kept). */
+  #picks: number[] = [];
   /** When a frame was last received, ms. */
   lastHeard = Date.now();
 
@@ -279,6 +282,19 @@ export class SlaveHandle {
       speed: meter.speed(now),
       started,
     }));
+  }
+
+  /** Records that selection picked this slave now. */
+  picked(now = performance.now()): void {
+    this.lastPicked = now;
+    this.#picks.push(now);
+    if (this.#picks.length > 1000) this.#picks.shift();
+  }
+
+  /** How often selection picked this slave over the last PICK_WINDOW_MS. */
+  recentPicks(now = performance.now()): number {
+    while (this.#picks.length > 0 && this.#picks[0]! <= now - PICK_WINDOW_MS) this.#picks.shift();
+    return this.#picks.length;
   }
 
   /** Bytes/s this slave moved over the last 30 s, all its transfers together. */
