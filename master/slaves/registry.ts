@@ -6,6 +6,7 @@ import { getLogger } from "@logtape/logtape";
 import { type NamespaceOp, OpQueue } from "./op_queue.ts";
 import type { ActiveTransfer } from "./progress.ts";
 import { WorkProgress } from "../work_progress.ts";
+import { parseMasterConfig } from "../../shared/config.ts";
 import type { SelectionConfig } from "../../shared/config_types.ts";
 import {
   type Candidate,
@@ -60,10 +61,13 @@ export class SlaveRegistry {
     return this.#policy;
   }
 
-  /** Uses `kv` to remember slaves across restarts and `selection` to pick them. */
-  constructor(kv: Deno.Kv, selection: SelectionConfig) {
+  /**
+   * Uses `kv` to remember slaves across restarts and `selection` (`[selection]` of master.toml;
+   * default: its defaults) to pick them.
+   */
+  constructor(kv: Deno.Kv, selection?: SelectionConfig) {
     this.#kv = kv;
-    this.#policy = selectionPolicy(selection);
+    this.#policy = selectionPolicy(selection ?? parseMasterConfig("", null, "/").selection);
     this.queue = new OpQueue(kv);
   }
 

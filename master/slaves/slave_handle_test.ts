@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { parseMasterConfig } from "../../shared/config.ts";
 import { FrameConn } from "../../shared/link.ts";
 import type { FromMaster, FromSlave, RequestMsg } from "../../shared/protocol.ts";
 import { poll } from "../../testing/wait.ts";
@@ -97,7 +96,7 @@ Deno.test("a reply that does not fit its request rejects it and drops the link",
 
 Deno.test("progress events feed activeTransfers with bytes and speed until the reply", async () => {
   await using kv = await Deno.openKv(":memory:");
-  const registry = new SlaveRegistry(kv, parseMasterConfig("", null, "/").selection);
+  const registry = new SlaveRegistry(kv);
   await using t = await linked();
   assert.ok(await registry.attach(t.handle));
   const done = t.handle.request("transfer", passiveTransfer("x2", "receive", "/up/f.bin"));
