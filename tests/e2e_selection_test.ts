@@ -26,6 +26,9 @@ only = ["sel3"]
 [[selection.rules]]
 path = "/archive/**"
 exclude = ["sel2"]
+[[selection.rules]]
+path = "/one/**"
+only = ["sel1"]
 [[replication]]
 path = "/archive/**"
 copies = 2
@@ -122,6 +125,25 @@ Deno.test("selection: path rules hold for uploads and replication; SITE SLAVESEL
   assert.equal((await ftp.send("SITE SLAVESELECT down /hd/missing.bin")).code, 550);
   assert.equal((await ftp.send("SITE SLAVESELECT sideways /hd/a1.bin")).code, 501);
   assert.equal((await ftp.send("SITE SLAVESELECT up")).code, 501);
+
+  // PASV without PRET picks a slave from the session's hint (its cwd /one: sel1); a STOR of a path
+  // whose rule excludes that slave is refused, naming the rule, and nothing is stored.
+  await ftp.expect("MKD /one", 257);
+  await ftp.expect("CWD /one", 250);
+  const { host, port } = await ftp.pasv();
+  assert.equal(host, "127.0.0.2", "PASV without PRET in /one answered by sel1");
+  const conn = await Deno.connect({ hostname: host, port });
+  const refused = await ftp.send("STOR /hd/nopret.bin");
+  conn.close();
+  assert.equal(refused.code, 425, refused.text);
+  assert.match(refused.text, /on sel1, which answered PASV: excluded by rule 1 \(\/hd\/\*\*\)/);
+  assert.deepEqual(await slavesHolding(site, "hd/nopret.bin"), []);
+  // From its own folder the same upload goes to sel3.
+  await ftp.expect("CWD /hd", 250);
+  const there = await ftp.pasv();
+  assert.equal(there.host, "127.0.0.4", "PASV without PRET in /hd answered by sel3");
+  await ftp.transfer(there, "STOR nopret.bin", { upload: randomBytes(1000) });
+  assert.deepEqual(await slavesHolding(site, "hd/nopret.bin"), ["sel3"]);
 
   // SITE COPY to a slave the rule excludes is refused, naming the rule; nothing lands there.
   const copy = await ftp.send("SITE COPY /hd/a1.bin sel1");

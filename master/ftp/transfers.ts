@@ -120,6 +120,16 @@ async function fileTransfer(
           }; send SIZE ${path} (or PRET ${append ? "APPE" : "STOR"}) before PASV`,
         );
       }
+      // `[selection]` (path rules, min_free) holds for a slave picked before the path was known.
+      const why = kind === "upload" && !resuming
+        ? s.services.slaves.refusal({ kind, path, holders: file?.slaves ?? [] }, slave.name)
+        : null;
+      if (why !== null) {
+        throw new FtpError(
+          CANT_OPEN_DATA,
+          `Cannot store ${path} on ${slave.name}, which answered PASV: ${why}; send PRET STOR ${path} (or CWD to its folder) before PASV`,
+        );
+      }
     } else if (plan.kind === "slave") {
       if (plan.pret.kind !== kind) {
         throw new FtpError(BAD_SEQUENCE, `PRET announced ${plan.pret.verb}, not a ${kind}`);
