@@ -7,10 +7,10 @@
  * @module
  */
 
-import { exists } from "./files.ts";
+import { exists, randomBytes } from "./files.ts";
 import { FtpControl, type FtpReply } from "./ftp_client.ts";
 import { freePort, freePortRange } from "./ports.ts";
-import { describeRun, run, type RunResult, tail } from "./process.ts";
+import { curl, CURL_PRET, describeRun, run, type RunResult, tail } from "./process.ts";
 import { poll, PollAbortedError, STARTUP_TIMEOUT_MS } from "./wait.ts";
 
 /** Absolute path of the repository root (the folder holding main.ts). */
@@ -532,6 +532,29 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
 function overlaps(range: { from: number; to: number }, used: Set<number>): boolean {
   for (let p = range.from; p <= range.to; p++) if (used.has(p)) return true;
   return false;
+}
+
+/**
+ * Uploads `size` random bytes to `path` with curl (`flags`, default passive through PRET),
+ * creating missing folders; the source is written into folder `dir` and its name returned.
+ * Throws with curl's output and the site's logs when the upload fails.
+ */
+export async function curlUpload(
+  site: Site,
+  path: string,
+  options: { dir: string; size: number; flags?: string[] },
+): Promise<string> {
+  const src = `${options.dir}/${path.replaceAll("/", "_")}`;
+  await Deno.writeFile(src, randomBytes(options.size));
+  const up = await curl([
+    ...(options.flags ?? CURL_PRET),
+    "--ftp-create-dirs",
+    "-T",
+    src,
+    site.url(path),
+  ]);
+  if (!up.success) throw new Error(describeRun(`upload ${path}`, up) + (await site.logs(4000)));
+  return src;
 }
 
 /** Which slave roots hold `relPath` (relative to a root, no leading "/"). */

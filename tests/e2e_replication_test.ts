@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import {
   curl,
   CURL_PRET,
+  curlUpload,
   describeRun,
   freePort,
   makeSite,
@@ -31,13 +32,7 @@ Deno.test("replication: copies = 2 under /archive/**, one copy elsewhere", async
     masterExtra: '\n[[replication]]\npath = "/archive/**"\ncopies = 2\n',
   });
   await using tmp = await tempDir();
-  const put = async (path: string, size: number) => {
-    const src = `${tmp.path}/${path.replaceAll("/", "_")}`;
-    await Deno.writeFile(src, randomBytes(size));
-    const up = await curl([...CURL_PRET, "--ftp-create-dirs", "-T", src, site.url(path)]);
-    assert.ok(up.success, describeRun(`upload ${path}`, up) + (await site.logs(4000)));
-    return src;
-  };
+  const put = (path: string, size: number) => curlUpload(site, path, { dir: tmp.path, size });
   const plain = await put("/other/b.bin", 200_000);
   const archived = await put("/archive/x/a.bin", 2_000_000);
 

@@ -6,10 +6,9 @@
  */
 import assert from "node:assert/strict";
 import {
-  curl,
   CURL_BASE,
   CURL_PRET,
-  describeRun,
+  curlUpload,
   makeSite,
   poll,
   randomBytes,
@@ -44,13 +43,8 @@ Deno.test("selection: path rules hold for uploads and replication; SITE SLAVESEL
     masterExtra: RULES,
   });
   await using tmp = await tempDir();
-  const put = async (path: string, flags: string[]) => {
-    const src = `${tmp.path}/${path.replaceAll("/", "_")}`;
-    await Deno.writeFile(src, randomBytes(100_000));
-    const up = await curl([...flags, "--ftp-create-dirs", "-T", src, site.url(path)]);
-    assert.ok(up.success, describeRun(`upload ${path}`, up) + (await site.logs(4000)));
-    return src;
-  };
+  const put = (path: string, flags: string[]) =>
+    curlUpload(site, path, { dir: tmp.path, size: 100_000, flags });
   // Uploads under /hd/** land on sel3 only, however the data connection is made: PRET + PASV
   // (the slave is chosen at PASV), PASV without PRET and active mode (chosen at STOR).
   const hd: [string, string[]][] = [
