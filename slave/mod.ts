@@ -86,6 +86,11 @@ export async function runSlave(
   // A slave needs exclusive write access to its root: a second one on it stops here.
   using _lock = await lockFolder(config.slave.root, "Slave root");
   const storage = new Storage(await Deno.realPath(config.slave.root));
+  // Uploads and copies a crash cut short are still under their temporary names: never taken for
+  // files, removed here in the background (this process has written none of them yet).
+  const sweep = storage.sweepUnfinished(Date.now()).then((n) => {
+    if (n > 0) log.warn("Removed {n} unfinished uploads left by an earlier stop", { n });
+  });
   const pair = await loadDataCert(config);
   const tls: DataTlsOptions = { cert: pair.cert, key: pair.key };
   if (options.tlsEngine) tls.engine = options.tlsEngine;
@@ -108,6 +113,7 @@ export async function runSlave(
     log.info("Reconnecting to master in {seconds} s", { seconds: Math.round(delay / 100) / 10 });
     await sleep(delay, signal);
   }
+  await sweep;
   log.info("Slave {name} stopped", { name: config.slave.name });
 }
 

@@ -20,6 +20,8 @@ import {
 } from "../shared/paths.ts";
 import { SlaveError, toSlaveError } from "./_errors.ts";
 
+const encoder = new TextEncoder();
+
 /** Size of the read buffer for checksums and transfers (256 KiB measured fastest). */
 export const IO_BUFFER_SIZE = 256 * 1024;
 
@@ -134,6 +136,37 @@ export class Storage {
       if (!(e instanceof Deno.errors.NotFound)) throw toSlaveError(e, "io", vpath);
     }
     await this.#pruneEmptyParents(real);
+  }
+
+  /**
+   * Removes what uploads and copies cut short by a crash left: files under a temporary name
+   * ({@link isArriving}) last written before `before` (ms; the process's start, so no transfer
+   * of this process is touched). Symlinks are not followed. Returns how many were removed.
+   */
+  async sweepUnfinished(before: number): Promise<number> {
+    let removed = 0;
+    const pending = [this.#root];
+    for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
+      try {
+        for await (const entry of Deno.readDir(dir)) {
+          const real = `${dir}/${entry.name}`;
+          if (entry.isDirectory) pending.push(real);
+          else if (entry.isFile && isArriving(entry.name)) {
+            if (((await Deno.lstat(real)).mtime?.getTime() ?? 0) >= before) continue;
+            await Deno.remove(real);
+            removed++;
+          }
+        }
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) {
+          getLogger(["drftpd", "slave"]).warn("Cannot sweep {path}: {error}", {
+            path: dir,
+            error: String(e),
+          });
+        }
+      }
+    }
+    return removed;
   }
 
   /** Sets the modification time (ms) of a file or folder; "not_found" when it is missing. */
@@ -340,7 +373,7 @@ export async function* scanTree(
         continue;
       }
       if (entry.isDirectory) subdirs.push(entry.name);
-      else if (entry.isFile && changed && !isCopyTemp(entry.name)) files.push(vpath);
+      else if (entry.isFile && changed && !isArriving(entry.name)) files.push(vpath);
     }
     // Link count 1 means "not counted" (btrfs, huge ext4 folders): neither proof nor disproof.
     if (info.nlink !== 1) {
@@ -375,9 +408,21 @@ export async function* scanTree(
 /** Names starting with this are copies from another slave still arriving (never inventoried). */
 export const COPY_TEMP_PREFIX = ".drftpd-copy.";
 
+/**
+ * Names starting with this are uploads (STOR) still arriving: never inventoried, renamed into
+ * place when the transfer ends, removed when the link to the master is lost, and swept at start
+ * when a crash left them (see {@link Storage.sweepUnfinished}).
+ */
+export const UPLOAD_TEMP_PREFIX = ".drftpd-upload.";
+
 /** Whether `name` is a copy still arriving (see `copyTempPath`). */
 export function isCopyTemp(name: string): boolean {
   return name.startsWith(COPY_TEMP_PREFIX);
+}
+
+/** Whether `name` is a file still arriving, an upload or a copy: never taken for a file. */
+export function isArriving(name: string): boolean {
+  return name.startsWith(UPLOAD_TEMP_PREFIX) || isCopyTemp(name);
 }
 
 /**
@@ -385,10 +430,30 @@ export function isCopyTemp(name: string): boolean {
  * rename stays on one file system), named after the transfer `xfer` (letters, digits, "-").
  */
 export function copyTempPath(vpath: string, xfer: string): string {
+  return tempPath(COPY_TEMP_PREFIX, vpath, xfer);
+}
+
+/** The temporary virtual path an upload of `vpath` arrives under (like {@link copyTempPath}). */
+export function uploadTempPath(vpath: string, xfer: string): string {
+  return tempPath(UPLOAD_TEMP_PREFIX, vpath, xfer);
+}
+
+/** `prefix` + `xfer` + "." + the base name, cut to 255 UTF-8 bytes at a character boundary. */
+function tempPath(prefix: string, vpath: string, xfer: string): string {
   if (!/^[A-Za-z0-9-]{1,64}$/.test(xfer)) {
-    throw new SlaveError("bad_request", `Invalid transfer id for a copy: "${printable(xfer)}"`);
+    throw new SlaveError(
+      "bad_request",
+      `Invalid transfer id for a temporary name: "${printable(xfer)}"`,
+    );
   }
-  return joinPath(parentOf(vpath), `${COPY_TEMP_PREFIX}${xfer}.${baseName(vpath)}`.slice(0, 255));
+  let name = `${prefix}${xfer}.`;
+  let bytes = name.length;
+  for (const ch of baseName(vpath)) {
+    bytes += encoder.encode(ch).length;
+    if (bytes > 255) break;
+    name += ch;
+  }
+  return joinPath(parentOf(vpath), name);
 }
 
 /** Whether `root + vpath` exists and no part of it below `root` is a symlink. */

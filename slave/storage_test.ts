@@ -2,13 +2,16 @@ import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
 import { SlaveError } from "./_errors.ts";
 import {
+  copyTempPath,
   diskSpace,
+  isArriving,
   scanInventory,
   type ScanItem,
   type ScanStats,
   scanTree,
   SINCE_SLACK_MS,
   Storage,
+  uploadTempPath,
 } from "./storage.ts";
 
 /** A temp folder (symlink-free path) removed on dispose. */
@@ -350,4 +353,37 @@ Deno.test("diskSpace reports the file system of the root", async () => {
   const { free, total } = await diskSpace(root.path);
   assert.ok(Number.isSafeInteger(free) && Number.isSafeInteger(total));
   assert.ok(total > 0 && free >= 0 && free <= total);
+});
+
+Deno.test("temporary upload and copy names stay in the folder and within 255 bytes", () => {
+  const xfer = "0b6f1c9e-8f0e-4a59-9d3e-2a7c1d5b9e01";
+  assert.equal(uploadTempPath("/a/b.bin", xfer), `/a/.drftpd-upload.${xfer}.b.bin`);
+  assert.equal(copyTempPath("/b.bin", xfer), `/.drftpd-copy.${xfer}.b.bin`);
+  // 85 three-byte characters (255 bytes): cut at a character boundary, never past 255 bytes.
+  const long = uploadTempPath(`/d/${"€".repeat(85)}`, xfer);
+  const name = long.slice("/d/".length);
+  assert.ok(new TextEncoder().encode(name).length <= 255);
+  assert.ok(name.endsWith("€") && !name.includes("\uFFFD"));
+  for (const n of [name, copyTempPath("/x", xfer).slice(1)]) assert.ok(isArriving(n), n);
+  assert.ok(!isArriving("b.bin") && !isArriving("drftpd-upload.x"));
+  assert.throws(() => uploadTempPath("/a", "../x"), SlaveError);
+});
+
+Deno.test("scanInventory skips uploads still arriving; sweepUnfinished removes old ones only", async () => {
+  await using root = await tempDir();
+  const xfer = "0b6f1c9e-8f0e-4a59-9d3e-2a7c1d5b9e01";
+  await writeFile(`${root.path}/a/keep.bin`, "k");
+  await writeFile(root.path + uploadTempPath("/a/cut.bin", xfer), "cut");
+  await writeFile(root.path + copyTempPath("/a/b/cut.bin", xfer), "cut");
+  const entries = [];
+  for await (const e of scanInventory(root.path)) entries.push(e.path);
+  assert.deepEqual(entries, ["/a/keep.bin"]);
+
+  const storage = new Storage(root.path);
+  const old = Date.now() - 60_000;
+  assert.equal(await storage.sweepUnfinished(old), 0, "newer than the limit: kept");
+  assert.equal(await storage.sweepUnfinished(Date.now() + 1000), 2);
+  assert.ok(await exists(`${root.path}/a/keep.bin`));
+  assert.ok(!(await exists(root.path + uploadTempPath("/a/cut.bin", xfer))));
+  assert.ok(!(await exists(root.path + copyTempPath("/a/b/cut.bin", xfer))));
 });

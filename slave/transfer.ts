@@ -22,7 +22,7 @@ import {
   upgradeToTlsServer,
 } from "../shared/tls/mod.ts";
 import { errorText, type PartialInfo, SlaveError, toSlaveError } from "./_errors.ts";
-import { copyTempPath, openRegularFile, type Storage } from "./storage.ts";
+import { copyTempPath, openRegularFile, type Storage, uploadTempPath } from "./storage.ts";
 import { writeAll, writeAllSync } from "../shared/bytes.ts";
 import { closeQuietly, sameHost } from "../shared/net.ts";
 import { type DataEngine, type DataSocket, nativeEngine, relayStream } from "./data_engine.ts";
@@ -632,10 +632,16 @@ export class TransferManager {
     }
     using data = new DataLink(signal, await this.#dataConn(req, slot, signal));
     await this.#secure(req, data, signal);
-    // A copy from another slave arrives under a temporary name (see `#placeCopy`).
-    const target = await this.#storage.prepareUpload(
-      verify ? copyTempPath(req.path, req.xfer) : req.path,
+    // A copy from another slave arrives under a temporary name (see `#placeCopy`), and so does
+    // an upload that starts a file: it is renamed into place at its end, so a crash never leaves
+    // a short file under the real name, and an overwritten file stays whole until then. Only a
+    // resume (APPE, REST) of an existing file writes in place (the master marks it incomplete).
+    const inPlace = verify === undefined && before !== null && (req.append || req.offset > 0);
+    const temp = inPlace ? null : verify ? copyTempPath(req.path, req.xfer) : uploadTempPath(
+      req.path,
+      req.xfer,
     );
+    const target = await this.#storage.prepareUpload(temp ?? req.path);
     let file: Deno.FsFile;
     let start: number;
     try {
@@ -680,6 +686,7 @@ export class TransferManager {
       data.finish();
       const info = await file.stat();
       if (verify) await this.#placeCopy(req.path, target, verify, { size: info.size, crc });
+      else if (temp !== null) await this.#place(req.path, target);
       return {
         bytes,
         size: info.size,
@@ -691,11 +698,30 @@ export class TransferManager {
       };
     } catch (e) {
       const err = toSlaveError(e, "io", req.path);
-      if (verify) await Deno.remove(target).catch(() => {}); // a copy leaves nothing behind
-      else err.partial = await partialInfo(file, moved);
+      const partial = await partialInfo(file, moved);
+      if (verify || (temp !== null && (this.#closed || !partial?.size))) {
+        // A copy leaves nothing behind; nor does an upload the master will not hear about (the
+        // link is gone), or one that brought nothing (what was there stays).
+        await Deno.remove(target).catch(() => {});
+      } else {
+        // The client's abort (or a failed write) keeps what arrived as a resumable partial,
+        // which the master records with its real size.
+        if (temp !== null) await this.#place(req.path, target).catch(() => {});
+        err.partial = partial;
+      }
       throw err;
     } finally {
       file.close();
+    }
+  }
+
+  /** Renames an upload that arrived at `temp` (a real path) to `vpath`, replacing what is there. */
+  async #place(vpath: string, temp: string): Promise<void> {
+    const final = await this.#storage.prepareUpload(vpath);
+    try {
+      await Deno.rename(temp, final);
+    } catch (e) {
+      throw toSlaveError(e, "io", vpath);
     }
   }
 
@@ -716,12 +742,7 @@ export class TransferManager {
           `expected ${want.size} bytes, CRC32 ${hex(want.crc32)}`,
       );
     }
-    const final = await this.#storage.prepareUpload(vpath);
-    try {
-      await Deno.rename(temp, final);
-    } catch (e) {
-      throw toSlaveError(e, "io", vpath);
-    }
+    await this.#place(vpath, temp);
   }
 
   /**

@@ -4,6 +4,8 @@
  * @module
  */
 
+import { UPLOAD_TEMP_PREFIX } from "../slave/storage.ts";
+import { poll } from "./wait.ts";
 import { crc32 } from "node:zlib";
 
 /** Random bytes of the given length (crypto.getRandomValues fills at most 64 KiB per call). */
@@ -84,4 +86,35 @@ export async function findByName(root: string, name: string): Promise<string[]> 
   }
   if (await exists(root)) await walk(root);
   return out;
+}
+
+/** Uploads still arriving in folder `dir` of a slave root: their temporary names, sorted. */
+export async function arrivingUploads(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  if (!await exists(dir)) return out;
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && entry.name.startsWith(UPLOAD_TEMP_PREFIX)) out.push(entry.name);
+  }
+  return out.sort();
+}
+
+/**
+ * Waits (bounded) until the slave has written `size` bytes of the upload arriving in folder `dir`
+ * of its root, under its temporary name; returns that name. `logs` adds to a failure message.
+ */
+export async function waitForArrival(
+  dir: string,
+  size: number,
+  logs: () => Promise<string> = () => Promise.resolve(""),
+): Promise<string> {
+  return await poll(async () => {
+    for (const temp of await arrivingUploads(dir)) {
+      const st = await Deno.stat(`${dir}/${temp}`).catch(() => null);
+      if (st !== null && st.size >= size) return temp;
+    }
+    return undefined;
+  }, {
+    intervalMs: 25,
+    describe: async () => `an upload of ${size} bytes arriving in ${dir}\n${await logs()}`,
+  });
 }

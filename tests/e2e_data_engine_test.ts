@@ -2,7 +2,8 @@
  * Both data engines (`[slave] data_engine = "native" | "zero_copy"`) move a 64 MiB file with the
  * same bytes and CRC32 through every path a transfer can take: whole RETR and STOR, REST
  * downloads and uploads, APPE, ABOR in the middle of a download and of an upload, a client that
- * stops reading, and the slave killed in the middle of a download and of an upload.
+ * stops reading, and the slave killed in the middle of a download and of an upload (which is
+ * never taken for the file).
  *
  * `DRFTPD_DATA_ENGINE` (which overrides the config) is honoured: with it set, both sites run that
  * engine, and the log check expects it.
@@ -10,14 +11,16 @@
 
 import assert from "node:assert/strict";
 import {
+  arrivingUploads,
   crc32Hex,
+  exists,
   type FtpControl,
   type FtpReply,
   makeSite,
   poll,
   randomBytes,
   readAll,
-  type Site,
+  waitForArrival,
 } from "../testing/mod.ts";
 import { writeAll } from "../shared/bytes.ts";
 import { deadline } from "../shared/timers.ts";
@@ -119,7 +122,7 @@ for (const engine of ENGINES) {
         const r = await ftp.send("STOR /aborted.bin");
         assert.equal(r.code, 150, r.lines.join(" | "));
         await writeAll(data, src.subarray(0, sent));
-        await waitForSize(site, `${root}/aborted.bin`, sent);
+        await waitForArrival(root, sent, () => site.logs(3000));
         await ftp.write("ABOR");
         assert.deepEqual(await aborReplies(ftp), [426, 226]);
       } finally {
@@ -149,7 +152,7 @@ for (const engine of ENGINES) {
       await assertWhole(ftp, "/big.bin", srcCrc);
     });
 
-    await t.step("the slave killed mid-upload: 426, a prefix on disk", async () => {
+    await t.step("the slave killed mid-upload: 426, never taken for the file", async () => {
       const endpoint = await ftp.pasv("STOR /killed.bin");
       const data = await Deno.connect({ hostname: endpoint.host, port: endpoint.port });
       const sent = 8 * MiB;
@@ -157,17 +160,21 @@ for (const engine of ENGINES) {
         const r = await ftp.send("STOR /killed.bin");
         assert.equal(r.code, 150, r.lines.join(" | "));
         await writeAll(data, src.subarray(0, sent));
-        await waitForSize(site, `${root}/killed.bin`, sent);
+        const temp = await waitForArrival(root, sent, () => site.logs(3000));
         await site.killSlave("s1", "SIGKILL");
         const done = await ftp.read();
         assert.equal(done.code, 426, done.lines.join(" | "));
+        // The prefix arrived under the temporary name only.
+        const onDisk = await Deno.readFile(`${root}/${temp}`);
+        assert.equal(crc32Hex(onDisk), crc32Hex(src.subarray(0, onDisk.length)));
+        assert.ok(!await exists(`${root}/killed.bin`));
       } finally {
         data.close();
       }
-      const onDisk = await Deno.readFile(`${root}/killed.bin`);
-      assert.equal(crc32Hex(onDisk), crc32Hex(src.subarray(0, onDisk.length)));
       await site.waitSlaves(["s1"], "offline");
       await site.startSlave("s1");
+      assert.equal((await ftp.send("SIZE /killed.bin")).code, 550);
+      await poll(async () => (await arrivingUploads(root)).length === 0 || undefined);
       await assertWhole(ftp, "/big.bin", srcCrc);
     });
   });
@@ -201,15 +208,4 @@ async function assertWhole(ftp: FtpControl, path: string, crc: string): Promise<
   const { data } = await ftp.retrieve(path);
   assert.equal(data.length, SIZE);
   assert.equal(crc32Hex(data), crc);
-}
-
-/** Waits until the slave wrote `size` bytes of an upload to `file`. */
-async function waitForSize(site: Site, file: string, size: number): Promise<void> {
-  await poll(async () => {
-    const st = await Deno.stat(file).catch(() => null);
-    return st !== null && st.size >= size ? true : undefined;
-  }, {
-    intervalMs: 25,
-    describe: async () => `${file} at ${size} bytes\n${await site.logs(3000)}`,
-  });
 }

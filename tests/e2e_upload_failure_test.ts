@@ -1,11 +1,21 @@
 /**
  * A slave that dies in the middle of an upload: the client gets 426, the master keeps serving,
- * the other slave is untouched, and the filelist never claims the upload as complete: the file
- * is absent until the slave comes back, then listed with the size really on its disk.
+ * the other slave is untouched, and the upload is never taken for a file: it arrived under a
+ * temporary name, the file is absent while the slave is down and after it comes back, and the
+ * slave removes what the crash left at its start.
  */
 
 import assert from "node:assert/strict";
-import { makeSite, randomBytes, sha256, slavesHolding } from "../testing/mod.ts";
+import {
+  arrivingUploads,
+  exists,
+  makeSite,
+  poll,
+  randomBytes,
+  sha256,
+  slavesHolding,
+  waitForArrival,
+} from "../testing/mod.ts";
 
 Deno.test("a slave killed mid-upload: 426, nothing recorded as complete", async () => {
   await using site = await makeSite({
@@ -28,13 +38,10 @@ Deno.test("a slave killed mid-upload: 426, nothing recorded as complete", async 
     const chunk = randomBytes(sent);
     let off = 0;
     while (off < chunk.length) off += await data.write(chunk.subarray(off));
-    // wait until the bytes are on the slave's disk, then kill it mid-transfer
-    const file = `${site.slaveRoot(victim)}/partial.bin`;
-    for (let i = 0; i < 200; i++) {
-      const st = await Deno.stat(file).catch(() => null);
-      if (st && st.size === sent) break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    // wait until the bytes are on the slave's disk (under the upload's temporary name), then
+    // kill it mid-transfer
+    const root = site.slaveRoot(victim);
+    await waitForArrival(root, sent, () => site.logs(3000));
     await site.killSlave(victim, "SIGKILL");
     const done = await ftp.read();
     assert.equal(done.code, 426, `expected 426, got: ${done.lines.join(" | ")}`);
@@ -53,9 +60,15 @@ Deno.test("a slave killed mid-upload: 426, nothing recorded as complete", async 
   const back = await ftp.retrieve("/other.bin");
   assert.equal(await sha256(back.data), await sha256(other));
 
-  // Back online: the partial file is listed with its real size.
+  // Back online: what the crash cut short is not taken for a file, and the slave removes it.
   await site.startSlave(victim);
-  const onDisk = (await Deno.stat(`${site.slaveRoot(victim)}/partial.bin`)).size;
   const after = await ftp.send("SIZE /partial.bin");
-  assert.deepEqual([after.code, after.text.trim()], [213, String(onDisk)]);
+  assert.equal(after.code, 550, `a cut-off upload must not be listed: ${after.lines.join(" | ")}`);
+  assert.ok(!await exists(`${site.slaveRoot(victim)}/partial.bin`));
+  await poll(
+    async () => (await arrivingUploads(site.slaveRoot(victim))).length === 0 || undefined,
+    {
+      describe: () => "the slave to sweep the cut-off upload",
+    },
+  );
 });

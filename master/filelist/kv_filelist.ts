@@ -230,6 +230,7 @@ export class KvFilelist implements Filelist {
         crc32: rec.crc32,
         slaves,
         xferMs: rec.xferMs,
+        ...(rec.incomplete ? { incomplete: true } : {}),
       };
       const change: Change = {
         checks: [e!, ...gens, ...(parent === "/" ? [] : [p!])].map(stamp),

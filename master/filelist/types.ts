@@ -20,6 +20,12 @@ export interface FileEntry {
   slaves: string[];
   /** Duration of the upload that produced it, ms (0 when unknown). */
   xferMs: number;
+  /**
+   * A resume (APPE, REST+STOR) of it is running, or was cut off by a crash before its final
+   * reply: what the slave holds may be short. Absent when complete. Such a file is left out of
+   * listings and not served; a finished upload to it, or a resume the client broke off, clears it.
+   */
+  incomplete?: true;
 }
 
 /** A directory in the filelist. */

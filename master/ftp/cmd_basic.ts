@@ -11,7 +11,7 @@ import { normalize, parentOf } from "../../shared/paths.ts";
 import { copyToSlave } from "../slaves/copy.ts";
 import { parseTypeArg } from "./codecs.ts";
 import { FtpError } from "./errors.ts";
-import { formatListLine } from "./listing.ts";
+import { formatListLine, listedEntries } from "./listing.ts";
 import {
   BAD_SEQUENCE,
   CLOSING_CONTROL,
@@ -252,7 +252,7 @@ export async function stat(s: Session, _arg: string, path: string | null): Promi
   const e = await fl.get(path);
   if (!e) throw new FtpError(FILE_UNAVAILABLE, `No such file or directory: ${path}`);
   const now = Date.now();
-  const entries = e.kind === "dir" ? await fl.list(path) : [e];
+  const entries = listedEntries(e.kind === "dir" ? await fl.list(path) : [e]);
   await s.reply(FILE_STATUS, [
     `Status of ${path}:`,
     ...entries.map((x) => formatListLine(x, now)),

@@ -76,6 +76,14 @@ export function formatListLine(e: Entry, now: number, options: EntryFormatOption
     `${String(size).padStart(8)} ${listDate(e.mtime, now)} ${printable(e.name)}`;
 }
 
+/**
+ * The entries a listing shows: all but files an upload is still resuming or a crash cut short
+ * (`FileEntry.incomplete`), which must never look like complete files.
+ */
+export function listedEntries(entries: readonly Entry[]): Entry[] {
+  return entries.filter((e) => e.kind === "dir" || !e.incomplete);
+}
+
 /** A LIST body: one {@linkcode formatListLine} per entry, each ending "\r\n" ("" when empty). */
 export function formatListing(
   entries: readonly Entry[],

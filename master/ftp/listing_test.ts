@@ -7,6 +7,7 @@ import {
   formatMlstLine,
   formatMlsxFacts,
   formatNlst,
+  listedEntries,
   parseListArgs,
 } from "./listing.ts";
 
@@ -217,3 +218,13 @@ for (const [arg, path, options] of listArgs) {
     assert.deepEqual(parseListArgs(arg), { path, options });
   });
 }
+
+Deno.test("listedEntries leaves out files marked incomplete, keeps the rest in order", () => {
+  const entries = [
+    dir("d", NOW),
+    file("cut.bin", 10, NOW, { incomplete: true }),
+    file("whole.bin", 10, NOW),
+  ];
+  assert.deepEqual(listedEntries(entries).map((e) => e.name), ["d", "whole.bin"]);
+  assert.deepEqual(listedEntries([]), []);
+});

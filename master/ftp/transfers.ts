@@ -13,7 +13,7 @@ import {
 } from "../../shared/protocol.ts";
 import { connectTlsClient } from "../../shared/tls/mod.ts";
 import { type DataConn, finish, relayBytes, secureDataConn } from "./data_tls.ts";
-import type { Entry, FileEntry } from "../filelist/types.ts";
+import type { Entry, FileEntry, FileRecord } from "../filelist/types.ts";
 import { SlaveGoneError, type SlaveHandle, SlaveReplyError } from "../slaves/slave_handle.ts";
 import { keepWanted, pickHolder, sendViaSibling } from "../slaves/sibling.ts";
 import { NoSlaveError } from "../slaves/selection.ts";
@@ -23,7 +23,7 @@ import { ActiveChannel, type DataChannel } from "./data_channel.ts";
 import { beginTransfer } from "./accounting.ts";
 import { unfiltered } from "../auth/visibility.ts";
 import { FtpError } from "./errors.ts";
-import { formatListing, formatMlsxFacts, formatNlst } from "./listing.ts";
+import { formatListing, formatMlsxFacts, formatNlst, listedEntries } from "./listing.ts";
 import type { DataPlan, DataSecurity, Session } from "./session.ts";
 import { writeAll } from "../../shared/bytes.ts";
 import { closeQuietly, sameHost } from "../../shared/net.ts";
@@ -91,6 +91,12 @@ async function fileTransfer(
     if (kind === "download") {
       if (!entry) throw new FtpError(FILE_UNAVAILABLE, `No such file: ${path}`);
       if (entry.kind !== "file") throw new FtpError(FILE_UNAVAILABLE, `Not a plain file: ${path}`);
+      if (entry.incomplete) {
+        throw new FtpError(
+          FILE_UNAVAILABLE,
+          `${path} is incomplete (an upload to it was cut off): resume it with REST and STOR or APPE, or delete it`,
+        );
+      }
     } else {
       if (entry?.kind === "dir") throw new FtpError(FILE_UNAVAILABLE, `${path} is a directory`);
       const parent = await filelist.get(parentOf(path));
@@ -191,12 +197,20 @@ async function fileTransfer(
       account.progress(bytes);
     });
     let aborted = false;
+    /** The file was marked incomplete for this resume; the slave was asked to write. */
+    let marked = false;
+    let requested = false;
     const abortSlave = () => {
       aborted = true;
       slave.request("abort", { xfer }).catch(() => {});
     };
     ctrl.onAbort(abortSlave);
     try {
+      if (kind === "upload" && resuming && file) {
+        // Until its 226 the file on the slave may be short: a crash must not leave it listed.
+        await s.services.filelist.putFile(path, { ...recordOf(file), incomplete: true });
+        marked = true;
+      }
       const req = {
         xfer,
         dir: kind === "download" ? "send" as const : "receive" as const,
@@ -213,6 +227,7 @@ async function fileTransfer(
           FILE_STATUS_OK_OPENING,
           `Opening ${mode} mode data connection for ${path}${sizeNote} (relayed via master from ${slave.name})`,
         );
+        requested = true;
         result = await relay(s, slave, plan.channel, req, sec, ctrl, () => (aborted = true));
       } else {
         const endpoint: DataEndpoint = plan.kind === "slave"
@@ -224,6 +239,7 @@ async function fileTransfer(
             sibling ? ` (streamed from ${sibling.name})` : ""
           }`,
         );
+        requested = true;
         const peer = plan.kind === "active" ? plan.host : null;
         result = sibling
           ? await sendViaSibling(slave, { ...req, dir: "send", endpoint, peer }, {
@@ -282,6 +298,12 @@ async function fileTransfer(
         await recordPartial(s, path, slave, file, e.partial).catch((err) =>
           log.error("Could not record partial upload {path}: {err}", { path, err: String(err) })
         );
+      } else if (marked && (!requested || e instanceof SlaveReplyError)) {
+        // The slave wrote nothing (or was never asked to): the file is as it was. When the slave
+        // went away mid-resume, the mark stays: nobody knows what it holds.
+        await s.services.filelist.putFile(path, recordOf(file!)).catch((err) =>
+          log.error("Could not clear the mark on {path}: {err}", { path, err: String(err) })
+        );
       }
       log.warn("{dir} {user} {path} failed via {slave}: {error}", {
         dir: kind === "download" ? "RETR" : "STOR",
@@ -303,6 +325,12 @@ async function fileTransfer(
   } finally {
     if (releasePlan) releaseUnused(plan);
   }
+}
+
+/** What `putFile` takes to write `file` again as it is. */
+function recordOf(file: FileEntry): FileRecord {
+  const { kind: _kind, name: _name, ...rec } = file;
+  return rec;
 }
 
 /** Frees what a plan held; a slave's passive port that no transfer used is closed too. */
@@ -525,6 +553,7 @@ async function listing(s: Session, verb: string, path: string, ctrl: TransferCon
     if (e.kind === "dir") entries = await fl.list(path);
     else if (verb === "MLSD") throw new FtpError(SYNTAX_ERROR_ARGS, `Not a directory: ${path}`);
     else entries = [e.name === "" ? { ...e, name: baseName(path) } : e];
+    entries = listedEntries(entries);
     const now = Date.now();
     const text = verb === "LIST"
       ? formatListing(entries, now)
