@@ -4,7 +4,8 @@
  * attempt at a time with growing waits and locked after `account_lock_after` failures: the
  * remaining attempts are refused without hashing, even the right password. Meanwhile an honest
  * user of another account logs in quickly (its password check never queues behind the guesses).
- * `SITE UNLOCK` (admins) and `drftpd user unlock` lift the lock.
+ * `SITE UNLOCK` (admins) and `drftpd user unlock` lift the lock; a restarted master still
+ * enforces it.
  */
 import assert from "node:assert/strict";
 import { FtpControl, makeSite, repoRoot, run } from "../testing/mod.ts";
@@ -134,6 +135,12 @@ Deno.test("a distributed guess at one account is slowed and locked; others log i
   assert.equal((await relocked.send("USER victim")).code, 331);
   assert.match((await relocked.send("PASS victim-pw-1")).text, /Account locked/);
   relocked.close();
+  // the lock is kept in KV: a restarted master enforces it until it is lifted or ends
+  await site.restartMaster();
+  const restarted = await FtpControl.connect(address);
+  assert.equal((await restarted.send("USER victim")).code, 331);
+  assert.match((await restarted.send("PASS victim-pw-1")).text, /Account locked/);
+  restarted.close();
   const unlock = await run(Deno.execPath(), [
     "run",
     "-A",

@@ -1,7 +1,8 @@
 /**
  * Smaller hardening items of issue 11 (point 6), each with its check:
  * - STAT before login does not tell the version;
- * - one client address holds at most a quarter of the passive range prepared but unused;
+ * - one client address, and one user from any addresses, holds at most a quarter of the passive
+ *   range prepared but unused;
  * - a peer on the slave-link port that has not authenticated cannot make the master buffer a
  *   large frame: a length over the small pre-auth cap ends the connection at once.
  * (Dangling symlinks out of a slave's root: `shared/paths_test.ts`; AEAD-only TLS 1.2:
@@ -111,4 +112,34 @@ Deno.test("hardening: STAT before login, link frames before auth", async (t) => 
       for (const ftp of held) ftp.close();
     }
   });
+
+  await t.step("one user holds at most as many, whatever addresses it logs in from", async () => {
+    const r = await run("python3", [
+      "-c",
+      PASV_FROM_MANY,
+      JSON.stringify({ host: site.host, port: site.ftpPort, user: site.user, pass: site.pass }),
+    ], { timeoutMs: 60_000 });
+    assert.ok(r.success, `${r.stdout}\n${r.stderr}`);
+    const { codes, last } = JSON.parse(r.stdout) as { codes: string[]; last: string };
+    assert.deepEqual(codes, ["227", "227", "227", "227", "227", "425"]);
+    assert.match(last, /User admin already holds 5 passive ports/);
+  });
 });
+
+/** Six logins of one user from six addresses, each sending PASV; prints the reply codes. */
+const PASV_FROM_MANY = `
+import ftplib, json, sys
+cfg = json.loads(sys.argv[1])
+codes, held, last = [], [], ""
+for i in range(6):
+    f = ftplib.FTP()
+    f.connect(cfg["host"], cfg["port"], timeout=30, source_address=("127.0.0.%d" % (20 + i), 0))
+    f.login(cfg["user"], cfg["pass"])
+    try:
+        last = f.sendcmd("PASV")
+    except ftplib.Error as e:
+        last = str(e)
+    codes.append(last[:3])
+    held.append(f)
+print(json.dumps({"codes": codes, "last": last}))
+`;

@@ -146,8 +146,9 @@ interface AccountState {
  * checked one at a time, and after `k` failures the next check waits until
  * `baseDelayMs·2^(k-1)` (at most `maxDelayMs`) after the last one: waiting costs no CPU.
  * After `lockAfter` failures the account is locked for `lockMs`: every attempt, right password
- * or not, is refused without hashing (recorded in KV under `["login_lock", name]`;
- * `drftpd user unlock NAME` deletes it). A success resets the account.
+ * or not, is refused without hashing (recorded in KV under `["login_lock", name]`, which is
+ * enforced after a restart too; `drftpd user unlock NAME` deletes it). A success resets the
+ * account.
  *
  * Names are tracked whether or not such a user exists, so the replies do not tell which exist,
  * and a guesser's attempts queue behind each other, never in front of other accounts' logins.
@@ -233,10 +234,19 @@ export class AccountGuard {
     return inMemory || inKv;
   }
 
-  /** The lock of `name` (noticing one an admin lifted in KV), or null. */
+  /**
+   * The lock of `name`, or null: one recorded in KV is enforced although this process did not set
+   * it (the master restarted since), and one an admin lifted in KV is noticed.
+   */
   async #lockedFor(name: string, a: AccountState): Promise<AccountLocked | null> {
     const now = this.#now();
-    if (a.lockedUntil <= now) return null;
+    if (a.lockedUntil <= now) {
+      if (!this.#kv) return null;
+      const stored = (await this.#kv.get(lockKey(name))).value;
+      if (typeof stored !== "number" || stored <= now) return null;
+      a.lockedUntil = stored;
+      return { waitMs: stored - now };
+    }
     if (this.#kv && (await this.#kv.get(lockKey(name))).value === null) {
       a.lockedUntil = 0; // unlocked by an admin
       a.failures = 0;

@@ -92,8 +92,19 @@ Deno.test("AccountGuard: one check at a time, locked after lockAfter failures, u
     assert.deepEqual([right.result, right.locked !== null], [null, true]);
     // another account is not affected
     assert.equal((await guard.attempt("bob", () => Promise.resolve("ok"), signal)).result, "ok");
+    // A new guard on the same KV (the master restarted) still enforces the lock.
+    const restarted = new AccountGuard({ lockAfter: 3, lockMs: 60_000, maxDelayMs: 5, kv });
+    let checked = false;
+    const after = await restarted.attempt("victim", () => {
+      checked = true;
+      return Promise.resolve("ok");
+    }, signal);
+    assert.deepEqual([after.result, checked], [null, false]);
+    assert.ok(after.locked !== null && after.locked.waitMs > 50_000, "the lock's own end");
     assert.equal(await unlockAccount(kv, "victim"), true);
     assert.equal((await guard.attempt("victim", () => Promise.resolve("ok"), signal)).result, "ok");
+    const again = await restarted.attempt("victim", () => Promise.resolve("ok"), signal);
+    assert.equal(again.result, "ok");
   } finally {
     kv.close();
     await Deno.remove(path).catch(() => {});

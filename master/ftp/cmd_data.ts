@@ -165,24 +165,34 @@ export function passivePerAddress(range: { from: number; to: number }): number {
 
 /**
  * Security: each session holds at most one prepared data connection, and the sessions of one
- * address at most `passivePerAddress` passive ports, so a few clients that PASV and never
- * transfer cannot take every port of the range (one unused for 60 s no longer counts: its port
- * has closed).
+ * address, like those of one user (logged in from any addresses), at most `passivePerAddress`
+ * passive ports, so a few clients that PASV and never transfer cannot take every port of the
+ * range (one unused for 60 s no longer counts: its port has closed). Only logged-in sessions can
+ * prepare one, so rotating addresses without an account hold none.
  */
 function checkPassiveQuota(s: Session): void {
   const max = passivePerAddress(s.services.config.ftp.passive_ports);
   const host = canonicalHost(s.remoteHost);
-  let held = 0;
+  const user = s.user?.name;
+  let byAddress = 0;
+  let byUser = 0;
   const since = performance.now() - PASSIVE_ACCEPT_MS;
   for (const other of s.services.sessions.all()) {
     const d = other.data;
     if (other === s || d === null || d.kind === "active" || (d.preparedAt ?? 0) < since) continue;
-    if (canonicalHost(other.remoteHost) === host) held++;
+    if (canonicalHost(other.remoteHost) === host) byAddress++;
+    if (user !== undefined && other.user?.name === user) byUser++;
   }
-  if (held >= max) {
+  if (byAddress >= max) {
     throw new FtpError(
       CANT_OPEN_DATA,
-      `Your address already holds ${held} passive ports (at most ${max}): use or close them first`,
+      `Your address already holds ${byAddress} passive ports (at most ${max}): use or close them first`,
+    );
+  }
+  if (byUser >= max) {
+    throw new FtpError(
+      CANT_OPEN_DATA,
+      `User ${user} already holds ${byUser} passive ports (at most ${max}) from other connections: use or close them first`,
     );
   }
 }
@@ -213,7 +223,11 @@ function pasvProxy(
 }
 
 /** PASV */
-export async function pasv(s: Session): Promise<void> {
+export function pasv(s: Session): Promise<void> {
+  return preparing(s, () => pasvPlan(s));
+}
+
+async function pasvPlan(s: Session): Promise<void> {
   if (s.epsvAll) throw new FtpError(BAD_SEQUENCE, "EPSV ALL was sent; only EPSV is allowed");
   requirePretOrRelay(s, "PASV");
   s.clearData();

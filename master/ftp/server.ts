@@ -3,6 +3,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { acceptLoop } from "../../shared/accept.ts";
+import { evictionFor } from "./admission.ts";
 import { dispatch } from "./dispatcher.ts";
 import { type MasterServices, Session } from "./session.ts";
 import { NOT_AVAILABLE_CLOSING } from "./replies.ts";
@@ -12,9 +13,11 @@ const log = getLogger(["drftpd", "master", "ftp"]);
 /**
  * Serves FTP on `listener` until `services.stopping` aborts; waits for sessions to end.
  *
- * Security: at `max_connections` a new connection takes the place of the oldest one that has
- * not logged in yet (which gets 421), so idle unauthenticated connections cannot lock honest
- * users out; only when every session is logged in is the newcomer refused.
+ * Security: at `max_connections` a new connection takes the place of one that has not logged in
+ * yet (which gets 421): its own address's oldest, else the oldest of the address holding the
+ * most (`admission.ts`), so idle unauthenticated connections cannot lock honest users out and a
+ * flood replaces itself first; only when every session is logged in is the newcomer refused. The
+ * per-address limit and bans are checked before, so a refused newcomer costs nobody a place.
  */
 export async function serveFtp(
   listener: Deno.Listener,
@@ -32,9 +35,7 @@ export async function serveFtp(
   };
   try {
     await acceptLoop(listener, (conn) => {
-      if (sessions.size >= services.config.ftp.max_connections && !evictOldestAnonymous(sessions)) {
-        return refuse(conn, "Too many connections; try again later");
-      }
+      // Refusals that concern the newcomer alone come first: they must not cost anyone a place.
       const address = (conn.remoteAddr as Deno.NetAddr).hostname;
       const perAddress = services.config.ftp.max_connections_per_address;
       if (services.sessions.fromAddress(address) >= perAddress) {
@@ -46,6 +47,9 @@ export async function serveFtp(
           conn,
           `Too many failed logins from your address; try again in ${Math.ceil(banned / 1000)} s`,
         );
+      }
+      if (sessions.size >= services.config.ftp.max_connections && !makeRoom(sessions, address)) {
+        return refuse(conn, "Too many connections; try again later");
       }
       // Replies are small: don't let Nagle hold them for the client's delayed ACK.
       (conn as Deno.TcpConn).setNoDelay?.(true);
@@ -69,15 +73,16 @@ export async function serveFtp(
   }
 }
 
-/** Ends the oldest session that has not logged in (Map order is accept order); false if none. */
-function evictOldestAnonymous(sessions: Map<Session, Promise<void>>): boolean {
-  for (const s of sessions.keys()) {
-    if (s.user === null && !s.closed) {
-      s.reply(NOT_AVAILABLE_CLOSING, "Too many connections; closing the oldest not logged in")
-        .finally(() => s.close());
-      sessions.delete(s);
-      return true;
-    }
-  }
-  return false;
+/**
+ * Ends a session that has not logged in to make room for a newcomer from `address` (which one:
+ * `admission.ts#evictionFor`); false if every session is logged in.
+ */
+function makeRoom(sessions: Map<Session, Promise<void>>, address: string): boolean {
+  const waiting = [...sessions.keys()].filter((s) => s.user === null && !s.closed);
+  const s = evictionFor(waiting, address);
+  if (s === null) return false;
+  s.reply(NOT_AVAILABLE_CLOSING, "Too many connections; closing one not logged in")
+    .finally(() => s.close());
+  sessions.delete(s);
+  return true;
 }
