@@ -4,9 +4,12 @@
  * slaves on 127.0.0.2 and 127.0.0.3 (so a client that honours the 227 address goes straight to a
  * slave, and one that ignores it ends up at the master, which relays). For every client: login,
  * mkdir/rmdir, upload, list, download, resume of a download and of an upload, rename, delete.
- * Each operation is one client run (a fresh login); its effect is checked independently over a
- * raw control connection and on the slaves' disks, and the master's log tells which data path the
- * upload and download took:
+ * Then each client uploads, lists and downloads once more against a master with default
+ * settings (`pasv_without_pret = "slave"`), and the bytes the master relayed meanwhile
+ * (`drftpd_relayed_bytes_total`) fill the last column ("fails": tnftp refuses a 227 naming
+ * another host). Each operation is one client run (a fresh login); its effect is checked
+ * independently over a raw control connection and on the slaves' disks, and the master's log
+ * tells which data path the upload and download took:
  *
  * - **direct to the slave**: PRET, and the client connected to the slave named in the 227 reply;
  * - **relayed by the master (PRET, 227 ignored)**: PRET, but the client connected to the
@@ -66,6 +69,7 @@ import {
   curl,
   CURL_BASE,
   describeRun,
+  freePort,
   FtpControl,
   makeSite,
   poll,
@@ -118,6 +122,12 @@ interface Variant {
   slaves: "far" | "local";
   /** Expected data path of uploads and downloads. */
   path: DataPath;
+  /**
+   * With the default `pasv_without_pret = "slave"`: no byte relayed by the master ("zero"), some
+   * ("relayed": the client ignores the slave's address in 227 replies), or the client refuses to
+   * transfer at all ("fails").
+   */
+  onDefaults: "zero" | "relayed" | "fails";
   /** Why the variant cannot run here (binary missing), or undefined. */
   skip?: string;
   make(site: Site, work: string): Driver;
@@ -465,6 +475,7 @@ const VARIANTS: Variant[] = [
     client: "raw socket (FtpControl)",
     config: "`PRET` + `PASV`, honours the 227 address",
     id: "raw",
+    onDefaults: "zero",
     slaves: "far",
     path: "direct",
     make: (site) => rawDriver(site),
@@ -473,6 +484,7 @@ const VARIANTS: Variant[] = [
     client: "curl",
     config: "default (no PRET, `--ftp-skip-pasv-ip`)",
     id: "curl-default",
+    onDefaults: "relayed",
     slaves: "far",
     path: "relay",
     ...missing("curl"),
@@ -482,6 +494,7 @@ const VARIANTS: Variant[] = [
     client: "curl",
     config: "`--ftp-pret --no-ftp-skip-pasv-ip`",
     id: "curl-pret",
+    onDefaults: "zero",
     slaves: "far",
     path: "direct",
     ...missing("curl"),
@@ -491,6 +504,7 @@ const VARIANTS: Variant[] = [
     client: "curl",
     config: "`--ftp-pret` (still skips the 227 address)",
     id: "curl-pret-skip",
+    onDefaults: "relayed",
     slaves: "far",
     path: "proxy",
     ...missing("curl"),
@@ -500,6 +514,7 @@ const VARIANTS: Variant[] = [
     client: "lftp",
     config: "default (`ftp:use-pret auto` sends PRET; `ftp:fix-pasv-address` rewrites 127.0.0.2)",
     id: "lftp-default",
+    onDefaults: "relayed",
     slaves: "far",
     path: "proxy",
     ...missing("lftp"),
@@ -509,6 +524,7 @@ const VARIANTS: Variant[] = [
     client: "lftp",
     config: "default; slaves on the master's address (127.0.0.1)",
     id: "lftp-local",
+    onDefaults: "zero",
     slaves: "local",
     path: "direct",
     ...missing("lftp"),
@@ -518,6 +534,7 @@ const VARIANTS: Variant[] = [
     client: "Python ftplib",
     config: "default (no PRET, ignores the 227 address)",
     id: "ftplib-default",
+    onDefaults: "relayed",
     slaves: "far",
     path: "relay",
     ...missing("python3"),
@@ -527,6 +544,7 @@ const VARIANTS: Variant[] = [
     client: "Python ftplib",
     config: '`sendcmd("PRET …")` + `trust_server_pasv_ipv4_address = True`',
     id: "ftplib-pret",
+    onDefaults: "zero",
     slaves: "far",
     path: "direct",
     ...missing("python3"),
@@ -536,6 +554,7 @@ const VARIANTS: Variant[] = [
     client: "Python ftplib",
     config: '`sendcmd("PRET …")`, default trust (ignores the 227 address)',
     id: "ftplib-pret-untrusted",
+    onDefaults: "relayed",
     slaves: "far",
     path: "proxy",
     ...missing("python3"),
@@ -545,6 +564,7 @@ const VARIANTS: Variant[] = [
     client: "npm basic-ftp",
     config: "default (EPSV, no PRET)",
     id: "basicftp-default",
+    onDefaults: "zero",
     slaves: "far",
     path: "relay",
     make: (site) => basicFtpDriver(site, { pret: false }),
@@ -553,6 +573,7 @@ const VARIANTS: Variant[] = [
     client: "npm basic-ftp",
     config: '`client.send("PRET …")` + `allowSeparateTransferHost: true`',
     id: "basicftp-pret",
+    onDefaults: "zero",
     slaves: "far",
     path: "direct",
     make: (site) => basicFtpDriver(site, { pret: true, allowSeparateTransferHost: true }),
@@ -561,6 +582,7 @@ const VARIANTS: Variant[] = [
     client: "npm basic-ftp",
     config: '`client.send("PRET …")` + `allowSeparateTransferHost: false`',
     id: "basicftp-pret-controlhost",
+    onDefaults: "relayed",
     slaves: "far",
     path: "proxy",
     make: (site) => basicFtpDriver(site, { pret: true, allowSeparateTransferHost: false }),
@@ -569,6 +591,7 @@ const VARIANTS: Variant[] = [
     client: "tnftp",
     config: "default (`passive on`, EPSV, no PRET)",
     id: "tnftp-default",
+    onDefaults: "fails",
     slaves: "far",
     path: "relay",
     ...missing("tnftp"),
@@ -578,6 +601,7 @@ const VARIANTS: Variant[] = [
     client: "tnftp",
     config: "`quote PRET …` before each transfer; slaves on the master's address",
     id: "tnftp-pret",
+    onDefaults: "zero",
     slaves: "local",
     path: "direct",
     ...missing("tnftp"),
@@ -778,6 +802,63 @@ async function runVariant(t: Deno.TestContext, v: Variant, site: Site): Promise<
   });
 }
 
+/** What each variant cost the master on default settings, for the summary table. */
+const onDefaults = new Map<string, string>();
+
+/** File bytes the master relayed so far (every `via` of `drftpd_relayed_bytes_total`). */
+async function relayedSoFar(metrics: string): Promise<number> {
+  const text = await (await fetch(metrics)).text();
+  let sum = 0;
+  for (const m of text.matchAll(/^drftpd_relayed_bytes_total\{[^}]*\} (\d+)$/gm)) {
+    sum += Number(m[1]);
+  }
+  return sum;
+}
+
+/**
+ * One variant on a site with default settings (`pasv_without_pret = "slave"`): upload, list and
+ * download, and the file bytes the master relayed meanwhile (its /metrics at `metrics`).
+ */
+async function runOnDefaults(v: Variant, site: Site, metrics: string): Promise<void> {
+  await using work = await tempDir(`drftpd-client-${v.id}-`);
+  await using check = await verifier(site);
+  const d = v.make(site, work.path);
+  const dir = `/${v.id}`;
+  const bytes = randomBytes(SIZE);
+  const src = `${work.path}/src.bin`;
+  const out = `${work.path}/down.bin`;
+  await Deno.writeFile(src, bytes);
+  assert.equal(await check.code(`MKD ${dir}`), 257);
+  const before = await relayedSoFar(metrics);
+  let failure: string | null = null;
+  try {
+    await d.upload(src, `${dir}/up.bin`);
+    await assertStored(site, `${dir}/up.bin`, bytes);
+    const text = await d.list(dir);
+    assert.match(text, /\bup\.bin\b/, `listing of ${dir}:\n${text}`);
+    await d.download(`${dir}/up.bin`, out);
+    assert.equal(await sha256(await Deno.readFile(out)), await sha256(bytes), "downloaded bytes");
+  } catch (e) {
+    failure = e instanceof Error ? e.message : String(e);
+  }
+  const relayed = (await relayedSoFar(metrics)) - before;
+  onDefaults.set(
+    v.id,
+    failure !== null
+      ? "fails"
+      : relayed === 0
+      ? "0"
+      : `${relayed} (${Math.round((100 * relayed) / (2 * SIZE))}% of the bytes moved)`,
+  );
+  if (v.onDefaults === "fails") {
+    assert.notEqual(failure, null, `${v.id} should fail on default settings`);
+    return;
+  }
+  assert.equal(failure, null, `${v.id} on default settings: ${failure}`);
+  if (v.onDefaults === "zero") assert.equal(relayed, 0, `${v.id}: bytes relayed by the master`);
+  else assert.ok(relayed > 0, `${v.id}: expected the master to relay`);
+}
+
 const FAR: SiteOptions["slaves"] = [
   { name: "s2", address: "127.0.0.2" },
   { name: "s3", address: "127.0.0.3" },
@@ -802,6 +883,22 @@ Deno.test({
         name: `${v.client}: ${v.config}`,
         ignore: v.skip !== undefined,
         fn: (t) => runVariant(t, v, v.slaves === "far" ? far : local),
+      });
+    }
+    // the same clients on default settings: upload, list, download, and what the master carried
+    const http = { far: freePort(), local: freePort() };
+    await using farDefault = await makeSite({ slaves: FAR, http: `127.0.0.1:${http.far}` });
+    await using localDefault = await makeSite({ slaves: LOCAL, http: `127.0.0.1:${http.local}` });
+    for (const v of VARIANTS) {
+      await t.step({
+        name: `default settings: ${v.client}: ${v.config}`,
+        ignore: v.skip !== undefined,
+        fn: () =>
+          runOnDefaults(
+            v,
+            v.slaves === "far" ? farDefault : localDefault,
+            `http://127.0.0.1:${http[v.slaves]}/metrics`,
+          ),
       });
     }
     console.log(matrixTable());
@@ -848,11 +945,13 @@ function matrixTable(): string {
     ) => (v.skip ? "skipped" : r?.ops[o] === undefined ? "–" : r.ops[o] ? "✅" : "❌"));
     const path = v.skip ? v.skip : PATH_TEXT[v.path] +
       (r && r.path.some((p) => !p.endsWith(v.path)) ? ` (saw ${r.path.join(", ")})` : "");
-    return `| ${v.client} | ${v.config} | ${cells.join(" | ")} | ${path} |`;
+    const master = v.skip ? "skipped" : onDefaults.get(v.id) ?? "–";
+    return `| ${v.client} | ${v.config} | ${cells.join(" | ")} | ${path} | ${master} |`;
   });
   return [
-    "| Client | Configuration | " + OPS.join(" | ") + " | Data path |",
-    "| --- | --- | " + OPS.map(() => "---").join(" | ") + " | --- |",
+    "| Client | Configuration | " + OPS.join(" | ") +
+    " | Data path | Default settings: master bytes |",
+    "| --- | --- | " + OPS.map(() => "---").join(" | ") + " | --- | --- |",
     ...rows,
   ].join("\n");
 }

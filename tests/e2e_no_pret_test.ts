@@ -10,7 +10,9 @@
  *   RETR of a file held only by the slave that was not chosen (that slave streams it from the
  *   holder: "via sibling slave") — each followed by a NOOP, so the session stays in step; with the
  *   holder offline, that RETR gets a 425 naming it and what to send first;
- * - wget (SIZE before PASV) downloads, ncftpput uploads and ncftpget downloads;
+ * - wget (SIZE before PASV) downloads, ncftpput uploads and ncftpget downloads; tnftp with
+ *   `passive off` (it refuses a 227 naming another host, so on default settings it needs active
+ *   mode, where the slave dials it);
  * - curl without PRET (EPSV refused for a slave on another address, so it falls back to PASV)
  *   over TLS: the slave resumes the control connection's TLS session.
  */
@@ -304,7 +306,7 @@ Deno.test("no PRET, default settings: ftplib plain and FTP_TLS prot_p, straight 
   });
 });
 
-Deno.test("no PRET, default settings: wget, ncftpput, ncftpget and curl over TLS", async (t) => {
+Deno.test("no PRET, default settings: wget, ncftpput, ncftpget, curl over TLS, tnftp active", async (t) => {
   await using dir = await tempDir();
   const { site, metrics } = await noPretSite(dir.path);
   await using _site = site;
@@ -374,5 +376,43 @@ Deno.test("no PRET, default settings: wget, ncftpput, ncftpget and curl over TLS
     },
   );
 
+  await t.step({
+    name: "tnftp with `passive off`: the slave dials it",
+    ignore: !has("tnftp"),
+    fn: async () => {
+      const src = `${dir.path}/tnftp.bin`;
+      await Deno.writeFile(src, randomBytes(300_000 + 7));
+      const r = await run("tnftp", ["-n", "-v"], {
+        stdin: [
+          `open ${site.host} ${site.ftpPort}`,
+          `user ${site.user} ${site.pass}`,
+          "binary",
+          "passive off",
+          `put ${src} /tnftp.bin`,
+          `get /only3.bin ${dir.path}/tnftp-only3.bin`,
+          "quit",
+          "",
+        ].join("\n"),
+        timeoutMs: 30_000,
+      });
+      assert.ok(r.success, describeRun("tnftp", r));
+      assert.equal((r.stdout.match(/^226 /gm) ?? []).length, 2, describeRun("tnftp", r));
+      const holders = await slavesHolding(site, "tnftp.bin");
+      assert.equal(holders.length, 1);
+      assert.ok(await sameFile(`${site.slaveRoot(holders[0]!)}/tnftp.bin`, src));
+      assert.ok(await sameFile(`${dir.path}/tnftp-only3.bin`, `${dir.path}/only3.bin`));
+    },
+  });
+
   await assertNothingRelayed(site, metrics);
 });
+
+function has(bin: string): boolean {
+  return (Deno.env.get("PATH") ?? "").split(":").some((d) => {
+    try {
+      return Deno.statSync(`${d}/${bin}`).isFile;
+    } catch {
+      return false;
+    }
+  });
+}
