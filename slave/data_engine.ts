@@ -2,9 +2,8 @@
  * Data engines: what moves file bytes between a data socket and a file on the slave. Every
  * transfer (and a slave-to-slave copy) goes through one `DataEngine`:
  *
- * - **native** (default): Deno's own TCP and file APIs, two buffers so one chunk is read while the
- *   other is written, CRC32 on the fly; file reads and writes are synchronous (page cache), socket
- *   reads and writes asynchronous. Also the engine whenever TLS runs over the socket.
+ * - **native** (default): Deno's own TCP and file APIs, two buffers so the next read runs while the
+ *   previous chunk is written, CRC32 on the fly. Also the engine whenever TLS runs over the socket.
  * - **zero_copy** (Linux, `slave/zero_copy.ts`): libc through FFI, `sendfile(2)` for sends;
  *   receives take the native path (see that module for why).
  *
@@ -27,25 +26,13 @@ export type DataEngineName = typeof DATA_ENGINES[number];
 export const DATA_ENGINE_ENV = "DRFTPD_DATA_ENGINE";
 
 /**
- * Bytes per read of the native engine's receives (each of its two buffers): a read returns what
- * the socket holds, and each is written at once (see `nativeEngine.receiveFile`).
+ * Bytes per read of the native engine (each of its two buffers). Sends read the file through
+ * Deno's thread pool while the previous chunk is written. Reading it with `readSync` in 1 MiB
+ * chunks instead, the socket write draining meanwhile, was tried against this in one run
+ * (2026-12-06 19:16 UTC, load ~20, 3 rounds of 1 GiB with curl): plain RETR 213/633/371 MiB/s
+ * against 275/601/635, RETR over TLS 113/103/135 against 235/195/271, so it was not kept.
  */
 export const NATIVE_BUFFER_SIZE = 256 * 1024;
-/**
- * Bytes per read of the native engine's sends (each of its two buffers). 1 MiB read with
- * `readSync` cost 0.34 CPU s/GiB against 0.40–0.46 for 256 KiB, 0.43–1.03 for 4 MiB and 0.71–0.80
- * for the former 256 KiB async reads (1 GiB to a local reader, 4 rounds, load ~17, 2026-12-06).
- */
-export const NATIVE_SEND_BUFFER_SIZE = 1024 * 1024;
-/**
- * `SLOW_READS` synchronous file reads in a row, each slower than `SLOW_READ_MS`, mean the file is
- * not in the page cache: the send reads through Deno's thread pool from then on, so the disk does
- * not stall the event loop. (One slow read is not enough: on a loaded machine a page-cache read
- * is often preempted for longer than that.)
- */
-export const SLOW_READ_MS = 5;
-/** See `SLOW_READ_MS`. */
-export const SLOW_READS = 3;
 
 /** The data connection an engine moves bytes over. */
 export interface DataSocket {
@@ -127,21 +114,11 @@ export const nativeEngine: DataEngine = {
   async sendFile(socket, file, range, hooks) {
     if (range.offset > 0) await file.seek(range.offset, Deno.SeekMode.Start);
     const out = socket.conn;
-    // Page-cache reads are synchronous: an async FsFile.read hops to the blocking thread pool
-    // for every chunk, which nearly doubled the CPU per GiB (see NATIVE_SEND_BUFFER_SIZE).
-    let slow = 0;
-    const read = async (buf: Uint8Array): Promise<Uint8Array | null> => {
-      if (slow >= SLOW_READS) return await readSome(file, buf);
-      const t0 = performance.now();
-      const n = file.readSync(buf);
-      slow = performance.now() - t0 > SLOW_READ_MS ? slow + 1 : 0;
-      return n === null || n === 0 ? null : buf.subarray(0, n);
-    };
-    const moved = await pump(read, (chunk) => writeAll(out, chunk), hooks, {
-      size: NATIVE_SEND_BUFFER_SIZE,
-      // The socket write drains while the next chunk is read.
-      first: "write",
-    });
+    const moved = await pump(
+      (buf) => readSome(file, buf),
+      (chunk) => writeAll(out, chunk),
+      hooks,
+    );
     return { ...moved, path: socket.secure ? "native+tls" : "native" };
   },
   async receiveFile(socket, file, _at, hooks) {
@@ -155,8 +132,6 @@ export const nativeEngine: DataEngine = {
       // chunk, which made uploads CPU-bound (665 → 1787 MiB/s measured with writeSync).
       (chunk) => writeAllSync(file, chunk),
       hooks,
-      // The next socket read is under way while the previous chunk is written.
-      { size: NATIVE_BUFFER_SIZE, first: "read" },
     );
     return { ...moved, path: socket.secure ? "native+tls" : "native" };
   },
@@ -202,26 +177,21 @@ export async function relayStream(
       tee?.(chunk);
     },
     hooks,
-    { size: NATIVE_BUFFER_SIZE, first: "read" },
   );
   const tls = source.secure || sink.secure ? "+tls" : "";
   return { ...moved, path: `native relay${tls}` };
 }
 
 /**
- * Copies chunks from `read` to `write` until `read` returns null, with two buffers of
- * `options.size` bytes so one chunk is read while the other is written: after a chunk arrives,
- * `first: "read"` starts the next read before writing it, `first: "write"` starts the write
- * before reading the next (whichever side is asynchronous goes first). Returns the bytes moved and
- * their CRC32.
+ * Copies chunks from `read` to `write` until `read` returns null, with two buffers so the next
+ * read runs while the previous chunk is written. Returns the bytes moved and their CRC32.
  */
 async function pump(
   read: (buf: Uint8Array) => Promise<Uint8Array | null>,
   write: (chunk: Uint8Array) => Promise<void> | void,
   hooks: MoveHooks,
-  options: { size: number; first: "read" | "write" },
 ): Promise<{ bytes: number; crc: number }> {
-  const bufs = [new Uint8Array(options.size), new Uint8Array(options.size)] as const;
+  const bufs = [new Uint8Array(NATIVE_BUFFER_SIZE), new Uint8Array(NATIVE_BUFFER_SIZE)] as const;
   let turn = 0;
   const readNext = () => {
     const p = read(bufs[turn]!).catch((e) => Promise.reject(hooks.readError(e)));
@@ -229,30 +199,19 @@ async function pump(
     turn ^= 1;
     return p;
   };
-  const writeNow = async (chunk: Uint8Array) => {
-    try {
-      await write(chunk);
-    } catch (e) {
-      throw hooks.writeError(e);
-    }
-  };
   let crc = 0;
   let bytes = 0;
   let reading = readNext();
   for (;;) {
     const chunk = await reading;
     if (chunk === null) return { bytes, crc };
-    let writing: Promise<void>;
-    if (options.first === "read") {
-      reading = readNext(); // into the other buffer
-      writing = writeNow(chunk);
-    } else {
-      writing = writeNow(chunk);
-      writing.catch(() => {}); // awaited below, unless the read fails first
-      reading = readNext();
+    reading = readNext(); // into the other buffer
+    try {
+      await write(chunk);
+    } catch (e) {
+      throw hooks.writeError(e);
     }
     crc = crc32(chunk, crc);
-    await writing;
     bytes += chunk.length;
     hooks.progress(bytes);
   }
