@@ -1643,7 +1643,8 @@ async function main(): Promise<void> {
     if (ONLY.has("remerge")) await benchRemerge();
   } finally {
     await killAll();
-    if (root) await cleanupLab().catch(() => {});
+    // only a run that built the lab removes it: another bench run may be using it
+    if (root && LAB_ANY) await cleanupLab().catch(() => {});
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
 
@@ -1677,9 +1678,8 @@ async function main(): Promise<void> {
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
   Deno.addSignalListener(sig, () => {
     log(`${sig}: killing children and removing the lab`);
-    killAll().then(killSiteProcesses).then(() => (isRoot() ? cleanupLab() : [])).finally(() =>
-      Deno.exit(130)
-    );
+    killAll().then(killSiteProcesses).then(() => (isRoot() && LAB_ANY ? cleanupLab() : []))
+      .finally(() => Deno.exit(130));
   });
 }
 
@@ -1688,7 +1688,7 @@ try {
 } catch (e) {
   console.error(e);
   await killAll();
-  if (isRoot()) await cleanupLab().catch(() => {});
+  if (isRoot() && LAB_ANY) await cleanupLab().catch(() => {});
   Deno.exit(1);
 }
 Deno.exit(0);
