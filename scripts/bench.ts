@@ -1,7 +1,8 @@
 /**
  * `deno task bench [--quick] [--only single,control,lab,remerge] [--rounds N] [--file-mib N]
- * [--cases retr,stor,retr-tls,stor-tls] [--out FILE]` (`lab` is `lab-pret,lab-nopret,lab-copies`;
- * each can be named alone)
+ * [--cases retr,stor,retr-tls,stor-tls] [--out FILE] [--keep-lab]` (`lab` is
+ * `lab-pret,lab-nopret,lab-copies`; each can be named alone; `--keep-lab` keeps each lab site's
+ * folder with its configs and logs)
  *
  * Measures drftpd against a vsftpd started by the bench on the same machine (same client, same
  * files, rounds alternating A/B so background noise hits both), and prints a Markdown table that
@@ -96,6 +97,8 @@ const CMD_SESSIONS = 8;
 const CMD_MS = QUICK ? 2000 : 4000;
 const LAB_RATE = Number(flagValue("rate") ?? 100);
 const LAB_NS = (flagValue("lab-n") ?? "1,2,4,8").split(",").map(Number);
+/** `--keep-lab`: keep each lab site's folder (configs, slave roots, master and slave logs). */
+const LAB_KEEP = args.includes("--keep-lab");
 /** Slave counts of lab-nopret (issue 12 asks for N = 1, 2, 4). */
 const LAB_NOPRET_NS = [1, 2, 4];
 const LAB_BYTES = (QUICK ? 16 : 64) * MiB;
@@ -1133,7 +1136,8 @@ async function inLab(slaves: number, fn: (plan: LabPlan, dir: string) => Promise
       await fn(plan, dir);
     } finally {
       await killAll();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      if (LAB_KEEP) log(`lab: kept ${dir} (configs, roots, logs)`);
+      else await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   });
 }
@@ -1244,7 +1248,7 @@ async function labFtplib(
   site: LabSite,
   path: string,
   size: boolean,
-): Promise<LabSpan & { done: string; lag: number }> {
+): Promise<LabSpan & { start150: string; done: string; lag: number }> {
   const cfg = {
     host: plan.master.address,
     port: 2121,
@@ -1264,6 +1268,7 @@ async function labFtplib(
     eof: number;
     end: number;
     pasv: string;
+    retr: string;
     done: string;
   };
   try {
@@ -1280,6 +1285,7 @@ async function labFtplib(
     start: out.start * 1000,
     end: out.end * 1000,
     host: parse227(out.pasv).host,
+    start150: out.retr,
     done: out.done,
     lag: (out.end - out.eof) * 1000,
   };
@@ -1376,7 +1382,7 @@ async function benchLabNoPret(src: string): Promise<void> {
             logSpans(what, site, spans);
             log(
               `${what}: last byte to 226 ${spans.map((s) => fmt(s.lag, 0)).join("/")} ms; ` +
-                spans.map((s) => s.done).join(" | "),
+                spans.map((s) => `${s.start150} → ${s.done}`).join(" | "),
             );
             runs.results.push(labResult(spans, LAB_BYTES, bytes));
             runs.chosen.push(spans.map((s) => site.slaveOf(s.host)).join(","));
