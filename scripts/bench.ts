@@ -1420,12 +1420,14 @@ async function benchLabNoPret(src: string): Promise<void> {
           target: size ? "≥ 0.95" : "none (sibling share)",
           met: size ? met(medLab(results, "fraction") >= 0.95) : "",
         });
+        // the worst round decides: one relayed transfer is what this row is about
+        const worst = Math.max(...results.map((x) => x.masterShare));
         row({
           section: "lab-nopret",
-          measure: `N=${n} ${client}: master interface bytes / payload`,
-          drftpd: fmt(medLab(results, "masterShare"), 4),
-          target: "< 0.005",
-          met: met(medLab(results, "masterShare") < 0.005),
+          measure: `N=${n} ${client}: master interface bytes / payload, median (worst round)`,
+          drftpd: `${fmt(medLab(results, "masterShare"), 4)} (${fmt(worst, 4)})`,
+          target: "< 0.005 in every round",
+          met: met(worst < 0.005),
         });
       }
     }
