@@ -1544,12 +1544,12 @@ async function benchLabCopies(src: string): Promise<void> {
     });
     row({
       section: "lab-copies",
-      measure: "master interface bytes while replicating / bytes copied",
-      drftpd: fmt(median(copyShares), 4),
+      measure: "master interface bytes while replicating / bytes copied, median (worst round)",
+      drftpd: `${fmt(median(copyShares), 4)} (${fmt(Math.max(...copyShares), 4)})`,
       peer: `copy done ${fmt(median(copySeconds), 1)} s after the upload's 226 ` +
         `(${mibps(LAB_BYTES / median(copySeconds))} counting the wait before it starts)`,
-      target: "< 0.005",
-      met: met(median(copyShares) < 0.005),
+      target: "< 0.005 in every round",
+      met: met(Math.max(...copyShares) < 0.005),
     });
   });
 }
