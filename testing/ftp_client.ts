@@ -295,3 +295,17 @@ export class FtpControl implements AsyncDisposable {
     }
   }
 }
+
+/**
+ * The codes of the replies after an `ABOR` sent during a transfer: the transfer's (426, or 226
+ * when it ended first) up to the ABOR's own (226), at most three.
+ */
+export async function aborReplies(ftp: FtpControl): Promise<number[]> {
+  const replies: FtpReply[] = [];
+  while (replies.length < 3) {
+    const reply = await ftp.read();
+    replies.push(reply);
+    if (reply.code < 400) break;
+  }
+  return replies.map((r) => r.code);
+}

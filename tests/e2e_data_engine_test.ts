@@ -11,11 +11,11 @@
 
 import assert from "node:assert/strict";
 import {
+  aborReplies,
   arrivingUploads,
   crc32Hex,
   exists,
   type FtpControl,
-  type FtpReply,
   makeSite,
   poll,
   randomBytes,
@@ -193,16 +193,6 @@ async function startRetr(ftp: FtpControl, path: string): Promise<Deno.TcpConn> {
 }
 
 /** The replies after ABOR: 426 for the transfer, then the 2xx for ABOR. */
-async function aborReplies(ftp: FtpControl): Promise<number[]> {
-  const replies: FtpReply[] = [];
-  while (replies.length < 3) {
-    const reply = await ftp.read();
-    replies.push(reply);
-    if (reply.code < 400) break;
-  }
-  return replies.map((r) => r.code);
-}
-
 async function assertWhole(ftp: FtpControl, path: string, crc: string): Promise<void> {
   assert.equal((await ftp.send("NOOP")).code, 200);
   const { data } = await ftp.retrieve(path);

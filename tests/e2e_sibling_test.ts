@@ -8,11 +8,13 @@
  * - stock ftplib, plain and FTP_TLS + prot_p, whole file and REST;
  * - a `[[replication]]` rule that wants a second copy: s2 keeps the bytes and becomes a holder
  *   (with the zero-copy data engine, which streams through the native loop and says so);
+ * - ABOR mid-stream: 426 and 226, and the holder's send ends too;
  * - s3 SIGKILLed mid-stream: 426, never 226, and no temporary file stays on s2; s2 SIGKILLed
  *   mid-stream: 426.
  */
 import assert from "node:assert/strict";
 import {
+  aborReplies,
   curl,
   CURL_PRET,
   describeRun,
@@ -21,6 +23,7 @@ import {
   makeSite,
   parse227,
   parsePrometheus,
+  poll,
   prometheusPython,
   randomBytes,
   readAll,
@@ -213,6 +216,20 @@ async function killMidStream(victim: "s2" | "s3"): Promise<void> {
   });
   await using _site = site;
   await using ftp = await site.control();
+  if (victim === "s3") {
+    // ABOR mid-stream first: 426 then 226, and s3's send ends too (s2 dropped its connection).
+    {
+      using data = await retrViaS2(ftp);
+      assert.notEqual(await data.read(new Uint8Array(65536)), null);
+      await ftp.write("ABOR");
+      assert.deepEqual(await aborReplies(ftp), [426, 226]);
+    }
+    await poll(async () => /\(transfer\) failed: /.test(await site.log("s3")) || undefined, {
+      timeoutMs: 30_000,
+      describe: () => site.log("s3"),
+    });
+    assert.deepEqual(await slavesHolding(site, "keep/only3.bin"), ["s3"], "no copy from an ABOR");
+  }
   using data = await retrViaS2(ftp);
   const first = new Uint8Array(1024 * 1024);
   let got = 0;
@@ -237,7 +254,7 @@ async function killMidStream(victim: "s2" | "s3"): Promise<void> {
   assert.equal((await ftp.send("NOOP")).code, 200, "the session goes on");
 }
 
-Deno.test("sibling: the holder SIGKILLed mid-stream gives 426 and leaves nothing on s2", () =>
+Deno.test("sibling: ABOR ends the holder's send; the holder SIGKILLed mid-stream gives 426", () =>
   killMidStream("s3"));
 
 Deno.test("sibling: the streaming slave SIGKILLed mid-stream gives 426", () => killMidStream("s2"));
