@@ -566,17 +566,24 @@ export class TransferManager {
     };
   }
 
-  /** Opens the file a sibling send with `keep` writes its copy of `vpath` to (see `KeptCopy`). */
-  async #keptCopy(vpath: string, xfer: string): Promise<KeptCopy> {
-    const temp = await this.#storage.prepareUpload(copyTempPath(vpath, xfer));
+  /**
+   * Opens the file a sibling send with `keep` writes its copy of `vpath` to (see `KeptCopy`), or
+   * null when it cannot be created: the client's transfer goes on without a copy.
+   */
+  async #keptCopy(vpath: string, xfer: string): Promise<KeptCopy | null> {
     try {
+      const temp = await this.#storage.prepareUpload(copyTempPath(vpath, xfer));
       return new KeptCopy(
         vpath,
         temp,
         await Deno.open(temp, { write: true, create: true, truncate: true }),
       );
     } catch (e) {
-      throw toSlaveError(e, "io", vpath);
+      this.#log.warn("No copy of {path} kept from the holder: {error}", {
+        path: vpath,
+        error: errorText(e),
+      });
+      return null;
     }
   }
 

@@ -760,6 +760,23 @@ Deno.test("sibling send with keep: the bytes also land as this slave's copy, rep
   assert.deepEqual([...Deno.readDirSync(`${root.path}/dir`)].map((e) => e.name), ["f.bin"]);
 });
 
+Deno.test("sibling send with keep where no copy can be written still serves the client", async () => {
+  await using root = await tempDir();
+  await Deno.writeFile(`${root.path}/dir`, pattern(3)); // the copy's folder is a file here
+  using m = manager(root.path);
+  const data = pattern(300_000, 37);
+  const { clientPort, holderPort, result } = startSibling(
+    m,
+    sibling("k2", { size: data.length, crc32: crc32(data), keep: true }),
+  );
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port: clientPort });
+  using _from = await holderSends(holderPort, data);
+  assert.deepEqual(await readAll(conn), data);
+  const r = await result;
+  assert.deepEqual([r.bytes, r.kept], [data.length, false]);
+  assert.deepEqual(await Deno.readFile(`${root.path}/dir`), pattern(3));
+});
+
 Deno.test("sibling send: abort drops the client's and the holder's connections", async () => {
   await using root = await tempDir();
   const { promise: started, resolve } = Promise.withResolvers<number>();

@@ -250,6 +250,7 @@ async function fileTransfer(
               offset,
               replication: s.services.replication,
               registry: s.services.slaves,
+              to: slave,
             }),
             filelist: unfiltered(filelist),
           })

@@ -69,22 +69,31 @@ export function pickHolder(
 }
 
 /**
- * Whether a sibling send of `path` from `offset` should keep its bytes on B: a `[[replication]]`
- * rule wants more copies of it than it has online holders, and the whole file with a known CRC32
- * is sent.
+ * Whether a sibling send of `path` from `offset` to B (`options.to`) should keep its bytes on B:
+ * a `[[replication]]` rule wants more copies of it than it has online holders, the whole file
+ * with a known CRC32 is sent, and `[selection]` lets B take a copy of it (path rules,
+ * `max_transfers`) with `min_free` bytes still free once the copy is written.
  */
 export function keepWanted(
   path: string,
   file: FileEntry,
-  options: { offset: number; replication: Replicator | undefined; registry: SlaveRegistry },
+  options: {
+    offset: number;
+    replication: Replicator | undefined;
+    registry: SlaveRegistry;
+    to: SlaveHandle;
+  },
 ): boolean {
-  if (options.offset !== 0 || file.crc32 === null || options.replication === undefined) {
+  const { offset, replication, registry, to } = options;
+  if (offset !== 0 || file.crc32 === null || replication === undefined) return false;
+  const want = replication.wanted(path);
+  if (want === null) return false;
+  const online = file.slaves.filter((n) => registry.get(n)?.available).length;
+  if (online >= want) return false;
+  if (registry.refusal({ kind: "copy", path, holders: file.slaves }, to.name) !== null) {
     return false;
   }
-  const want = options.replication.wanted(path);
-  if (want === null) return false;
-  const online = file.slaves.filter((n) => options.registry.get(n)?.available).length;
-  return online < want;
+  return to.disk.free - file.size >= registry.policy.minFree;
 }
 
 /**

@@ -23,6 +23,7 @@ import {
 } from "./sibling.ts";
 import { SlaveReplyError } from "./slave_handle.ts";
 import { Replicator } from "./replication.ts";
+import { parseMasterConfig } from "../../shared/config.ts";
 
 const PAIR = createSelfSignedCert("localhost");
 
@@ -321,22 +322,39 @@ Deno.test("pickHolder takes the least busy online holder other than B; keepWante
     assert.equal(pickHolder(registry, b, file), a);
     assert.throws(() => pickHolder(registry, b, { ...file, slaves: ["b"] }), /not available/);
 
+    c.state = "online";
+
+    // B (to) is b; the file is on a alone, a rule wants 3 copies of /x/**.
     const signal = new AbortController().signal;
-    const replication = new Replicator({ filelist: new KvFilelist(kv), registry, tls: false }, [
-      { path: "/x/**", copies: 3 },
-    ], { perSlave: 1, signal });
-    const two = fileEntry(new Uint8Array(1), ["a", "b"]);
-    const opts = { offset: 0, replication, registry };
-    assert.equal(keepWanted("/x/f.bin", two, opts), true);
-    assert.equal(keepWanted("/y/f.bin", two, opts), false, "no rule");
-    assert.equal(keepWanted("/x/f.bin", two, { ...opts, offset: 1 }), false, "a range");
-    assert.equal(keepWanted("/x/f.bin", { ...two, crc32: null }, opts), false, "no CRC32");
-    assert.equal(keepWanted("/x/f.bin", two, { ...opts, replication: undefined }), false);
-    assert.equal(
-      keepWanted("/x/f.bin", { ...two, slaves: ["a", "b", "c"] }, opts),
-      true,
-      "c is gone",
+    const rules = [{ path: "/x/**", copies: 3 }];
+    const replication = new Replicator(
+      { filelist: new KvFilelist(kv), registry, tls: false },
+      rules,
+      { perSlave: 1, signal },
     );
+    const one = fileEntry(new Uint8Array(1000), ["a"]);
+    const opts = { offset: 0, replication, registry, to: b };
+    assert.equal(keepWanted("/x/f.bin", one, opts), true);
+    assert.equal(keepWanted("/y/f.bin", one, opts), false, "no rule");
+    assert.equal(keepWanted("/x/f.bin", one, { ...opts, offset: 1 }), false, "a range");
+    assert.equal(keepWanted("/x/f.bin", { ...one, crc32: null }, opts), false, "no CRC32");
+    assert.equal(keepWanted("/x/f.bin", one, { ...opts, replication: undefined }), false);
+    assert.equal(keepWanted("/x/f.bin", { ...one, slaves: ["a", "c"] }, opts), true, "2 < 3");
+    c.state = "gone";
+    assert.equal(keepWanted("/x/f.bin", { ...one, slaves: ["a", "c", "d"] }, opts), true, "c off");
+    const minFree = registry.policy.minFree;
+    b.disk = { free: minFree + one.size - 1, total: 1e12 };
+    assert.equal(keepWanted("/x/f.bin", one, opts), false, "no room left for uploads on b");
+    b.disk = { free: 1e12, total: 2e12 };
+    // A [[selection.rules]] entry that keeps b out of /x/** keeps the copy off b too.
+    const selection = parseMasterConfig(
+      '[[selection.rules]]\npath = "/x/**"\nexclude = ["b"]\n',
+      null,
+      "/",
+    ).selection;
+    const ruled = new SlaveRegistry(kv, selection);
+    for (const s of slaves) await ruled.attach(s.handle);
+    assert.equal(keepWanted("/x/f.bin", one, { ...opts, registry: ruled }), false, "excluded");
   } finally {
     for (const s of slaves) await s.close();
     kv.close();
