@@ -24,16 +24,20 @@ import { deadline } from "../shared/timers.ts";
 
 const BIG = 32 * 1024 * 1024;
 
-/** Starts a download and reads only its first bytes, so the slave is left blocked writing. */
+/**
+ * Starts a download and reads only its first bytes, so the slave is left blocked writing.
+ * `connectTo` replaces the 227 address (a client that ignores it reaches the master's proxy).
+ */
 async function stalledDownload(
   ftp: FtpControl,
   pasv: string,
   path: string,
+  connectTo?: string,
 ): Promise<{ data: Deno.TcpConn; host: string }> {
   const r = await ftp.send(pasv);
   assert.equal(r.code, 227, r.text);
   const at = parse227(r.text);
-  const data = await Deno.connect({ hostname: at.host, port: at.port });
+  const data = await Deno.connect({ hostname: connectTo ?? at.host, port: at.port });
   const opening = await ftp.send(`RETR ${path}`);
   assert.equal(opening.code, 150, opening.text);
   const first = new Uint8Array(65536);
@@ -57,6 +61,8 @@ Deno.test("SIGSTOPped slave: passed over, dropped with 426, back after SIGCONT",
     ],
     pasvWithoutPret: "relay",
     slavesExtra: "unresponsive_after = 2\ndrop_after = 8",
+    // uploads under /pref go to a first while it can take them
+    masterExtra: '[[selection.rules]]\npath = "/pref/**"\nprefer = ["a"]',
   });
   const big = randomBytes(BIG);
   const both = randomBytes(100_000);
@@ -72,17 +78,23 @@ Deno.test("SIGSTOPped slave: passed over, dropped with 426, back after SIGCONT",
 
   await t.step("a short stop only passes the slave over until it speaks again", async () => {
     await using ftp = await site.control();
-    // b serves this one (never picked before), so a is the next choice for both.bin.
-    assert.equal((await ftp.retrieve("/u/both.bin")).host, "127.0.0.3");
+    await ftp.expect("MKD /pref", 257);
     site.signalSlave("a", "SIGSTOP");
     try {
-      // PASV asks a, which does not answer: once a's silence counts, b is asked instead.
+      // PASV asks a (preferred for /pref), which does not answer: once a's silence counts, b
+      // is asked instead.
       const stoppedAt = performance.now();
-      const r = await ftp.pasv("RETR /u/both.bin");
+      const r = await ftp.pasv("STOR /pref/up.bin");
       const pasvMs = Math.round(performance.now() - stoppedAt);
       assert.equal(r.host, "127.0.0.3", "the silent slave must be passed over");
-      assert.deepEqual((await ftp.transfer(r, "RETR /u/both.bin")).data, both);
-      await logged(site, "Slave a is not responding");
+      await ftp.transfer(r, "STOR /pref/up.bin", { upload: both });
+      assert.deepEqual((await ftp.retrieve("/pref/up.bin")).data, both);
+      const log = await site.log("master");
+      assert.match(log, /Slave a is not responding/);
+      assert.ok(
+        log.indexOf("Slave a is not responding") < log.indexOf("PASV via slave b"),
+        "a was asked first",
+      );
       console.log(`PASV answered by b ${pasvMs} ms after a's SIGSTOP`);
     } finally {
       site.signalSlave("a", "SIGCONT");
@@ -101,6 +113,10 @@ Deno.test("SIGSTOPped slave: passed over, dropped with 426, back after SIGCONT",
     await using relayed = await site.control();
     const rl = await stalledDownload(relayed, "PASV", "/u/big.bin");
     assert.equal(rl.host, "127.0.0.1", "PASV without PRET is relayed by the master");
+    await using proxied = await site.control();
+    await proxied.expect("PRET RETR /u/big.bin", 200);
+    const px = await stalledDownload(proxied, "PASV", "/u/big.bin", "127.0.0.1");
+    assert.equal(px.host, "127.0.0.2", "the client ignores this address: the master proxies");
 
     site.signalSlave("a", "SIGSTOP");
     try {
@@ -122,19 +138,21 @@ Deno.test("SIGSTOPped slave: passed over, dropped with 426, back after SIGCONT",
       assert.equal(refused.code, 450, refused.text);
       assert.match(refused.text, /not responding: a/);
 
-      // The drop: both transfers end with 426 on their control connections, and the master
-      // closes the data connection it relays.
-      const endDirect = await direct.read();
-      assert.equal(endDirect.code, 426, endDirect.text);
-      const endRelayed = await relayed.read();
-      assert.equal(endRelayed.code, 426, endRelayed.text);
+      // The drop: the three transfers end with 426 on their control connections, and the master
+      // closes the data connections it relays and proxies.
+      for (const c of [direct, relayed, proxied]) {
+        const end = await c.read();
+        assert.equal(end.code, 426, end.text);
+      }
       const droppedMs = Math.round(performance.now() - stoppedAt);
-      const rest = await deadline(readAll(rl.data).catch(() => new Uint8Array(0)), {
-        ms: 10_000,
-        what: "the master to close the relayed data connection",
-      });
-      assert.ok(rest.length < BIG, "the relayed data connection must end short");
-      rl.data.close();
+      for (const [what, conn] of [["relayed", rl.data], ["proxied", px.data]] as const) {
+        const rest = await deadline(readAll(conn).catch(() => new Uint8Array(0)), {
+          ms: 10_000,
+          what: `the master to close the ${what} data connection`,
+        });
+        assert.ok(rest.length < BIG, `the ${what} data connection must end short`);
+        conn.close();
+      }
       d.data.close();
       await site.waitSlaves(["a"], "offline", 10_000);
       console.log(`PASV answered ${pasvMs} ms after SIGSTOP; 426 after ${droppedMs} ms`);
