@@ -1,10 +1,13 @@
 /**
  * `[selection]` with three slaves: a path rule (`/hd/**` only on sel3) is obeyed by uploads (PRET,
  * PASV without PRET, active mode) and a rule excluding a slave is obeyed by replication; SITE COPY
- * refuses an excluded target; `min_free` keeps uploads off a slave short of space; SITE
+ * refuses an excluded target; `min_free` keeps uploads off a slave short of space (its disk
+ * reports rewritten on the link); SITE
  * SLAVESELECT shows each slave's score or why it is out.
  */
 import assert from "node:assert/strict";
+import { concat, copy, writeAll } from "../shared/bytes.ts";
+import { closeQuietly } from "../shared/net.ts";
 import {
   CURL_BASE,
   CURL_PRET,
@@ -144,4 +147,103 @@ Deno.test("selection: path rules hold for uploads and replication; SITE SLAVESEL
   assert.equal(copy.code, 450, copy.text);
   assert.match(copy.text, /sel1 may not take \/hd\/a1\.bin: excluded by rule 1 \(\/hd\/\*\*\)/);
   assert.deepEqual(await slavesHolding(site, "hd/a1.bin"), ["sel3"]);
+});
+
+/**
+ * A TCP pipe between one slave and the master's plain link that rewrites the slave's `disk`
+ * reports to `free` bytes: a slave short of space without filling a disk. `target` gives the
+ * master's link port once it is known.
+ */
+function diskRewriter(free: number, target: () => number): AsyncDisposable & { port: number } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const pipes = new Set<Promise<unknown>>();
+  const serve = async (slave: Deno.Conn) => {
+    using master = await Deno.connect({ hostname: "127.0.0.1", port: target() });
+    conns.add(master);
+    await Promise.allSettled([
+      copy(master, slave).finally(() => slave.closeWrite().catch(() => {})),
+      rewriteFrames(slave, master, free),
+    ]);
+  };
+  const accepting = (async () => {
+    for await (const slave of listener) {
+      conns.add(slave);
+      const p = serve(slave).catch(() => {}).finally(() => closeQuietly(slave));
+      pipes.add(p);
+    }
+  })().catch(() => {});
+  return {
+    port: listener.addr.port,
+    async [Symbol.asyncDispose]() {
+      closeQuietly(listener);
+      for (const c of conns) closeQuietly(c);
+      await Promise.allSettled([accepting, ...pipes]);
+    },
+  };
+}
+
+/** Forwards link frames (4-byte length + JSON) from `from` to `to`, `disk` ones with `free`. */
+async function rewriteFrames(from: Deno.Conn, to: Deno.Conn, free: number): Promise<void> {
+  let pending: Uint8Array = new Uint8Array(0);
+  const chunk = new Uint8Array(64 * 1024);
+  for (;;) {
+    const n = await from.read(chunk);
+    if (n === null) break;
+    pending = concat([pending, chunk.subarray(0, n)]);
+    while (pending.length >= 4) {
+      const len = new DataView(pending.buffer, pending.byteOffset).getUint32(0);
+      if (pending.length < 4 + len) break;
+      let body = pending.subarray(4, 4 + len);
+      const msg = JSON.parse(new TextDecoder().decode(body));
+      if (msg.type === "disk") body = new TextEncoder().encode(JSON.stringify({ ...msg, free }));
+      const frame = new Uint8Array(4 + body.length);
+      new DataView(frame.buffer).setUint32(0, body.length);
+      frame.set(body, 4);
+      await writeAll(to, frame);
+      pending = pending.slice(4 + len);
+    }
+  }
+  await to.closeWrite().catch(() => {});
+}
+
+Deno.test("selection: min_free keeps uploads off a slave short of space; SITE SLAVESELECT says so", async () => {
+  let linkPort = 0;
+  await using proxy = diskRewriter(1000, () => linkPort);
+  await using site = await makeSite({
+    slaves: [
+      {
+        name: "m1",
+        address: "127.0.0.2",
+        extra: "tls = false",
+        masterAddress: (port) => {
+          linkPort = port;
+          return `127.0.0.1:${proxy.port}`;
+        },
+      },
+      { name: "m2", address: "127.0.0.3", extra: "tls = false" },
+      { name: "m3", address: "127.0.0.4", extra: "tls = false" },
+    ],
+    slavesExtra: "tls = false",
+  });
+  await using ftp = await site.control();
+  const r = await ftp.send("SITE SLAVESELECT up /space/f.bin");
+  assert.equal(r.code, 200, r.text);
+  assert.ok(
+    r.lines.some((l) => / m1 excluded: below min_free \(1000 < 67108864 bytes free\)$/.test(l)),
+    r.text,
+  );
+  assert.match(r.lines.at(-1)!, /3 slaves known, 2 may serve$/);
+  // Uploads go to the two others, never to m1.
+  await ftp.expect("MKD /space", 257);
+  const used = new Set<string>();
+  for (let i = 0; i < 6; i++) {
+    const path = `/space/f${i}.bin`;
+    await ftp.store(path, randomBytes(20_000));
+    const holders = await slavesHolding(site, path.slice(1));
+    assert.equal(holders.length, 1, `${path} on ${holders}`);
+    assert.notEqual(holders[0], "m1", `${path} stored on m1, below min_free`);
+    used.add(holders[0]!);
+  }
+  assert.deepEqual([...used].sort(), ["m2", "m3"]);
 });
