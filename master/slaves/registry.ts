@@ -268,6 +268,7 @@ function candidate(handle: SlaveHandle): Candidate & { handle: SlaveHandle } {
   return {
     name: handle.name,
     available: handle.available,
+    ...(handle.available ? {} : { unavailable: unavailable(handle) }),
     activeTransfers: handle.activeTransfers,
     recentPicks: handle.recentPicks(),
     freeBytes: handle.disk.free,
@@ -275,4 +276,12 @@ function candidate(handle: SlaveHandle): Candidate & { handle: SlaveHandle } {
     lastPicked: handle.lastPicked,
     handle,
   };
+}
+
+/** Why a connected slave takes no transfers (for SITE SLAVESELECT). */
+function unavailable(handle: SlaveHandle): string {
+  if (handle.state === "remerging") return "remerging (not online yet)";
+  if (handle.state === "gone") return "offline";
+  if (handle.leaving) return "leaving";
+  return handle.unresponsive ? "not responding" : "offline";
 }

@@ -45,8 +45,10 @@ export const PICK_WINDOW_MS = 2_000;
 /** What selection needs to know about a slave. */
 export interface Candidate {
   name: string;
-  /** Online and not leaving: may take transfers. */
+  /** Online, not leaving and answering: may take transfers. */
   available: boolean;
+  /** Why it may not when not `available` ("remerging", "not responding"…); default "offline". */
+  unavailable?: string;
   /** Transfers running on it now (client transfers and copies). */
   activeTransfers: number;
   /** Times it was picked over the last PICK_WINDOW_MS (transfers that may not have started yet). */
@@ -147,7 +149,7 @@ export function rankSlaves<T extends Candidate>(
   const onHolder = want.kind === "download" || (want.kind === "upload" && want.resuming === true);
   const rule = onHolder ? null : ruleFor(policy, want.path);
   const excluded = (s: T): string | null => {
-    if (!s.available) return "offline";
+    if (!s.available) return s.unavailable ?? "offline";
     if (onHolder && !holders.has(s.name)) return "not a holder";
     if (want.kind === "copy" && holders.has(s.name)) return "already holds it";
     if (rule && ((rule.only.size > 0 && !rule.only.has(s.name)) || rule.exclude.has(s.name))) {
@@ -242,13 +244,13 @@ function whyNone<T extends Candidate>(ranking: Ranking<T>, want: SlaveWanted): s
   const reasons = ranking.slaves.filter((a) => a.excluded !== "not a holder");
   if (onHolder) {
     if (holders.length === 0) return `${path} is not available: no slave holds it`;
-    if (reasons.every((a) => a.excluded === "offline")) {
+    if (reasons.every((a) => !a.slave.available)) {
       const several = holders.length > 1;
       return `${path} is not available: its slave${several ? "s" : ""} (${holders.join(", ")}) ${
         several ? "are" : "is"
       } offline`;
     }
-  } else if (reasons.every((a) => a.excluded === "offline")) {
+  } else if (reasons.every((a) => !a.slave.available)) {
     return "No slave is online to take uploads";
   }
   const shown = reasons.slice(0, MAX_REASONS).map((a) => `${a.slave.name} ${a.excluded}`);

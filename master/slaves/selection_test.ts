@@ -230,6 +230,18 @@ const CASES: {
     pick: /^\/f is not available: its slaves \(a, b\) are offline$/,
   },
   {
+    name: "upload: no slave available, whatever the reason",
+    slaves: [c("a", { available: false, unavailable: "not responding" })],
+    want: up(),
+    pick: /^No slave is online to take uploads$/,
+  },
+  {
+    name: "download: holders not responding count as offline",
+    slaves: [c("a", { available: false, unavailable: "not responding" })],
+    want: down(["a"]),
+    pick: /^\/f is not available: its slave \(a\) is offline$/,
+  },
+  {
     name: "download: holders busy",
     slaves: [c("a", { activeTransfers: 1 }), c("b", { available: false })],
     want: down(["a", "b"]),
@@ -281,7 +293,7 @@ Deno.test("rankSlaves shows each term, the score and why a slave is excluded", (
       c("s3", { activeTransfers: 1, freeBytes: 5 * GB, throughput: 200 }),
       c("s4", { throughput: 800 }),
       c("s5", { activeTransfers: 2 }),
-      c("s6", { available: false }),
+      c("s6", { available: false, unavailable: "leaving" }),
       c("s7", { freeBytes: 1 }),
     ],
     up("/x/a"),
@@ -295,7 +307,7 @@ Deno.test("rankSlaves shows each term, the score and why a slave is excluded", (
       ["s3", null, { free: 0.526, transfers: 1, throughput: 0.25 }, -2.724],
       ["s1", "excluded by rule 3 (/**)", { free: 1, transfers: 0, throughput: 0 }, 0],
       ["s5", "max_transfers reached (2)", { free: 1, transfers: 2, throughput: 0 }, 0],
-      ["s6", "offline", { free: 1, transfers: 0, throughput: 0 }, 0],
+      ["s6", "leaving", { free: 1, transfers: 0, throughput: 0 }, 0],
       ["s7", `below min_free (1 < ${MIN_FREE} bytes free)`, {
         free: 0,
         transfers: 0,
