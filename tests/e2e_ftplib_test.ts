@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import {
   describeRun,
   findByName,
+  freePort,
   makeSite,
   parse227,
   randomBytes,
@@ -118,9 +119,11 @@ async function runScript(
 
 Deno.test("ftplib: PASV without PRET is relayed through the master", async () => {
   // Two slaves: without PRET the master cannot know which one will serve, so it relays.
+  const http = freePort();
   await using site = await makeSite({
     slaves: [{ name: "s2", address: "127.0.0.2" }, { name: "s3", address: "127.0.0.3" }],
     pasvWithoutPret: "relay",
+    http: `127.0.0.1:${http}`,
   });
   await using tmp = await tempDir();
   const { out, src, dst } = await runScript(site, tmp.path, "relay", "relayed.bin");
@@ -142,6 +145,14 @@ Deno.test("ftplib: PASV without PRET is relayed through the master", async () =>
   }
   assert.deepEqual(await slavesHolding(site, "relayed.bin"), ["s2"]);
   assert.ok(await sameFile(src, `${site.slaveRoot("s2")}/relayed.bin`));
+  // the master counted every file byte it carried (upload and download), as relay
+  const metrics = await (await fetch(`http://127.0.0.1:${http}/metrics`)).text();
+  const size = (await Deno.stat(src)).size;
+  assert.match(
+    metrics,
+    new RegExp(`^drftpd_relayed_bytes_total\\{via="relay"\\} ${2 * size}$`, "m"),
+  );
+  assert.match(metrics, /^drftpd_relayed_bytes_total\{via="pasv_proxy"\} 0$/m);
 });
 
 Deno.test("ftplib: PASV without PRET is rejected; manual PRET goes to the slave", async () => {
