@@ -838,3 +838,27 @@ Deno.test("sibling send over TLS: TLS to the client (PROT P) and from the holder
   conn.close();
   from.close();
 });
+
+Deno.test("sibling send as the TLS client (SSCN) to an active endpoint, from a plain holder", async () => {
+  await using root = await tempDir();
+  using m = tlsManager(root.path);
+  const other = createSelfSignedCert("other.example");
+  using server = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: other.cert,
+    key: other.key,
+  });
+  const data = pattern(700_000, 38);
+  const holder = m.listen("t2-holder", "127.0.0.1");
+  const result = m.transfer(sibling("t2", { size: data.length, crc32: crc32(data) }, {
+    tls: "client",
+    endpoint: { kind: "active", host: "127.0.0.1", port: server.addr.port },
+  }));
+  using _from = await holderSends(holder.port, data);
+  using conn = await server.accept();
+  assert.deepEqual(await readAll(conn), data);
+  const r = await result;
+  assert.deepEqual([r.bytes, r.crc32], [data.length, crc32(data)]);
+  assert.equal(r.tls?.protocol, "TLSv1.3");
+});
