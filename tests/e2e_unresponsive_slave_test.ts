@@ -91,6 +91,7 @@ Deno.test("SIGSTOPped slave: passed over, dropped with 426, back after SIGCONT",
       assert.deepEqual((await ftp.retrieve("/pref/up.bin")).data, both);
       const log = await site.log("master");
       assert.match(log, /Slave a is not responding/);
+      assert.match((await ftp.send("SITE SLAVES")).text, /^ ?a online\+not-responding /m);
       assert.ok(
         log.indexOf("Slave a is not responding") < log.indexOf("PASV via slave b"),
         "a was asked first",

@@ -300,8 +300,8 @@ export async function siteCopy(s: Session, arg: string): Promise<void> {
 export async function siteSlaves(s: Session): Promise<void> {
   const list = await s.services.slaves.status();
   const lines = list.map((x) =>
-    `${x.name} ${x.state}${
-      x.state === "online" && x.remerging ? "+remerging" : ""
+    `${x.name} ${x.state}${x.state === "online" && x.remerging ? "+remerging" : ""}${
+      x.unresponsive ? "+not-responding" : ""
     } address=${x.address} free=${x.free} total=${x.total} transfers=${x.activeTransfers}`
   );
   await s.reply(OK, ["Slaves:", ...lines, `${list.length} slaves known`]);

@@ -10,6 +10,7 @@ function fakeView(overrides: Partial<SiteView> = {}): SiteView {
     name: "slave1",
     state: "online",
     remerging: false,
+    unresponsive: false,
     address: "127.0.0.1",
     free: 1000,
     total: 4000,

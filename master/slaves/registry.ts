@@ -29,6 +29,8 @@ export interface SlaveStatus {
   state: "online" | "remerging" | "offline";
   /** An online slave whose full remerge (SITE REMERGE) is running. */
   remerging: boolean;
+  /** A connected slave silent past `[slaves] unresponsive_after`: passed over for now. */
+  unresponsive: boolean;
   address: string;
   free: number;
   total: number;
@@ -241,6 +243,7 @@ export class SlaveRegistry {
         name,
         state: "offline",
         remerging: false,
+        unresponsive: false,
         address: e.value.address,
         free: 0,
         total: 0,
@@ -253,6 +256,7 @@ export class SlaveRegistry {
         name: s.name,
         state: s.state === "online" ? "online" : "remerging",
         remerging: s.remerging,
+        unresponsive: s.unresponsive,
         address: s.address,
         free: s.disk.free,
         total: s.disk.total,
