@@ -1,9 +1,9 @@
 /**
  * `[selection]` with three slaves: a path rule (`/hd/**` only on sel3) is obeyed by uploads (PRET,
- * PASV without PRET, active mode) and a rule excluding a slave is obeyed by replication; SITE COPY
- * refuses an excluded target; `min_free` keeps uploads off a slave short of space (its disk
- * reports rewritten on the link); SITE
- * SLAVESELECT shows each slave's score or why it is out.
+ * PASV without PRET, active mode) and a rule excluding a slave is obeyed by replication and
+ * healing; SITE COPY refuses an excluded target; `min_free` keeps uploads off a slave short of
+ * space (its disk reports rewritten on the link); SITE SLAVESELECT shows each slave's score or
+ * why it is out.
  */
 import assert from "node:assert/strict";
 import { concat, copy, writeAll } from "../shared/bytes.ts";
@@ -44,6 +44,7 @@ Deno.test("selection: path rules hold for uploads and replication; SITE SLAVESEL
       { name: "sel3", address: "127.0.0.4" },
     ],
     masterExtra: RULES,
+    slavesExtra: "heal_after = 2",
   });
   await using tmp = await tempDir();
   const put = (path: string, flags: string[]) =>
@@ -147,6 +148,23 @@ Deno.test("selection: path rules hold for uploads and replication; SITE SLAVESEL
   assert.equal(copy.code, 450, copy.text);
   assert.match(copy.text, /sel1 may not take \/hd\/a1\.bin: excluded by rule 1 \(\/hd\/\*\*\)/);
   assert.deepEqual(await slavesHolding(site, "hd/a1.bin"), ["sel3"]);
+
+  // Healing obeys the rules too: sel1 gone for heal_after, the archive files' only other slave is
+  // sel2, which the rule excludes, so no copy is made (the master logs that none may take it).
+  await site.killSlave("sel1", "SIGKILL");
+  await site.waitSlaves(["sel1"], "offline", 30_000);
+  const noTarget = (i: number) =>
+    `/archive/r${i}.bin: 1 of its 1 missing copies have no slave that may take them`;
+  await poll(async () => {
+    const log = await site.log("master");
+    return [0, 1, 2].every((i) => log.includes(noTarget(i))) || undefined;
+  }, {
+    timeoutMs: 30_000,
+    describe: async () => `healing finds no slave\n${await site.logs(4000)}`,
+  });
+  for (let i = 0; i < 3; i++) {
+    assert.ok(!(await slavesHolding(site, `archive/r${i}.bin`)).includes("sel2"), `r${i} on sel2`);
+  }
 });
 
 /**

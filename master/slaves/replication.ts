@@ -178,6 +178,13 @@ export class Replicator {
         { kind: "copy", path, holders: entry.slaves },
         want - online.length,
       );
+      if (targets.length < want - online.length) {
+        log.debug("{path}: {n} of its {missing} missing copies have no slave that may take them", {
+          path,
+          n: want - online.length - targets.length,
+          missing: want - online.length,
+        });
+      }
       for (const target of targets) {
         if (this.#signal.aborted) return;
         try {
