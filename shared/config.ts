@@ -354,6 +354,7 @@ export const MASTER_SCHEMA: Schema<MasterSections> = {
       default: "slave",
       read: oneOf(["slave", "relay", "reject"] as const),
     },
+    epsv_without_pret: { default: "pasv", read: oneOf(["pasv", "master"] as const) },
     idle_timeout: { default: 900, read: int(1, 86_400 * 7) },
     login_timeout: { default: 60, read: int(1, 3600) },
     max_connections: { default: 2000, read: int(1, 1_000_000) },

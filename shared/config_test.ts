@@ -37,6 +37,7 @@ Deno.test("parseMasterConfig() fills every default", () => {
       passive_ports: { from: 50000, to: 50099 },
       public_address: "",
       pasv_without_pret: "slave",
+      epsv_without_pret: "pasv",
       idle_timeout: 900,
       login_timeout: 60,
       max_connections: 2000,
@@ -116,6 +117,7 @@ listen = "[::1]:21"
 passive_ports = "40000-40010"
 public_address = "203.0.113.7"
 pasv_without_pret = "reject"
+epsv_without_pret = "master"
 idle_timeout = 60
 login_timeout = 10
 max_connections = 5
@@ -156,6 +158,7 @@ upload = ["=staff", "!guest"]
     passive_ports: { from: 40000, to: 40010 },
     public_address: "203.0.113.7",
     pasv_without_pret: "reject",
+    epsv_without_pret: "master",
     idle_timeout: 60,
     login_timeout: 10,
     max_connections: 5,

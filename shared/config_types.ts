@@ -116,6 +116,13 @@ export interface MasterConfig {
      * (5xx naming PRET).
      */
     pasv_without_pret: "slave" | "relay" | "reject";
+    /**
+     * With `pasv_without_pret = "slave"`, what EPSV without PRET does when the chosen slave is on
+     * another address than the control connection: "pasv" (default: 425, so the client falls
+     * back to PASV, which names the slave) or "master" (the master serves it and relays the
+     * bytes; for clients such as tnftp that refuse a 227 naming another host).
+     */
+    epsv_without_pret: "pasv" | "master";
     /** Seconds a logged-in session may stay idle. Default 900. */
     idle_timeout: number;
     /** Seconds before login completes. Default 60. */

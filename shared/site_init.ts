@@ -32,6 +32,10 @@ passive_ports = "50000-50099"
 # PASV without PRET: "slave" (a slave chosen from what the client looked at last listens),
 # "relay" (the master carries the bytes) or "reject".
 # pasv_without_pret = "slave"
+# EPSV without PRET when that slave is on another address: "pasv" (refused, so clients fall back
+# to PASV, which names the slave) or "master" (relayed; tnftp needs it, it refuses a 227 that
+# names another host than the one it connected to).
+# epsv_without_pret = "pasv"
 # idle_timeout = 900
 # login_timeout = 60
 # max_connections = 2000

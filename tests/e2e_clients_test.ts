@@ -937,6 +937,49 @@ Deno.test("tnftp refuses a 227 address other than the control connection's", {
   assert.doesNotMatch(ls.stdout + ls.stderr, TNFTP_FAILURE, describeRun("ls", ls));
 });
 
+Deno.test('tnftp on default settings with epsv_without_pret = "master": relayed, and it works', {
+  ignore: !has("tnftp"),
+}, async () => {
+  const http = freePort();
+  await using site = await makeSite({
+    slaves: FAR,
+    http: `127.0.0.1:${http}`,
+    masterExtra: 'epsv_without_pret = "master"',
+  });
+  await using work = await tempDir();
+  const bytes = randomBytes(200_000 + 3);
+  await Deno.writeFile(`${work.path}/up.bin`, bytes);
+  const metrics = `http://127.0.0.1:${http}/metrics`;
+  const before = await relayedSoFar(metrics);
+  const r = await run("tnftp", ["-n", "-v"], {
+    stdin: [
+      `open ${site.host} ${site.ftpPort}`,
+      `user ${site.user} ${site.pass}`,
+      "binary",
+      `put ${work.path}/up.bin /up.bin`,
+      "ls /",
+      `get /up.bin ${work.path}/down.bin`,
+      "quit",
+      "",
+    ].join("\n"),
+    timeoutMs: 60_000,
+  });
+  // with the default ("pasv") tnftp fails here: "Passive mode address mismatch"
+  assert.doesNotMatch(r.stdout + r.stderr, TNFTP_FAILURE, describeRun("tnftp", r));
+  assert.match(r.stdout, / up\.bin\r?\n/, describeRun("tnftp ls", r));
+  await assertStored(site, "/up.bin", bytes);
+  assert.equal(
+    await sha256(await Deno.readFile(`${work.path}/down.bin`)),
+    await sha256(bytes),
+    "downloaded bytes",
+  );
+  // EPSV was served by the master: it carried the upload and the download
+  assert.ok(
+    (await relayedSoFar(metrics)) - before >= 2 * bytes.length,
+    "the master did not relay tnftp's transfers",
+  );
+});
+
 function matrixTable(): string {
   const rows = VARIANTS.map((v) => {
     const r = results.get(v.id);

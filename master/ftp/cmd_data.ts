@@ -374,9 +374,12 @@ async function pasvWithoutPret(s: Session): Promise<boolean> {
  * EPSV without PRET with `pasv_without_pret = "slave"`: served by the chosen slave when it answers
  * on the control connection's host (EPSV carries no address). Otherwise 425, on which clients
  * fall back to PASV: curl sends PASV after any failed EPSV on an IPv4 connection ("Failed
- * EPSV attempt. Disabling EPSV", lib/ftp.c `ftp_epsv_disable`); ftplib, wget and lftp use PASV on IPv4 in the first place. Returns
+ * EPSV attempt. Disabling EPSV", lib/ftp.c `ftp_epsv_disable`); ftplib, wget and lftp use PASV
+ * on IPv4 in the first place. Returns
  * false to use the master's port (no slave, or an IPv6 control connection, where PASV is no way
- * out).
+ * out). With `epsv_without_pret = "master"` a slave on another address is not tried: the
+ * master serves the EPSV and relays (tnftp, after a refused EPSV, refuses a 227 that names another
+ * host than the control connection's: "Passive mode address mismatch").
  */
 async function epsvWithoutPret(s: Session): Promise<boolean> {
   if (s.services.config.ftp.pasv_without_pret !== "slave") return false;
@@ -386,6 +389,7 @@ async function epsvWithoutPret(s: Session): Promise<boolean> {
   const { plan, host, port } = got;
   if (!sameHost(host, s.localHost)) {
     plan.slave.request("abort", { xfer: plan.xfer }).catch(() => {});
+    if (s.services.config.ftp.epsv_without_pret === "master") return false;
     throw new FtpError(
       CANT_OPEN_DATA,
       `EPSV cannot point at slave ${plan.slave.name} (${host}); use PASV`,

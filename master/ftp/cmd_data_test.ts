@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { MasterDouble, type SlaveDouble } from "./_session_double.ts";
 
-async function twoSlaves(): Promise<MasterDouble> {
-  const m = await MasterDouble.create();
+async function twoSlaves(toml = ""): Promise<MasterDouble> {
+  const m = await MasterDouble.create(toml);
   await m.addSlave("s1");
   await m.addSlave("s2");
   await m.filelist.mkdir("/d", "alice", "users");
@@ -99,4 +99,24 @@ Deno.test("EPSV without PRET: served where the slave shares the control address,
     s2.of("abort").some((a) => "xfer" in a && "xfer" in listen && a.xfer === listen.xfer),
     "the refused EPSV's port was not released",
   );
+});
+
+Deno.test('EPSV without PRET, epsv_without_pret = "master": the master serves what a slave elsewhere would', async () => {
+  await using m = await twoSlaves(
+    `[ftp]\nepsv_without_pret = "master"\npassive_ports = "41000-41009"`,
+  );
+  const { client } = await m.connect("alice");
+  assert.equal((await client.send("SIZE /d/f.bin")).code, 213);
+  const s2 = m.slaves[1]!;
+  s2.answer = (req) => req.type === "listen" ? { host: "127.0.0.2", port: 40001 } : {};
+  const r = await client.send("EPSV");
+  assert.equal(r.code, 229, r.lines.join(" | "));
+  const port = Number(/\(\|\|\|(\d+)\|\)/.exec(r.lines[0]!)![1]);
+  assert.ok(port >= 41000 && port <= 41009, `EPSV port ${port} is not the master's`);
+  const listen = s2.of("listen").at(-1)!;
+  assert.ok(
+    s2.of("abort").some((a) => "xfer" in a && "xfer" in listen && a.xfer === listen.xfer),
+    "the port s2 opened was not released",
+  );
+  assert.equal((await client.send("ABOR")).code, 225);
 });
