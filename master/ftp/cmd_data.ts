@@ -340,25 +340,53 @@ async function slavePassiveWithoutPret(
   return { plan: { kind: "slave", slave, xfer, pret }, host, port, peer };
 }
 
+/**
+ * Times PASV without PRET asks the chosen slave for another port when the master's own port of
+ * that number (where clients that ignore the 227 address connect) is taken, e.g. by the proxy of
+ * another slave's transfer on the same port number.
+ */
+const PROXY_PORT_TRIES = 3;
+
 /** PASV without PRET answered by a slave; returns false to fall back to the master's port. */
 async function pasvWithoutPret(s: Session): Promise<boolean> {
-  const got = await slavePassiveWithoutPret(s, "PASV");
-  if (!got) return false;
-  const { plan, host, port, peer } = got;
-  const { slave, xfer } = plan;
-  if (!isIPv4(unmapIPv4(host))) {
-    slave.request("abort", { xfer }).catch(() => {});
-    return false;
-  }
-  if (!sameHost(host, s.localHost)) {
-    try {
-      plan.proxy = pasvProxy(s, { host, port }, peer, `${s.who} (no PRET)`);
-    } catch {
-      // Clients that ignore the 227 address could not reach the slave: relay instead.
+  for (let attempt = 1;; attempt++) {
+    const got = await slavePassiveWithoutPret(s, "PASV");
+    if (!got) return false;
+    const { plan, host, port, peer } = got;
+    const { slave, xfer } = plan;
+    if (!isIPv4(unmapIPv4(host))) {
       slave.request("abort", { xfer }).catch(() => {});
       return false;
     }
+    if (!sameHost(host, s.localHost)) {
+      try {
+        plan.proxy = pasvProxy(s, { host, port }, peer, `${s.who} (no PRET)`);
+      } catch {
+        // That port number is taken on the master: ask the slave for another one (it picks at
+        // random), and only after that relay, so clients that ignore the 227 address still work.
+        slave.request("abort", { xfer }).catch(() => {});
+        if (attempt < PROXY_PORT_TRIES) continue;
+        log.info("{who}: PASV without PRET relayed: port {port} taken on the master {n} times", {
+          who: s.who,
+          port,
+          n: attempt,
+        });
+        return false;
+      }
+    }
+    await answerSlavePasv(s, plan, host, port);
+    return true;
   }
+}
+
+/** Answers 227 with the slave's address for a PASV without PRET it listens for. */
+async function answerSlavePasv(
+  s: Session,
+  plan: DataPlan & { kind: "slave" },
+  host: string,
+  port: number,
+): Promise<void> {
+  const { slave } = plan;
   s.data = plan;
   log.debug("{who}: PASV without PRET via slave {slave} at {host}:{port}", {
     who: s.who,
@@ -367,7 +395,6 @@ async function pasvWithoutPret(s: Session): Promise<boolean> {
     port,
   });
   await s.reply(ENTERING_PASSIVE, formatPasvReply(unmapIPv4(host), port));
-  return true;
 }
 
 /**

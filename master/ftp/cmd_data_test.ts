@@ -120,3 +120,28 @@ Deno.test('EPSV without PRET, epsv_without_pret = "master": the master serves wh
   );
   assert.equal((await client.send("ABOR")).code, 225);
 });
+
+Deno.test("PASV without PRET: a port number taken on the master makes the slave pick another", async () => {
+  await using m = await twoSlaves();
+  const { client } = await m.connect("alice");
+  assert.equal((await client.send("SIZE /d/f.bin")).code, 213);
+  // the master's own port of that number is busy (another slave's proxy, any program)
+  using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const taken = (busy.addr as Deno.NetAddr).port;
+  const spare = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const free = (spare.addr as Deno.NetAddr).port;
+  spare.close();
+  const s2 = m.slaves[1]!;
+  const ports = [taken, free];
+  s2.answer = (req) => req.type === "listen" ? { host: "127.0.0.2", port: ports.shift()! } : {};
+  const r = await client.send("PASV");
+  assert.equal(r.code, 227, r.lines.join(" | "));
+  const [a, b] = [Math.floor(free / 256), free % 256];
+  assert.match(r.lines[0]!, new RegExp(`\\(127,0,0,2,${a},${b}\\)`));
+  const first = s2.of("listen")[0]!;
+  assert.ok(
+    s2.of("abort").some((x) => "xfer" in x && "xfer" in first && x.xfer === first.xfer),
+    "the first port was not released",
+  );
+  assert.equal((await client.send("ABOR")).code, 225);
+});
