@@ -18,7 +18,8 @@ import { PathLocks } from "./path_locks.ts";
 import type { MasterServices } from "./ftp/session.ts";
 import { serveSlaveLinks } from "./slaves/link_server.ts";
 import { SlaveRegistry } from "./slaves/registry.ts";
-import { Replicator } from "./slaves/replication.ts";
+import { replicationSettings, Replicator } from "./slaves/replication.ts";
+import { reloadMasterConfig } from "./config_reload.ts";
 import { loadMasterTls } from "./tls_material.ts";
 import { SiteMetrics } from "./metrics.ts";
 import { XferLog } from "./xferlog.ts";
@@ -59,6 +60,7 @@ export async function runMaster(
   const signal = hard.signal;
   // Security: one master per data folder (its read cache assumes it is the only writer).
   using _lock = await lockFolder(config.master.data_dir, "Master data folder");
+  let loaded = config; // as read from the file (reloads compare against it)
   config = withinFdLimit(config, options.fdLimit);
   const filelist = new KvFilelist(kv);
   const users = new UserStore(kv);
@@ -84,13 +86,8 @@ export async function runMaster(
   const metrics = new SiteMetrics();
   const replication = new Replicator(
     { filelist, registry: slaves, tls: config.slaves.tls },
-    config.replication,
-    {
-      perSlave: config.slaves.copies_per_slave,
-      signal,
-      healAfterMs: config.slaves.heal_after * 1000,
-      work: slaves.work,
-    },
+    replicationSettings(config),
+    { signal, work: slaves.work },
   );
   slaves.onSlaveOffline((name) => replication.slaveOffline(name));
   slaves.onSlaveOnline((s) =>
@@ -116,6 +113,43 @@ export async function runMaster(
     stopping: stop,
     metrics,
     replication,
+  };
+  // One reload at a time: a SIGHUP during a SITE RELOAD waits for it.
+  let reloading = Promise.resolve();
+  services.reload = () => {
+    const run = reloading.then(async () => {
+      try {
+        const done = await reloadMasterConfig(services, loaded);
+        loaded = done.loaded;
+        log.info("Reloaded {file}: {applied}{restart}", {
+          file: config.file,
+          applied: done.applied.length ? `applied ${done.applied.join(", ")}` : "nothing to apply",
+          restart: done.restart.length
+            ? `; changed, applied at the next restart: ${done.restart.join(", ")}`
+            : "",
+        });
+        return { applied: done.applied, restart: done.restart };
+      } catch (e) {
+        log.error("Reload of {file} failed, the running config stays: {error}", {
+          file: config.file,
+          error: e instanceof Error ? e.message : String(e),
+        });
+        throw e;
+      }
+    });
+    reloading = run.then(() => {}, () => {});
+    return run;
+  };
+  const onHangUp = () => services.reload?.().catch(() => {}); // logged by reload
+  if (config.file !== null && Deno.build.os !== "windows") {
+    Deno.addSignalListener("SIGHUP", onHangUp);
+  }
+  using _hangUp = {
+    [Symbol.dispose]: () => {
+      if (config.file !== null && Deno.build.os !== "windows") {
+        Deno.removeSignalListener("SIGHUP", onHangUp);
+      }
+    },
   };
   const onStop = () => {
     const running = metrics.active().length;

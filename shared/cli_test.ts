@@ -176,6 +176,8 @@ Deno.test("localSetup() builds disjoint loopback configs", () => {
     tls: true,
     partial_remerge: true,
     copies_per_slave: 2,
+    copies: {},
+    copies_while_busy: 1,
     heal_after: 600,
     handshake_timeout: 10,
     unresponsive_after: 3,

@@ -243,6 +243,21 @@ function selectionRules(v: unknown): SelectionRule[] {
   });
 }
 
+/** `[slaves.copies]`: slave name = copies at once (0 to 16). */
+function copiesPerSlave(v: unknown): Record<string, number> {
+  if (!isTable(v)) throw new Invalid(`expected a table of slave = copies, got ${typeName(v)}`);
+  const out: Record<string, number> = {};
+  for (const [name, n] of Object.entries(v)) {
+    if (!SLAVE_NAME.test(name)) throw new Invalid(`"${name}" is not a slave name`);
+    try {
+      out[name] = int(0, 16)(n);
+    } catch (e) {
+      throw new Invalid(`${name}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return out;
+}
+
 const USER_OR_GROUP = /^[A-Za-z0-9_.-]{1,32}$/;
 
 /**
@@ -384,6 +399,8 @@ export const MASTER_SCHEMA: Schema<MasterSections> = {
     tls: { default: true, read: bool },
     partial_remerge: { default: true, read: bool },
     copies_per_slave: { default: 2, read: int(1, 16) },
+    copies: { default: {}, read: copiesPerSlave },
+    copies_while_busy: { default: 1, read: int(0, 16) },
     heal_after: { default: 600, read: int(1, 604800) },
     handshake_timeout: { default: 10, read: int(1, 600) },
     unresponsive_after: { default: 3, read: int(2, 600) },

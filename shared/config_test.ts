@@ -65,6 +65,8 @@ Deno.test("parseMasterConfig() fills every default", () => {
       tls: true,
       partial_remerge: true,
       copies_per_slave: 2,
+      copies: {},
+      copies_while_busy: 1,
       heal_after: 600,
       handshake_timeout: 10,
       unresponsive_after: 3,
@@ -186,6 +188,8 @@ upload = ["=staff", "!guest"]
     tls: true,
     partial_remerge: true,
     copies_per_slave: 2,
+    copies: {},
+    copies_while_busy: 1,
     heal_after: 600,
     handshake_timeout: 10,
     unresponsive_after: 3,
@@ -555,12 +559,23 @@ Deno.test("[[replication]] rules: path glob and copies, with clear errors", () =
   );
   assertEquals(ok.replication, [{ path: "/archive/**", copies: 2 }]);
   assertEquals(ok.slaves.copies_per_slave, 3);
+  const per = parseMasterConfig(
+    "[slaves]\ncopies_while_busy = 0\n[slaves.copies]\nr3 = 4\nr1 = 0\n",
+    null,
+    BASE,
+  );
+  assertEquals(per.slaves.copies, { r3: 4, r1: 0 });
+  assertEquals(per.slaves.copies_while_busy, 0);
   for (
     const [bad, why] of [
       ['[[replication]]\npath = "archive"\ncopies = 2\n', /replication\[1\].*path must be a glob/],
       ['[[replication]]\npath = "/a/**"\ncopies = 0\n', /replication\[1\].*copies must be/],
       ['[[replication]]\npath = "/a/**"\ncopies = 2\nextra = 1\n', /unknown key "extra"/],
       ["replication = 3\n", /expected \[\[replication\]\] tables/],
+      ["[slaves.copies]\nr3 = 17\n", /slaves\.copies.*r3: must be between 0 and 16/],
+      ['[slaves.copies]\n"bad name" = 1\n', /slaves\.copies.*"bad name" is not a slave name/],
+      ["[slaves]\ncopies = 2\n", /slaves\.copies.*expected a table/],
+      ["[slaves]\ncopies_while_busy = -1\n", /slaves\.copies_while_busy.*between 0 and 16/],
     ] as const
   ) {
     const e = assertThrows(() => parseMasterConfig(bad, null, BASE), ConfigError);

@@ -180,6 +180,16 @@ export interface MasterConfig {
     partial_remerge: boolean;
     /** Copies (`[[replication]]`) one slave sends or receives at once. Default 2. */
     copies_per_slave: number;
+    /**
+     * `[slaves.copies]`: `copies_per_slave` for named slaves (`slave3 = 4`; 0 = this slave takes
+     * part in no replication copy). Default none.
+     */
+    copies: Record<string, number>;
+    /**
+     * Copies a slave takes part in at once while it serves client transfers (at most
+     * `copies_per_slave`; 0 = copies wait until its client transfers end). Default 1.
+     */
+    copies_while_busy: number;
     /** Seconds a holder may be offline before its files are copied elsewhere. Default 600. */
     heal_after: number;
     /**

@@ -74,8 +74,11 @@ listen = "0.0.0.0:1099"
 secret = "${values.secret}"
 # tls = true
 # partial_remerge = true
-# [[replication]] copies running at once (no slave sends or receives more).
+# [[replication]] copies one slave sends or receives at once ([slaves.copies] per slave).
 # copies_per_slave = 2
+# copies = {}  # copies_per_slave of named slaves, e.g. { slave3 = 4 }
+# ... and while it also serves client transfers (copies yield to clients).
+# copies_while_busy = 1
 # Seconds a slave may be offline before its files are copied elsewhere ([[replication]]).
 # heal_after = 600
 # Seconds a new link connection has to finish TLS and prove the secret.

@@ -53,6 +53,7 @@ import {
   type Filelist,
   FilelistError,
   type FileRecord,
+  type HeldTotals,
   type Remerge,
   type RemergeOptions,
 } from "./types.ts";
@@ -401,6 +402,33 @@ export class KvFilelist implements Filelist {
   async *filesHeldBy(slave: string): AsyncIterable<string> {
     const it = this.#kv.list<number>({ prefix: heldPrefix(slave) }, { batchSize: 1000 });
     for await (const r of it) yield r.key[2] as string;
+  }
+
+  /**
+   * Files and bytes `slave` holds, counted now: the holder index gives the paths, their entries
+   * the sizes (read GET_MANY_LIMIT at a time). Stops after `limit` files (`complete` false).
+   */
+  async heldTotals(slave: string, limit = 1_000_000): Promise<HeldTotals> {
+    const totals = { files: 0, bytes: 0, complete: true };
+    const count = async (keys: Deno.KvKey[]) => {
+      for (const r of await getAll<StoredEntry>(this.#kv, keys)) {
+        if (r.value?.kind !== "file") continue;
+        totals.files++;
+        totals.bytes += r.value.size;
+      }
+    };
+    let keys: Deno.KvKey[] = [];
+    let seen = 0;
+    for await (const path of this.filesHeldBy(slave)) {
+      if (seen++ >= limit) {
+        totals.complete = false;
+        break;
+      }
+      keys.push(entryKey(path));
+      if (keys.length === 100) (await count(keys), keys = []);
+    }
+    await count(keys);
+    return totals;
   }
 
   /**

@@ -133,6 +133,14 @@ export interface Remerge {
   finish(scannedAt?: number): Promise<RemergeStats>;
 }
 
+/** What {@link Filelist.heldTotals} counts. */
+export interface HeldTotals {
+  files: number;
+  bytes: number;
+  /** False when the count stopped at its limit (there are more). */
+  complete: boolean;
+}
+
 /** The filelist store. */
 export interface Filelist {
   /** The entry at `path`, or null. "/" is always a directory. */
@@ -169,6 +177,11 @@ export interface Filelist {
   removeHolder(path: string, slave: string): Promise<boolean>;
   /** Paths of all files recorded as held by `slave` (from the holder index). */
   filesHeldBy(slave: string): AsyncIterable<string>;
+  /**
+   * How many files `slave` is recorded as holding and their bytes, counted now from the holder
+   * index (one read of each held entry; at most `limit` files, `complete` false beyond).
+   */
+  heldTotals(slave: string, limit?: number): Promise<HeldTotals>;
   /** Starts reconciling an inventory of `slave` (full unless `options.partial`). */
   beginRemerge(slave: string, options?: RemergeOptions): Promise<Remerge>;
   /**

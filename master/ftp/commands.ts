@@ -11,6 +11,7 @@ import * as data from "./cmd_data.ts";
 import * as files from "./cmd_files.ts";
 import * as selection from "./cmd_selection.ts";
 import * as site from "./cmd_site_users.ts";
+import * as slaves from "./cmd_site_slaves.ts";
 import * as tls from "./cmd_tls.ts";
 import { type Command, pathText } from "./command_spec.ts";
 import type { Session } from "./session.ts";
@@ -281,6 +282,36 @@ const TABLE: Readonly<Record<string, Command>> = {
     path: "after-word",
     action: "site_admin",
     run: selection.siteSlaveSelect,
+  },
+  "SITE SLAVE": {
+    help: "SITE SLAVE <name>: one slave: space, transfers, speed, files and bytes held (admins)",
+    login: true,
+    arg: "required",
+    action: "site_admin",
+    duringTransfer: true,
+    run: slaves.slave,
+  },
+  "SITE KICKSLAVE": {
+    help: "SITE KICKSLAVE <name>: drop a slave's link; it reconnects and remerges (admins)",
+    login: true,
+    arg: "required",
+    action: "site_admin",
+    run: slaves.kickSlave,
+  },
+  "SITE REPLICATION": {
+    help: "SITE REPLICATION: queued and running copies, the last failures (admins)",
+    login: true,
+    arg: "none",
+    action: "site_admin",
+    duringTransfer: true,
+    run: slaves.replication,
+  },
+  "SITE RELOAD": {
+    help: "SITE RELOAD: re-read master.toml's [[replication]] and copy settings (admins)",
+    login: true,
+    arg: "none",
+    action: "site_admin",
+    run: slaves.reload,
   },
   "SITE REMERGE": {
     help: "SITE REMERGE <slave>: full remerge of an online slave (admins)",

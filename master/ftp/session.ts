@@ -4,6 +4,7 @@
  */
 import type { AccountGuard, LoginGuard } from "../auth/login_guard.ts";
 import { getLogger } from "@logtape/logtape";
+import type { ReloadResult } from "../config_reload.ts";
 import type { MasterConfig } from "../../shared/config_types.ts";
 import type { ByteConn } from "../../shared/link.ts";
 import { type PlainConn, type TlsByteConn, upgradeToTlsServer } from "../../shared/tls/mod.ts";
@@ -56,6 +57,8 @@ export interface MasterServices {
   metrics: SiteMetrics;
   /** `[[replication]]`: told about every completed upload. */
   replication?: Replicator;
+  /** Re-reads master.toml and applies its reloadable parts (`config_reload.ts`); SITE RELOAD. */
+  reload?: () => Promise<ReloadResult>;
 }
 
 /** A control connection: a byte stream with its two addresses (a `Deno.Conn`, or a test double). */

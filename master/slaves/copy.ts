@@ -37,6 +37,8 @@ export interface CopyOrder {
   to: SlaveHandle;
   /** TLS on the data connection between the slaves (use it when the link uses TLS). */
   tls: boolean;
+  /** Called with the bytes B has received so far, as its progress reports arrive. */
+  onProgress?: (bytes: number) => void;
 }
 
 /**
@@ -49,6 +51,9 @@ export async function copyBetweenSlaves(order: CopyOrder): Promise<TransferResul
   if (from === to) throw new RangeError(`Cannot copy "${path}" from ${from.name} to itself`);
   const xfer = crypto.randomUUID();
   const { host, port } = await to.request("listen", { xfer, peer: from.address });
+  using _progress = order.onProgress
+    ? { [Symbol.dispose]: to.onProgress(xfer, order.onProgress) }
+    : null;
   const receiving = to.request("transfer", {
     xfer,
     dir: "receive",
@@ -128,13 +133,26 @@ export class CopyRefusedError extends Error {
   }
 }
 
+/** Choices for one {@link copyToSlave}. */
+export interface CopyOptions {
+  /** The holder to copy from (default: the first online holder). */
+  from?: string;
+  /** Called once the copy's size is known, and with the bytes received so far. */
+  onProgress?: (bytes: number, size: number) => void;
+}
+
 /**
  * Copies file `path` to slave `target` from the holder `[selection]` picks (NoSlaveError when
  * none can send), then records `target` as
  * a holder, unless the file changed meanwhile (then the new copy is deleted again). A file whose
  * CRC32 is not known yet has it computed by the source first.
  */
-export async function copyToSlave(deps: CopyDeps, path: string, target: string): Promise<CopyDone> {
+export async function copyToSlave(
+  deps: CopyDeps,
+  path: string,
+  target: string,
+  options: CopyOptions = {},
+): Promise<CopyDone> {
   const entry = await deps.filelist.get(path);
   if (entry === null || entry.kind !== "file") throw new CopyRefusedError(`No such file: ${path}`);
   const to = deps.registry.get(target);
@@ -143,11 +161,15 @@ export async function copyToSlave(deps: CopyDeps, path: string, target: string):
   }
   if (entry.slaves.includes(target)) throw new CopyRefusedError(`${target} already holds ${path}`);
   // `[selection]` decides here as for every other choice: the target must be allowed to take
-  // the file (path rules, min_free, max_transfers), the source is the least busy holder.
+  // the file (path rules, min_free, max_transfers), the source is the least busy holder (or the
+  // one the caller names, when it is an online holder).
   const want = { kind: "copy", path, holders: entry.slaves } as const;
   const why = deps.registry.refusal(want, target);
   if (why !== null) throw new CopyRefusedError(`Slave ${target} may not take ${path}: ${why}`);
-  const from = deps.registry.choose({ ...want, kind: "download" });
+  const named = options.from === undefined ? undefined : deps.registry.get(options.from);
+  const from = named?.available && entry.slaves.includes(named.name)
+    ? named
+    : deps.registry.choose({ ...want, kind: "download" });
   let crc32 = entry.crc32;
   if (crc32 === null) {
     const sum = await from.request("checksum", { path });
@@ -158,8 +180,12 @@ export async function copyToSlave(deps: CopyDeps, path: string, target: string):
     }
     crc32 = sum.crc32;
   }
+  const onProgress = options.onProgress;
+  onProgress?.(0, entry.size);
   from.activeTransfers++;
   to.activeTransfers++;
+  from.copies++;
+  to.copies++;
   let result: TransferResult;
   try {
     result = await copyBetweenSlaves({
@@ -169,10 +195,13 @@ export async function copyToSlave(deps: CopyDeps, path: string, target: string):
       from,
       to,
       tls: deps.tls,
+      ...(onProgress ? { onProgress: (bytes: number) => onProgress(bytes, entry.size) } : {}),
     });
   } finally {
     from.activeTransfers--;
     to.activeTransfers--;
+    from.copies--;
+    to.copies--;
   }
   await recordCopy(deps.filelist, path, { entry, to });
   log.info("Copied {path} from {from} to {to}: {bytes} bytes in {ms} ms", {

@@ -122,8 +122,10 @@ export class SlaveHandle {
   leaving = false;
   /** Free and total bytes, as last reported. */
   disk = { free: 0, total: 0 };
-  /** Transfers currently running through this slave. */
+  /** Transfers currently running through this slave (client transfers and copies). */
   activeTransfers = 0;
+  /** Of those, copies between slaves this slave sends or receives (`copy.ts`). */
+  copies = 0;
   /** When this slave was last picked for a transfer (for round-robin among equals). */
   lastPicked = 0;
   /** When it was picked over the last PICK_WINDOW_MS (at most 1000 kept). */
