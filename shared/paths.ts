@@ -107,6 +107,26 @@ export function joinPath(dir: string, name: string): string {
   return dir === "/" ? `/${name}` : `${dir}/${name}`;
 }
 
+/**
+ * Names starting with this are a slave's copies of files set aside after a collision (another
+ * size than the other holders'): never inventoried, so never listed or served.
+ */
+export const COLLISION_PREFIX = ".drftpd-collision.";
+
+/**
+ * Where a slave sets its colliding copy of `path` aside: in the same folder, named after the
+ * time `at` (ms) and the file (the name cut to MAX_NAME_LENGTH characters).
+ */
+export function collisionPath(path: string, at: number): string {
+  const name = `${COLLISION_PREFIX}${Math.trunc(at)}.${baseName(path)}`;
+  return joinPath(parentOf(path), name.slice(0, MAX_NAME_LENGTH));
+}
+
+/** Whether `name` is a copy set aside after a collision (see {@link collisionPath}). */
+export function isCollisionName(name: string): boolean {
+  return name.startsWith(COLLISION_PREFIX);
+}
+
 /** Whether `path` is `dir` or lies below it (both normalised). */
 export function isWithin(path: string, dir: string): boolean {
   return dir === "/" || path === dir || path.startsWith(dir + "/");

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import {
   baseName,
+  collisionPath,
   containedRealPath,
+  isCollisionName,
   isNormalized,
   isWithin,
   joinPath,
@@ -94,4 +96,17 @@ Deno.test("containedRealPath maps under the root and refuses symlink escapes", a
     await Deno.remove(root, { recursive: true });
     await Deno.remove(outside, { recursive: true });
   }
+});
+
+Deno.test("collisionPath() sets a file aside in its folder under a name isCollisionName() knows", () => {
+  assert.equal(
+    collisionPath("/a/b.bin", 1700000000123),
+    "/a/.drftpd-collision.1700000000123.b.bin",
+  );
+  assert.equal(collisionPath("/b.bin", 5.7), "/.drftpd-collision.5.b.bin");
+  const long = collisionPath(`/d/${"x".repeat(255)}`, 1);
+  assert.equal(baseName(long).length, 255);
+  assert.ok(isCollisionName(baseName(long)));
+  assert.ok(!isCollisionName("b.bin"));
+  assert.ok(!isCollisionName(".drftpd-copy.x.b.bin"));
 });

@@ -13,6 +13,7 @@ import type { InventoryEntry } from "../shared/protocol.ts";
 import {
   baseName,
   containedRealPath,
+  isCollisionName,
   isNormalized,
   joinPath,
   parentOf,
@@ -373,7 +374,9 @@ export async function* scanTree(
         continue;
       }
       if (entry.isDirectory) subdirs.push(entry.name);
-      else if (entry.isFile && changed && !isArriving(entry.name)) files.push(vpath);
+      else if (
+        entry.isFile && changed && !isArriving(entry.name) && !isCollisionName(entry.name)
+      ) files.push(vpath);
     }
     // Link count 1 means "not counted" (btrfs, huge ext4 folders): neither proof nor disproof.
     if (info.nlink !== 1) {

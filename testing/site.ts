@@ -108,6 +108,8 @@ export interface Site extends AsyncDisposable {
   ): Promise<Deno.CommandStatus | null>;
   /** Kills the master and awaits its exit. */
   stopMaster(signal?: Deno.Signal): Promise<Deno.CommandStatus | null>;
+  /** Sends `signal` to the running master (e.g. SIGHUP) without waiting for anything. */
+  signalMaster(signal: Deno.Signal): void;
   /** Adds a user with `drftpd user add`, the master running or not (an existing name fails). */
   addUser(
     name: string,
@@ -491,6 +493,11 @@ export async function makeSite(options: SiteOptions): Promise<Site> {
       return status;
     },
     stopMaster: (signal: Deno.Signal = "SIGTERM") => stop("master", signal),
+    signalMaster(signal) {
+      const m = procs.get("master");
+      if (!m || m.exited) throw new Error("The master is not running");
+      m.child.kill(signal);
+    },
     control,
     slaveStates,
     waitSlaves,

@@ -68,3 +68,72 @@ Deno.test("SITE SLAVE, KICKSLAVE, REPLICATION; a file with every holder offline:
   assert.equal(retr.code, 450, retr.lines.join(" | "));
   assert.match(retr.text, new RegExp(`${holder}.*offline`), retr.text);
 });
+
+Deno.test("collision: a slave returning with another size keeps its copy aside, unlisted and unserved", async () => {
+  await using site = await makeSite({
+    slaves: [{ name: "m1", address: "127.0.0.2" }, { name: "m2", address: "127.0.0.3" }],
+    masterExtra: '\n[[replication]]\npath = "/archive/**"\ncopies = 2\n',
+  });
+  await using ftp = await site.control();
+  await ftp.expect("MKD /archive", 257);
+  const data = randomBytes(200_000);
+  await ftp.store("/archive/c.bin", data);
+  const onBoth = async () => {
+    for (const n of ["m1", "m2"]) {
+      try {
+        const got = await Deno.readFile(`${site.slaveRoot(n)}/archive/c.bin`);
+        if (got.length !== data.length) return undefined;
+      } catch {
+        return undefined;
+      }
+    }
+    return true;
+  };
+  await poll(onBoth, {
+    timeoutMs: 30_000,
+    describe: async () => `two copies\n${await site.logs(4000)}`,
+  });
+
+  // m2 returns with another file of that name (replaced, so even a partial remerge sees it).
+  await site.killSlave("m2", "SIGKILL");
+  await site.waitSlaves(["m2"], "offline");
+  const other = randomBytes(123_456);
+  const dir = `${site.slaveRoot("m2")}/archive`;
+  await Deno.writeFile(`${dir}/new.tmp`, other);
+  await Deno.rename(`${dir}/new.tmp`, `${dir}/c.bin`);
+  await site.startSlave("m2");
+
+  const warning = await poll(async () => {
+    const log = await site.log("master");
+    return /Collision on m2: \/archive\/c\.bin is 123456 bytes there but 200000 bytes on m1; its copy is kept aside as (\S+)/
+      .exec(log) ?? undefined;
+  }, { timeoutMs: 30_000, describe: async () => `the collision logged\n${await site.logs(4000)}` });
+  const aside = warning[1]!;
+  assert.match(aside, /^\/archive\/\.drftpd-collision\.\d+\.c\.bin$/);
+  assert.deepEqual(await Deno.readFile(site.slaveRoot("m2") + aside), other, "kept aside intact");
+  // The filelist keeps the recorded size; the collision name is never listed; replication puts
+  // a correct copy back on m2, and every download gets the recorded bytes.
+  assert.equal((await ftp.expect("SIZE /archive/c.bin", 213)).text, "200000");
+  await poll(async () => {
+    const got = await Deno.readFile(`${dir}/c.bin`);
+    return got.length === data.length ? true : undefined;
+  }, {
+    timeoutMs: 30_000,
+    describe: async () => `a good copy back on m2\n${await site.logs(4000)}`,
+  });
+  assert.deepEqual(await Deno.readFile(`${dir}/c.bin`), data);
+  const listing = (await ftp.expect("STAT /archive", 213)).text;
+  assert.doesNotMatch(listing, /collision/, listing);
+  for (let i = 0; i < 4; i++) assert.deepEqual((await ftp.retrieve("/archive/c.bin")).data, data);
+
+  // Its next remerge does not see the set-aside copy: no second warning.
+  await ftp.expect("SITE KICKSLAVE m2", 200);
+  await site.waitSlaves(["m2"], "online");
+  await ftp.expect("SITE REMERGE m2", 200);
+  await poll(async () =>
+    /Slave m2 remerged: full \(asked for\) remerge/.test(await site.log("master")) || undefined
+  );
+  const log = await site.log("master");
+  assert.equal(log.split("Collision on m2").length - 1, 1, "the collision is logged once");
+  assert.match(log, /Slave m2 remerged: full \(asked for\) remerge of 1 files/);
+});

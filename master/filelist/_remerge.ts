@@ -54,7 +54,7 @@ import {
   SYSTEM_OWNER,
   utf8Length,
 } from "./_keys.ts";
-import type { ListedDirectory, Remerge, RemergeOptions, RemergeStats } from "./types.ts";
+import type { Collision, ListedDirectory, Remerge, RemergeOptions, RemergeStats } from "./types.ts";
 
 const log = getLogger(["drftpd", "master", "filelist"]);
 
@@ -63,6 +63,9 @@ const BATCH = 1000;
 
 /** Stale holder keys removed per batch by finish(). */
 const FINISH_BATCH = 1000;
+
+/** Collisions kept for `takeCollisions` between two calls; more are only logged as conflicts. */
+const MAX_COLLISIONS = 10_000;
 
 /** Per-file warnings logged per remerge; the rest are only counted. */
 const MAX_WARNINGS = 100;
@@ -117,6 +120,8 @@ export class KvRemerge implements Remerge {
   #rescans: string[] = [];
   /** Partial: files reported and already held as reported (their holder keys are not rewritten). */
   #reported = new Set<string>();
+  /** Collisions not taken yet (`takeCollisions`). */
+  #collisions: Collision[] = [];
 
   /** A remerge of `slave` at generation `gen` (already stored by the caller). */
   constructor(kv: Deno.Kv, slave: string, gen: number, options: RemergeOptions = {}) {
@@ -148,6 +153,11 @@ export class KvRemerge implements Remerge {
     }
     const items = [...byPath.values()];
     for (let i = 0; i < items.length; i += BATCH) await this.#addBatch(items.slice(i, i + BATCH));
+  }
+
+  /** The collisions found since the last call (see `Remerge.takeCollisions`). */
+  takeCollisions(): Collision[] {
+    return this.#collisions.splice(0);
   }
 
   /** The next at most `max` subtrees the slave must list in full (see the module doc). */
@@ -522,11 +532,19 @@ export class KvRemerge implements Remerge {
         "resized",
       );
     }
-    this.#conflict(
-      `"${item.path}" is ${item.size} bytes here but ${cur.size} bytes on ${
-        others.join(", ")
-      }; not added`,
-    );
+    // A collision: the other holders' size stays; this copy is not added (the caller sets it
+    // aside on the slave and logs it).
+    this.#stats.conflicts++;
+    if (this.#collisions.length < MAX_COLLISIONS) {
+      this.#collisions.push({
+        path: item.path,
+        size: item.size,
+        recorded: cur.size,
+        holders: others,
+      });
+    } else {
+      this.#conflict(`"${item.path}" is ${item.size} bytes here but ${cur.size} bytes elsewhere`);
+    }
     done.add(item);
     return null;
   }

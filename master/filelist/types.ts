@@ -124,6 +124,12 @@ export interface Remerge {
    */
   takeRescans(max: number): string[];
   /**
+   * The collisions found since the last call: files the slave reported with another size than
+   * the one the filelist records for their other holders. The slave is not made (or stays no
+   * longer) a holder of them and the entry is unchanged; the caller sets the slave's copy aside.
+   */
+  takeCollisions(): Collision[];
+  /**
    * Full: removes the slave from every file it held before and did not report. Partial: for
    * every listed directory, removes it from the files there it did not report and from every
    * file under subdirectories it no longer has (pruning those left empty). Files left without a
@@ -131,6 +137,17 @@ export interface Remerge {
    * as the `since` of the slave's next partial remerge. Returns the counters.
    */
   finish(scannedAt?: number): Promise<RemergeStats>;
+}
+
+/** A file a slave holds with another size than its other holders (see `Remerge.takeCollisions`). */
+export interface Collision {
+  path: string;
+  /** The size on the reporting slave. */
+  size: number;
+  /** The size the filelist records. */
+  recorded: number;
+  /** The other holders the filelist records. */
+  holders: string[];
 }
 
 /** What {@link Filelist.heldTotals} counts. */

@@ -24,7 +24,8 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { MAX_RESCAN_PATHS, type RemergeDoneMsg, type RemergeMsg } from "../../shared/protocol.ts";
-import type { Filelist, Remerge } from "../filelist/types.ts";
+import type { Collision, Filelist, Remerge } from "../filelist/types.ts";
+import { collisionPath } from "../../shared/paths.ts";
 import {
   type NamespaceOp,
   type OpQueue,
@@ -64,6 +65,8 @@ interface RemergeRun {
   scannedAt: number | null;
   rescans: number;
   seen: number;
+  /** Files the slave holds with another size than their other holders (set aside at the end). */
+  collisions: Collision[];
   /** Files, bytes, rate and ETA, logged every few seconds and shown on the status page. */
   progress: WorkHandle;
 }
@@ -106,6 +109,7 @@ export class SlaveRemerge implements SlaveLinkEvents {
       }),
       msg.dirs ?? [],
     );
+    run.collisions.push(...run.remerge.takeCollisions());
     run.seen += msg.entries.length;
     run.progress.add(msg.entries.length, msg.entries.reduce((n, e) => n + e.size, 0));
   }
@@ -131,7 +135,8 @@ export class SlaveRemerge implements SlaveLinkEvents {
     run.progress.end();
     this.#run = null;
     slave.trackChanges(null);
-    if (run.onConnect) {
+    const online = () => {
+      if (!run.onConnect || slave.state === "gone") return;
       this.#options.markOnline(slave);
       // reread: an operation may have been queued for this slave while it remerged
       this.#options.queue.list(slave.name)
@@ -142,6 +147,17 @@ export class SlaveRemerge implements SlaveLinkEvents {
             error: String(e),
           })
         );
+    };
+    if (run.collisions.length === 0) online();
+    else {
+      // Colliding copies are set aside before the slave is online, so no copy replaces them.
+      // Not awaited: the read loop awaits this, and the slave's answers come through it.
+      this.#setAside(run.collisions).catch((e) =>
+        log.warn("Setting collisions aside on {name} failed: {error}", {
+          name: slave.name,
+          error: String(e),
+        })
+      ).finally(online);
     }
     log.info(
       "Slave {name} {state}: {mode} remerge of {files} files in {ms} ms (added {added}, removed {removed}, dropped {dropped}, resized {resized}, conflicts {conflicts}, listed folders {listed}, rescanned subtrees {rescans}, pruned folders {pruned})",
@@ -188,6 +204,7 @@ export class SlaveRemerge implements SlaveLinkEvents {
       scannedAt: null,
       rescans: 0,
       seen: 0,
+      collisions: [],
       progress: this.#progress(since),
     };
   }
@@ -207,6 +224,46 @@ export class SlaveRemerge implements SlaveLinkEvents {
       })().catch(() => {});
     }
     return progress;
+  }
+
+  /**
+   * Renames the slave's colliding copies aside (`shared/paths.ts#collisionPath`: never
+   * inventoried, so never listed or served) and logs each once at WARN; the filelist keeps the
+   * other holders' entry. A copy the slave cannot rename is logged and found again by the next
+   * remerge.
+   */
+  async #setAside(collisions: readonly Collision[]): Promise<void> {
+    const slave = this.#slave;
+    for (const c of collisions) {
+      const aside = collisionPath(c.path, Date.now());
+      try {
+        await slave.request("rename", { from: c.path, to: aside });
+        log.warn(
+          "Collision on {name}: {path} is {size} bytes there but {recorded} bytes on {holders}; its copy is kept aside as {aside} and not served",
+          {
+            name: slave.name,
+            path: c.path,
+            size: c.size,
+            recorded: c.recorded,
+            holders: c.holders.join(", "),
+            aside,
+          },
+        );
+      } catch (e) {
+        if (!(e instanceof SlaveReplyError)) throw e;
+        log.warn(
+          "Collision on {name}: {path} is {size} bytes there but {recorded} bytes on {holders}; setting it aside failed: {error}",
+          {
+            name: slave.name,
+            path: c.path,
+            size: c.size,
+            recorded: c.recorded,
+            holders: c.holders.join(", "),
+            error: e.message,
+          },
+        );
+      }
+    }
   }
 
   /**

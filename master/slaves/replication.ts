@@ -160,9 +160,10 @@ export class Replicator {
    */
   async reconfigure(settings: ReplicationSettings): Promise<void> {
     this.#apply(settings);
-    for (const slave of this.#deps.registry.connected()) {
-      if (slave.available) await this.slaveOnline(slave.name);
-    }
+    if (this.#rules.length === 0) return;
+    await this.#queueHeldBy(
+      this.#deps.registry.connected().filter((s) => s.available).map((s) => s.name),
+    );
   }
 
   /** The copies the first matching rule asks for, or null when no rule matches `path`. */
@@ -203,15 +204,28 @@ export class Replicator {
 
   /**
    * A slave came online (or, from `slaveOffline`, stayed away too long): queue the files it
-   * holds that fall under a rule. Back online, the surplus copies healing made are trimmed.
+   * holds that fall under a rule. Back online, the surplus copies healing made are trimmed. A
+   * slave online now is also new room: the files of every other online slave are queued too
+   * (a file may lack copies because no slave was free for them, or a collision was set aside).
    */
   async slaveOnline(name: string): Promise<void> {
     clearTimeout(this.#healTimers.get(name));
     this.#healTimers.delete(name);
     if (this.#rules.length === 0) return;
-    for await (const path of this.#deps.filelist.filesHeldBy(name)) {
-      if (this.#signal.aborted) return;
-      this.fileChanged(path);
+    const names = new Set([name]);
+    if (this.#deps.registry.get(name)?.available) {
+      for (const s of this.#deps.registry.connected()) if (s.available) names.add(s.name);
+    }
+    await this.#queueHeldBy(names);
+  }
+
+  /** Queues every file the slaves in `names` hold (each file once while it is queued). */
+  async #queueHeldBy(names: Iterable<string>): Promise<void> {
+    for (const name of names) {
+      for await (const path of this.#deps.filelist.filesHeldBy(name)) {
+        if (this.#signal.aborted) return;
+        this.fileChanged(path);
+      }
     }
   }
 
