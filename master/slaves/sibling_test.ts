@@ -329,8 +329,8 @@ Deno.test("pickHolder takes the least busy online holder other than B; keepWante
     const rules = [{ path: "/x/**", copies: 3 }];
     const replication = new Replicator(
       { filelist: new KvFilelist(kv), registry, tls: false },
-      rules,
-      { perSlave: 1, signal },
+      { rules, perSlave: 1 },
+      { signal },
     );
     const one = fileEntry(new Uint8Array(1000), ["a"]);
     const opts = { offset: 0, replication, registry, to: b };
