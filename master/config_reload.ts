@@ -36,7 +36,8 @@ export interface ReloadResult {
 /**
  * Reloads `target.config.file` (see the module documentation) and returns what changed. `loaded`
  * is the config as last read from the file (the running one may differ where the master adjusted
- * it); the caller keeps the returned `loaded` for the next reload. Throws when the file is bad.
+ * it); the caller keeps the returned `loaded` (with what was applied) for the next reload. Throws
+ * when the file is bad.
  */
 export async function reloadMasterConfig(
   target: Reloadable,
@@ -65,11 +66,15 @@ export async function reloadMasterConfig(
       (reloadable ? applied : restart).push(`${section}.${key}`);
     }
   }
-  const slaves = { ...target.config.slaves };
-  for (const key of RELOADABLE_SLAVE_KEYS) Object.assign(slaves, { [key]: next.slaves[key] });
-  target.config = { ...target.config, replication: next.replication, slaves };
+  const withReloadable = (config: MasterConfig): MasterConfig => {
+    const slaves = { ...config.slaves };
+    for (const key of RELOADABLE_SLAVE_KEYS) Object.assign(slaves, { [key]: next.slaves[key] });
+    return { ...config, replication: next.replication, slaves };
+  };
+  target.config = withReloadable(target.config);
   await target.replication?.reconfigure(replicationSettings(target.config));
-  return { applied, restart, loaded: next };
+  // What was not applied stays different from the file, so the next reload names it again.
+  return { applied, restart, loaded: withReloadable(loaded) };
 }
 
 function isTable(v: unknown): v is Record<string, unknown> {

@@ -73,6 +73,9 @@ Deno.test("reload: a bad master.toml changes nothing; copies = 2 raised to 3 mak
   await editConfig(site, 'banner = "hello"', 'banner = "changed"');
   const later = await ftp.expect("SITE RELOAD", 200);
   assert.match(later.text, /applied at the next restart: ftp\.banner/, later.text);
+  const again = await ftp.expect("SITE RELOAD", 200);
+  assert.match(again.text, /applied: nothing changed/, again.text);
+  assert.match(again.text, /applied at the next restart: ftp\.banner/, "still not applied");
 });
 
 Deno.test("copies wait while a slave serves a client (copies_while_busy = 0), then run", async () => {
