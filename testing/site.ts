@@ -564,6 +564,16 @@ export async function curlUpload(
   return src;
 }
 
+/** Slaves named `names` on 127.0.0.2, 127.0.0.3, … (one loopback address each). */
+export function loopbackSlaves(...names: string[]): SlaveSpec[] {
+  return names.map((name, i) => ({ name, address: `127.0.0.${i + 2}` }));
+}
+
+/** A `[[replication]]` rule keeping `copies` copies of everything under /archive (masterExtra). */
+export function archiveRule(copies: number): string {
+  return `\n[[replication]]\npath = "/archive/**"\ncopies = ${copies}\n`;
+}
+
 /** Which slave roots hold `relPath` (relative to a root, no leading "/"). */
 export async function slavesHolding(site: Site, relPath: string): Promise<string[]> {
   const out: string[] = [];

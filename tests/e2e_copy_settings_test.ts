@@ -5,7 +5,9 @@
  */
 import assert from "node:assert/strict";
 import {
+  archiveRule,
   type FtpControl,
+  loopbackSlaves,
   makeSite,
   poll,
   randomBytes,
@@ -38,12 +40,8 @@ async function replicationLine(ftp: FtpControl): Promise<string> {
 
 Deno.test("reload: a bad master.toml changes nothing; copies = 2 raised to 3 makes a third copy", async () => {
   await using site = await makeSite({
-    slaves: [
-      { name: "c1", address: "127.0.0.2" },
-      { name: "c2", address: "127.0.0.3" },
-      { name: "c3", address: "127.0.0.4" },
-    ],
-    masterExtra: 'banner = "hello"\n\n[[replication]]\npath = "/archive/**"\ncopies = 2\n',
+    slaves: loopbackSlaves("c1", "c2", "c3"),
+    masterExtra: `banner = "hello"\n${archiveRule(2)}`,
   });
   await using ftp = await site.control();
   await ftp.expect("MKD /archive", 257);
@@ -80,8 +78,8 @@ Deno.test("reload: a bad master.toml changes nothing; copies = 2 raised to 3 mak
 
 Deno.test("copies wait while a slave serves a client (copies_while_busy = 0), then run", async () => {
   await using site = await makeSite({
-    slaves: [{ name: "w1", address: "127.0.0.2" }, { name: "w2", address: "127.0.0.3" }],
-    masterExtra: '\n[[replication]]\npath = "/archive/**"\ncopies = 1\n',
+    slaves: loopbackSlaves("w1", "w2"),
+    masterExtra: archiveRule(1),
     slavesExtra: "copies_while_busy = 0",
   });
   await using ftp = await site.control();
@@ -124,12 +122,8 @@ Deno.test("copies wait while a slave serves a client (copies_while_busy = 0), th
 
 Deno.test("[slaves.copies]: a slave with 0 takes part in no copy", async () => {
   await using site = await makeSite({
-    slaves: [
-      { name: "p1", address: "127.0.0.2" },
-      { name: "p2", address: "127.0.0.3" },
-      { name: "p3", address: "127.0.0.4" },
-    ],
-    masterExtra: '\n[[replication]]\npath = "/archive/**"\ncopies = 2\n',
+    slaves: loopbackSlaves("p1", "p2", "p3"),
+    masterExtra: archiveRule(2),
     slavesExtra: "[slaves.copies]\np3 = 0",
   });
   await using ftp = await site.control();

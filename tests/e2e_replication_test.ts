@@ -4,11 +4,13 @@
  */
 import assert from "node:assert/strict";
 import {
+  archiveRule,
   curl,
   CURL_PRET,
   curlUpload,
   describeRun,
   freePort,
+  loopbackSlaves,
   makeSite,
   poll,
   randomBytes,
@@ -24,12 +26,8 @@ Deno.test("replication: copies = 2 under /archive/**, one copy elsewhere", async
     // 20 sessions of one address prepare their passive ports at once below: the per-address
     // quota (a quarter of the range) must let them
     passivePorts: 100,
-    slaves: [
-      { name: "r1", address: "127.0.0.2" },
-      { name: "r2", address: "127.0.0.3" },
-      { name: "r3", address: "127.0.0.4" },
-    ],
-    masterExtra: '\n[[replication]]\npath = "/archive/**"\ncopies = 2\n',
+    slaves: loopbackSlaves("r1", "r2", "r3"),
+    masterExtra: archiveRule(2),
   });
   await using tmp = await tempDir();
   const put = (path: string, size: number) => curlUpload(site, path, { dir: tmp.path, size });
@@ -82,12 +80,8 @@ Deno.test("replication: copies = 2 under /archive/**, one copy elsewhere", async
 
 Deno.test("replication heals: a killed holder's files are copied elsewhere, then trimmed when it returns", async () => {
   await using site = await makeSite({
-    slaves: [
-      { name: "h1", address: "127.0.0.2" },
-      { name: "h2", address: "127.0.0.3" },
-      { name: "h3", address: "127.0.0.4" },
-    ],
-    masterExtra: '\n[[replication]]\npath = "/archive/**"\ncopies = 2\n',
+    slaves: loopbackSlaves("h1", "h2", "h3"),
+    masterExtra: archiveRule(2),
     slavesExtra: "heal_after = 2",
   });
   await using tmp = await tempDir();

@@ -3,17 +3,13 @@
  * every holder is offline stays listed and RETR answers 450 naming the holders.
  */
 import assert from "node:assert/strict";
-import { makeSite, poll, randomBytes } from "../testing/mod.ts";
+import { archiveRule, loopbackSlaves, makeSite, poll, randomBytes } from "../testing/mod.ts";
 
 Deno.test("SITE SLAVE, KICKSLAVE, REPLICATION; a file with every holder offline: 450 naming them", async () => {
   await using site = await makeSite({
     // without PRET the master relays (the "slave" mode's own reply is tested with issue 12's work)
     pasvWithoutPret: "relay",
-    slaves: [
-      { name: "k1", address: "127.0.0.2" },
-      { name: "k2", address: "127.0.0.3" },
-      { name: "k3", address: "127.0.0.4" },
-    ],
+    slaves: loopbackSlaves("k1", "k2", "k3"),
   });
   await using ftp = await site.control();
   await ftp.expect("MKD /pub", 257);
@@ -73,8 +69,8 @@ Deno.test("SITE SLAVE, KICKSLAVE, REPLICATION; a file with every holder offline:
 
 Deno.test("collision: a slave returning with another size keeps its copy aside, unlisted and unserved", async () => {
   await using site = await makeSite({
-    slaves: [{ name: "m1", address: "127.0.0.2" }, { name: "m2", address: "127.0.0.3" }],
-    masterExtra: '\n[[replication]]\npath = "/archive/**"\ncopies = 2\n',
+    slaves: loopbackSlaves("m1", "m2"),
+    masterExtra: archiveRule(2),
   });
   await using ftp = await site.control();
   await ftp.expect("MKD /archive", 257);
