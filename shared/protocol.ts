@@ -43,10 +43,11 @@ import {
  * Protocol version spoken by this build (2: master-driven, possibly partial remerge; 3: adds
  * `set_mtime`; 4: `transfer.verify` for slave-to-slave copies, the "mismatch" error; 5: adds
  * `leaving`; 6: the "stopping" error, a slave's refusal of new transfers while it stops; 7:
- * `transfer.source`, a send of a file another slave holds, and `kept` in its result). Master and
- * slave must speak the same one.
+ * `transfer.source`, a send of a file another slave holds, and `kept` in its result; 8:
+ * `verify.keep`, copies that resume from the bytes already received). Master and slave must speak
+ * the same one.
  */
-export const PROTOCOL_VERSION = 7;
+export const PROTOCOL_VERSION = 8;
 
 /** Largest frame either side accepts, in bytes (JSON text). */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -193,9 +194,14 @@ export const REQUESTS = {
       /**
        * Receive only, for a copy from another slave: write under a temporary name in the target
        * folder, and only when the bytes received have exactly this size and CRC32 rename it into
-       * place (else remove it and fail with "mismatch"). Needs `offset` 0 and no `append`.
+       * place (else remove it and fail with "mismatch"). No `append`. With `keep` (a copy id:
+       * letters, digits, "-"), the temporary name is made from it, and a copy that ends short or
+       * fails keeps what arrived (while the link lasts) and reports its size in `partial`: a
+       * later copy with the same `keep` and `offset` = that size (or less) continues it, and the
+       * whole file's CRC32 is checked; `abort{xfer: keep}` deletes it. Without `keep`, `offset`
+       * must be 0.
        */
-      verify: optional(object({ size: uint, crc32: uint32 })),
+      verify: optional(object({ size: uint, crc32: uint32, keep: optional(str(64)) })),
       /**
        * Send only, for a file this slave does not hold (a client's PASV answered by this slave,
        * the file held by another): the bytes come from the holder as `siblingSource` describes

@@ -27,6 +27,9 @@ import { writeAll, writeAllSync } from "../shared/bytes.ts";
 import { closeQuietly, sameHost } from "../shared/net.ts";
 import { type DataEngine, type DataSocket, nativeEngine, relayStream } from "./data_engine.ts";
 
+/** Failed copies kept at once for a later copy to continue (`verify.keep`); more are dropped. */
+const MAX_KEPT_COPIES = 1000;
+
 /** Tunables of a TransferManager; the defaults are the production values. */
 export interface TransferOptions {
   /** How long a passive listener waits for its data connection, ms. Default 60 000. */
@@ -114,6 +117,8 @@ export class TransferManager {
   #passive = new Map<string, PassiveSlot>();
   #running = new Map<string, AbortController>();
   #closed = false;
+  /** Copies kept after they failed (`verify.keep`): id → real path of what arrived. */
+  #kept = new Map<string, string>();
   #log = getLogger(["drftpd", "slave"]);
 
   /** Creates a manager storing files in `storage` and opening data sockets as `net` says. */
@@ -243,12 +248,23 @@ export class TransferManager {
     this.#running.get(xfer)?.abort();
     const slot = this.#passive.get(xfer);
     if (slot !== undefined) this.#discard(xfer, slot, abortedError(xfer));
+    this.#dropKept(xfer);
+  }
+
+  /** Deletes what a failed copy kept under id `keep` (`verify.keep`), if anything. */
+  #dropKept(keep: string): void {
+    const real = this.#kept.get(keep);
+    if (real === undefined) return;
+    this.#kept.delete(keep);
+    Deno.remove(real).catch(() => {});
   }
 
   /** Aborts every transfer and closes every listener. Safe to call more than once. */
   close(): void {
     this.#closed = true;
     for (const ctl of this.#running.values()) ctl.abort();
+    // Kept copies only resume for the master that kept them going: none will after this.
+    for (const keep of [...this.#kept.keys()]) this.#dropKept(keep);
     for (const [xfer, slot] of [...this.#passive]) {
       this.#discard(xfer, slot, new SlaveError("aborted", "The link to the master closed"));
     }
@@ -628,13 +644,25 @@ export class TransferManager {
       throw new SlaveError("not_a_file", `Not a file: "${req.path}"`);
     }
     const verify = req.verify;
-    if (verify !== undefined && (req.offset !== 0 || req.append)) {
-      throw new SlaveError("bad_request", "A verified copy is always of the whole file");
-    }
-    if (!req.append && req.offset > (before?.size ?? 0)) {
+    const keep = verify?.keep;
+    if (verify !== undefined && (req.append || (req.offset !== 0 && keep === undefined))) {
       throw new SlaveError(
         "bad_request",
-        `Offset ${req.offset} is beyond the end of "${req.path}" (${before?.size ?? 0} bytes)`,
+        "A verified copy is of the whole file, or continues a kept one",
+      );
+    }
+    // A kept copy (`verify.keep`) continues what an earlier copy of that id left.
+    const has = keep === undefined
+      ? before?.size ?? 0
+      : this.#kept.has(keep)
+      ? (await statOrNull(this.#kept.get(keep)!, req.path))?.size ?? 0
+      : 0;
+    if (!req.append && req.offset > has) {
+      throw new SlaveError(
+        "bad_request",
+        `Offset ${req.offset} is beyond the end of "${req.path}" (${has} bytes${
+          keep === undefined ? "" : " kept"
+        })`,
       );
     }
     using data = new DataLink(signal, await this.#dataConn(req, slot, signal));
@@ -644,10 +672,14 @@ export class TransferManager {
     // a short file under the real name, and an overwritten file stays whole until then. Only a
     // resume (APPE, REST) of an existing file writes in place (the master marks it incomplete).
     const inPlace = verify === undefined && before !== null && (req.append || req.offset > 0);
-    const temp = inPlace ? null : verify ? copyTempPath(req.path, req.xfer) : uploadTempPath(
-      req.path,
-      req.xfer,
-    );
+    const temp = inPlace
+      ? null
+      : verify
+      ? copyTempPath(req.path, keep ?? req.xfer)
+      : uploadTempPath(
+        req.path,
+        req.xfer,
+      );
     const target = await this.#storage.prepareUpload(temp ?? req.path);
     let file: Deno.FsFile;
     let start: number;
@@ -692,8 +724,18 @@ export class TransferManager {
       }
       data.finish();
       const info = await file.stat();
-      if (verify) await this.#placeCopy(req.path, target, verify, { size: info.size, crc });
-      else if (temp !== null) await this.#place(req.path, target);
+      if (verify) {
+        if (keep !== undefined && info.size < verify.size) {
+          throw new SlaveError(
+            "data_connection",
+            `Copy of "${req.path}" ended after ${info.size} of ${verify.size} bytes`,
+          );
+        }
+        // A continued copy: the CRC32 of the whole file, read back from disk.
+        const whole = start === 0 ? crc : (await this.#storage.checksum(temp!, signal)).crc32;
+        await this.#placeCopy(req.path, target, verify, { size: info.size, crc: whole });
+        if (keep !== undefined) this.#kept.delete(keep);
+      } else if (temp !== null) await this.#place(req.path, target);
       return {
         bytes,
         size: info.size,
@@ -706,7 +748,16 @@ export class TransferManager {
     } catch (e) {
       const err = toSlaveError(e, "io", req.path);
       const partial = await partialInfo(file, moved);
-      if (verify || (temp !== null && (this.#closed || !partial?.size))) {
+      if (
+        keep !== undefined && err.code !== "mismatch" && !this.#closed && partial?.size &&
+        this.#kept.size < MAX_KEPT_COPIES
+      ) {
+        // A copy that may be continued (`verify.keep`): what arrived stays until the master
+        // continues it or drops it (`abort{xfer: keep}`), or the link ends.
+        this.#kept.set(keep, target);
+        err.partial = partial;
+      } else if (verify || (temp !== null && (this.#closed || !partial?.size))) {
+        if (keep !== undefined) this.#kept.delete(keep);
         // A copy leaves nothing behind; nor does an upload the master will not hear about (the
         // link is gone), or one that brought nothing (what was there stays).
         await Deno.remove(target).catch(() => {});

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { poll } from "../testing/wait.ts";
 import { crc32 } from "node:zlib";
 import type { TransferReq } from "../shared/protocol.ts";
 import { SlaveError } from "./_errors.ts";
@@ -861,4 +862,70 @@ Deno.test("sibling send as the TLS client (SSCN) to an active endpoint, from a p
   const r = await result;
   assert.deepEqual([r.bytes, r.crc32], [data.length, crc32(data)]);
   assert.equal(r.tls?.protocol, "TLSv1.3");
+});
+
+Deno.test("a kept copy that ends short keeps its bytes; the same keep resumes it, checked whole", async () => {
+  await using root = await tempDir();
+  using m = manager(root.path);
+  const data = pattern(300_000, 9);
+  const send = async (
+    xfer: string,
+    path: string,
+    bytes: Uint8Array,
+    offset: number,
+    verify: { size: number; crc32: number; keep: string },
+  ) => {
+    const { port } = m.listen(xfer, "127.0.0.1");
+    {
+      using client = await Deno.connect({ hostname: "127.0.0.1", port });
+      await writeAll(client, bytes);
+    }
+    return m.transfer({ ...request({ xfer, dir: "receive", path, offset }), verify });
+  };
+  const verify = { size: data.length, crc32: crc32(data), keep: "copy-1" };
+  const dir = `${root.path}/r`;
+  await assert.rejects(
+    send("x1", "/r/f.bin", data.subarray(0, 100_000), 0, verify),
+    (e: unknown) =>
+      e instanceof SlaveError && e.code === "data_connection" && e.partial?.size === 100_000,
+  );
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), [".drftpd-copy.copy-1.f.bin"]);
+  // An offset beyond what was kept is refused; the rest from 100000 completes the file.
+  m.listen("x2", "127.0.0.1");
+  await assert.rejects(
+    m.transfer({
+      ...request({ xfer: "x2", dir: "receive", path: "/r/f.bin", offset: 100_001 }),
+      verify,
+    }),
+    hasCode("bad_request"),
+  );
+  const r = await send("x3", "/r/f.bin", data.subarray(100_000), 100_000, verify);
+  assert.equal(r.size, data.length);
+  assert.deepEqual(await Deno.readFile(`${dir}/f.bin`), data);
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["f.bin"]);
+
+  // What a copy kept is deleted by an abort naming its id.
+  const dropped = { ...verify, keep: "copy-3" };
+  await assert.rejects(send("w1", "/r/k.bin", data.subarray(0, 10_000), 0, dropped));
+  assert.ok([...Deno.readDirSync(dir)].some((e) => e.name === ".drftpd-copy.copy-3.k.bin"));
+  m.abort("copy-3");
+  await poll(() =>
+    [...Deno.readDirSync(dir)].some((e) => e.name.includes("copy-3")) ? undefined : true
+  );
+  // A resumed copy whose whole CRC32 is wrong is a mismatch and leaves nothing behind.
+  const other = { ...verify, keep: "copy-2" };
+  await assert.rejects(send("y1", "/r/g.bin", data.subarray(0, 50_000), 0, other));
+  const wrong = data.slice(50_000);
+  wrong[0]! ^= 1;
+  await assert.rejects(send("y2", "/r/g.bin", wrong, 50_000, other), hasCode("mismatch"));
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["f.bin"]);
+  // Without keep, a verified copy must start at 0.
+  m.listen("z1", "127.0.0.1");
+  await assert.rejects(
+    m.transfer({
+      ...request({ xfer: "z1", dir: "receive", path: "/r/h.bin", offset: 5 }),
+      verify: { size: 10, crc32: 0 },
+    }),
+    hasCode("bad_request"),
+  );
 });

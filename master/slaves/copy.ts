@@ -22,7 +22,7 @@ import { getLogger } from "@logtape/logtape";
 import type { TransferResult } from "../../shared/protocol.ts";
 import type { FileEntry, Filelist } from "../filelist/types.ts";
 import type { SlaveRegistry } from "./registry.ts";
-import type { SlaveHandle } from "./slave_handle.ts";
+import { type SlaveHandle, SlaveReplyError } from "./slave_handle.ts";
 
 const log = getLogger(["drftpd", "master", "copy"]);
 
@@ -39,6 +39,25 @@ export interface CopyOrder {
   tls: boolean;
   /** Called with the bytes B has received so far, as its progress reports arrive. */
   onProgress?: (bytes: number) => void;
+  /**
+   * A copy id: B keeps what arrived when the copy fails or ends short (`verify.keep`), and a
+   * later order with the same id continues it from `offset`.
+   */
+  keep?: string;
+  /** Where a kept copy continues (at most what B kept). Default 0. */
+  offset?: number;
+}
+
+/** A copy with `keep` failed, and B kept `kept` bytes a later copy may continue from. */
+export class CopyInterruptedError extends Error {
+  /** Bytes B kept. */
+  readonly kept: number;
+  /** Creates the error from the first side's error. */
+  constructor(cause: unknown, kept: number) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = "CopyInterruptedError";
+    this.kept = kept;
+  }
 }
 
 /**
@@ -58,19 +77,23 @@ export async function copyBetweenSlaves(order: CopyOrder): Promise<TransferResul
     xfer,
     dir: "receive",
     path,
-    offset: 0,
+    offset: order.offset ?? 0,
     append: false,
     ascii: false,
     endpoint: { kind: "passive" },
     peer: from.address,
     tls: tls ? "server" : "none",
-    verify: { size: order.size, crc32: order.crc32 },
+    verify: {
+      size: order.size,
+      crc32: order.crc32,
+      ...(order.keep === undefined ? {} : { keep: order.keep }),
+    },
   });
   const sending = from.request("transfer", {
     xfer,
     dir: "send",
     path,
-    offset: 0,
+    offset: order.offset ?? 0,
     append: false,
     ascii: false,
     endpoint: { kind: "active", host, port },
@@ -82,10 +105,24 @@ export async function copyBetweenSlaves(order: CopyOrder): Promise<TransferResul
     to.request("abort", { xfer }).catch(() => {});
     from.request("abort", { xfer }).catch(() => {});
   };
-  receiving.catch(abortBoth);
-  sending.catch(abortBoth);
-  const [received] = await Promise.all([receiving, sending]);
-  return received;
+  let first: unknown = null;
+  const failed = (e: unknown) => {
+    first ??= e;
+    abortBoth();
+  };
+  receiving.catch(failed);
+  sending.catch(failed);
+  try {
+    const [received] = await Promise.all([receiving, sending]);
+    return received;
+  } catch {
+    // B's own answer says what it kept (it answers the abort at the latest).
+    const got = await receiving.then(() => null, (e: unknown) => e);
+    const kept = got instanceof SlaveReplyError && got.code !== "mismatch"
+      ? got.partial?.size ?? 0
+      : 0;
+    throw order.keep !== undefined && kept > 0 ? new CopyInterruptedError(first, kept) : first;
+  }
 }
 
 /**
@@ -106,6 +143,9 @@ export async function recordCopy(
   }
   await filelist.addHolder(path, to.name);
 }
+
+/** Sources a copy tries (it resumes from the next holder when one fails). */
+const MAX_COPY_ATTEMPTS = 3;
 
 /** What `copyToSlave` needs. */
 export interface CopyDeps {
@@ -182,34 +222,68 @@ export async function copyToSlave(
   }
   const onProgress = options.onProgress;
   onProgress?.(0, entry.size);
-  from.activeTransfers++;
-  to.activeTransfers++;
-  from.copies++;
-  to.copies++;
+  // A copy whose source fails resumes from another holder at the bytes B kept (range copy).
+  const keep = crypto.randomUUID();
+  const tried = new Set<string>();
+  let source = from;
+  let offset = 0;
   let result: TransferResult;
-  try {
-    result = await copyBetweenSlaves({
-      path,
-      size: entry.size,
-      crc32,
-      from,
-      to,
-      tls: deps.tls,
-      ...(onProgress ? { onProgress: (bytes: number) => onProgress(bytes, entry.size) } : {}),
-    });
-  } finally {
-    from.activeTransfers--;
-    to.activeTransfers--;
-    from.copies--;
-    to.copies--;
+  for (let attempt = 1;; attempt++) {
+    const sending = source;
+    sending.activeTransfers++;
+    to.activeTransfers++;
+    sending.copies++;
+    to.copies++;
+    try {
+      result = await copyBetweenSlaves({
+        path,
+        size: entry.size,
+        crc32,
+        from: sending,
+        to,
+        tls: deps.tls,
+        keep,
+        offset,
+        ...(onProgress
+          ? { onProgress: (bytes: number) => onProgress(offset + bytes, entry.size) }
+          : {}),
+      });
+      break;
+    } catch (e) {
+      tried.add(sending.name);
+      const next = e instanceof CopyInterruptedError && attempt < MAX_COPY_ATTEMPTS && to.available
+        ? deps.registry.connected().find((s) =>
+          s.available && entry.slaves.includes(s.name) && !tried.has(s.name)
+        )
+        : undefined;
+      if (next === undefined) {
+        // Nothing continues it: B drops what it kept (a mismatch left nothing).
+        await to.request("abort", { xfer: keep }).catch(() => {});
+        throw e instanceof CopyInterruptedError ? e.cause : e;
+      }
+      offset = (e as CopyInterruptedError).kept;
+      log.info("Copy of {path} to {to} resumes from {from} at byte {offset}: {error}", {
+        path,
+        to: target,
+        from: next.name,
+        offset,
+        error: String(e),
+      });
+      source = next;
+    } finally {
+      sending.activeTransfers--;
+      to.activeTransfers--;
+      sending.copies--;
+      to.copies--;
+    }
   }
   await recordCopy(deps.filelist, path, { entry, to });
   log.info("Copied {path} from {from} to {to}: {bytes} bytes in {ms} ms", {
     path,
-    from: from.name,
+    from: source.name,
     to: target,
     bytes: result.bytes,
     ms: result.ms,
   });
-  return { path, from: from.name, to: target, bytes: result.bytes, ms: result.ms };
+  return { path, from: source.name, to: target, bytes: result.bytes, ms: result.ms };
 }
