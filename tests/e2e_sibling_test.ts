@@ -52,6 +52,9 @@ async function siblingSite(
     ],
     http: `127.0.0.1:${http}`,
     logLevel: "debug",
+    // s3 takes part in no replication copy: when s2 comes online, replication cannot copy
+    // /keep/only3.bin to it, so only a sibling send that keeps the bytes makes s2 a holder.
+    slavesExtra: "[slaves.copies]\ns3 = 0",
     ...(options.masterExtra ? { masterExtra: options.masterExtra } : {}),
     ...(options.env ? { env: options.env } : {}),
   });
