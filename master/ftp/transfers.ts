@@ -16,7 +16,6 @@ import { type DataConn, finish, relayBytes, secureDataConn } from "./data_tls.ts
 import type { Entry, FileEntry, FileRecord } from "../filelist/types.ts";
 import { SlaveGoneError, type SlaveHandle, SlaveReplyError } from "../slaves/slave_handle.ts";
 import { keepWanted, pickHolder, sendViaSibling } from "../slaves/sibling.ts";
-import { NoSlaveError } from "../slaves/selection.ts";
 import type { TransferControl } from "./command_spec.ts";
 import { applyOnSlaves } from "./cmd_files.ts";
 import { ActiveChannel, type DataChannel } from "./data_channel.ts";
@@ -346,7 +345,8 @@ function releaseUnused(plan: DataPlan): void {
 /**
  * The RETR of a file the slave that answered a PASV without PRET does not hold: the least busy
  * online holder streams it to that slave, which sends it on (`slaves/sibling.ts`). With no holder
- * online the client is told why, and what makes the next PASV go to a holder.
+ * online this is the same 450 as with PRET (NoSlaveError, naming the holders): no other PASV
+ * would do better.
  */
 function siblingFor(
   s: Session,
@@ -354,17 +354,7 @@ function siblingFor(
   path: string,
   file: FileEntry,
 ): SlaveHandle {
-  try {
-    return pickHolder(s.services.slaves, plan.slave, { ...file, path });
-  } catch (e) {
-    if (!(e instanceof NoSlaveError)) throw e;
-    throw new FtpError(
-      CANT_OPEN_DATA,
-      `${plan.slave.name}, which answered PASV, does not hold ${path} and no holder is online (${
-        file.slaves.length > 0 ? `held by ${file.slaves.join(", ")}` : "no slave holds it"
-      }): send PRET RETR ${path} or SIZE ${path} before PASV`,
-    );
-  }
+  return pickHolder(s.services.slaves, plan.slave, { ...file, path });
 }
 
 /** The path a finished transfer's bytes took, as the 226 and the log say it. */
