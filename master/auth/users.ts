@@ -329,16 +329,17 @@ export class UserStore {
   /**
    * Adds a transfer's bytes to the statistics: `bytes` moved, `file` when it completed. An
    * upload earns `ratio × bytes` credits; a download spends `bytes` of them (when ratio > 0,
-   * never below zero). A user removed meanwhile is ignored.
+   * never below zero). Returns the user as stored after it; a user removed meanwhile is
+   * ignored (null).
    */
   async recordTransfer(
     name: string,
     direction: "up" | "down",
     bytes: number,
     file: boolean,
-  ): Promise<void> {
+  ): Promise<User | null> {
     const now = this.#now();
-    await this.#update(name, (u) => {
+    const stored = await this.#update(name, (u) => {
       const stats = currentStats(u.stats, now);
       for (const c of [stats.all, stats.day, stats.week, stats.month]) {
         if (direction === "up") {
@@ -359,7 +360,9 @@ export class UserStore {
       }
     }).catch((e) => {
       if (!(e instanceof NotFoundError)) throw e;
+      return null;
     });
+    return stored === null ? null : toUser(name, stored, now);
   }
 
   /** The user called `name`, or null (also for names that cannot exist). */

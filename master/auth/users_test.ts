@@ -263,7 +263,7 @@ Deno.test("many sessions of one user writing at once: every login and transfer i
     await users.add("para", "pw");
     // A client with 30 parallel connections: logins and finished uploads land together.
     await Promise.all(
-      Array.from({ length: 30 }, () => users.touchLogin("para")).concat(
+      Array.from<unknown, Promise<unknown>>({ length: 30 }, () => users.touchLogin("para")).concat(
         Array.from({ length: 30 }, () => users.recordTransfer("para", "up", 10, true)),
       ),
     );

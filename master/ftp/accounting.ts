@@ -64,14 +64,13 @@ export async function beginTransfer(
       s.runningKind = null;
       s.running = null;
       try {
-        await s.services.users.recordTransfer(
+        // The session's copy of the user follows (credits decide the next download).
+        const fresh = await s.services.users.recordTransfer(
           u.name,
           kind === "upload" ? "up" : "down",
           moved,
           complete,
         );
-        // The session's copy of the user follows (credits decide the next download).
-        const fresh = await s.services.users.get(u.name);
         if (fresh && s.user?.name === u.name) {
           s.user = { ...s.user, credits: fresh.credits, stats: fresh.stats };
         }
