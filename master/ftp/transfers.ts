@@ -115,7 +115,9 @@ async function fileTransfer(
       slave = plan.slave;
       if (slave.state === "gone") throw new SlaveGoneError(slave.name);
       if (kind === "download" && !file!.slaves.includes(slave.name)) {
-        sibling = siblingFor(s, plan, path, file!);
+        // The least busy online holder streams it through that slave (`slaves/sibling.ts`);
+        // none online: the same 450 naming the holders as with PRET.
+        sibling = pickHolder(s.services.slaves, slave, { ...file!, path });
       }
       if (kind === "upload" && resuming && file && !file.slaves.includes(slave.name)) {
         throw new FtpError(
@@ -340,21 +342,6 @@ function releaseUnused(plan: DataPlan): void {
     plan.proxy?.close();
     plan.slave.request("abort", { xfer: plan.xfer }).catch(() => {});
   }
-}
-
-/**
- * The RETR of a file the slave that answered a PASV without PRET does not hold: the least busy
- * online holder streams it to that slave, which sends it on (`slaves/sibling.ts`). With no holder
- * online this is the same 450 as with PRET (NoSlaveError, naming the holders): no other PASV
- * would do better.
- */
-function siblingFor(
-  s: Session,
-  plan: DataPlan & { kind: "slave" },
-  path: string,
-  file: FileEntry,
-): SlaveHandle {
-  return pickHolder(s.services.slaves, plan.slave, { ...file, path });
 }
 
 /** The path a finished transfer's bytes took, as the 226 and the log say it. */
