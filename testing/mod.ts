@@ -10,6 +10,7 @@
 export * from "./chromium.ts";
 export * from "./daemon.ts";
 export * from "./files.ts";
+export * from "./ftplib.ts";
 export * from "./ftp_client.ts";
 export * from "./ports.ts";
 export * from "./process.ts";

@@ -23,6 +23,7 @@ import {
   CURL_BASE,
   describeRun,
   freePort,
+  FTPLIB_LOGIN,
   makeSite,
   parse227,
   parsePrometheus,
@@ -35,25 +36,8 @@ import {
   tempDir,
 } from "../testing/mod.ts";
 
-const SCRIPT = `
-import ftplib, json, ssl, sys
-
-cfg = json.loads(sys.argv[1])
+const SCRIPT = FTPLIB_LOGIN + `
 out = {"steps": []}
-
-if cfg["tls"]:
-    # the slaves' data certificates are self-signed, each its own: trust them all
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ftp = ftplib.FTP_TLS(context=ctx, timeout=30)
-else:
-    ftp = ftplib.FTP(timeout=30)
-ftp.connect(cfg["host"], cfg["port"])
-ftp.login(cfg["user"], cfg["pass"])
-if cfg["tls"]:
-    ftp.prot_p()
-ftp.trust_server_pasv_ipv4_address = True
 
 last227 = [""]
 orig_sendcmd = ftp.sendcmd

@@ -20,6 +20,7 @@ import {
   describeRun,
   freePort,
   FtpControl,
+  FTPLIB_LOGIN,
   makeSite,
   parse227,
   parsePrometheus,
@@ -92,22 +93,7 @@ async function assertNothingRelayed(metrics: string): Promise<void> {
   assert.equal(sibling?.value, 4, "the four downloads are counted under the sibling path");
 }
 
-const SCRIPT = `
-import ftplib, json, ssl, sys
-
-cfg = json.loads(sys.argv[1])
-if cfg["tls"]:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ftp = ftplib.FTP_TLS(context=ctx, timeout=30)
-else:
-    ftp = ftplib.FTP(timeout=30)
-ftp.connect(cfg["host"], cfg["port"])
-ftp.login(cfg["user"], cfg["pass"])
-if cfg["tls"]:
-    ftp.prot_p()
-ftp.trust_server_pasv_ipv4_address = True
+const SCRIPT = FTPLIB_LOGIN + `
 out = {}
 for name, rest in (("whole", None), ("rest", cfg["rest"])):
     ftp.size("/only2.bin")  # PASV goes to s2, which does not hold only3.bin
