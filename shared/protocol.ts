@@ -135,8 +135,9 @@ const transferResult = {
   /** Size of the file on disk after the transfer. */
   size: uint,
   /**
-   * CRC32 of the whole file (receive) or of the bytes sent (send), as unsigned integer; 0 with
-   * `crcWhole` false when the slave's engine never saw the bytes (a zero-copy send).
+   * CRC32 of the whole file (receive) or of the bytes relayed from a holder (a sibling send), as
+   * unsigned integer; 0 with `crcWhole` false for a send from the slave's own disk (no data
+   * engine computes it: see `slave/data_engine.ts`). Masters ignore it for sends.
    */
   crc32: uint32,
   /** Whether `crc32` covers the whole file (false for a REST/APPE receive where the earlier part was not read). */

@@ -147,23 +147,13 @@ export async function sendViaSibling(
     sending.catch(abortAll);
     fetching.catch(abortAll);
     let sent: TransferResult;
-    let fetched: TransferResult;
     try {
-      [sent, fetched] = await Promise.all([sending, fetching]);
+      [sent] = await Promise.all([sending, fetching]);
     } catch (e) {
       // The first failure; the client's transfer on B ends (aborted) and cleans up before the
       // caller replies, so nothing of it is left when the client reads 426.
       await sending.catch(() => {});
       throw e;
-    }
-    // A's engine saw the bytes it sent (0: it did not, sendfile): they must be the ones B relayed.
-    if (fetched.crc32 !== 0 && fetched.crc32 !== sent.crc32) {
-      throw new SlaveReplyError(to.name, {
-        type: "error",
-        id: 0,
-        code: "mismatch",
-        message: `${send.path} left ${from.name} with another CRC32 than it reached the client`,
-      });
     }
     if (sent.kept) {
       await recordCopy(order.filelist, send.path, { entry: file, to }).then(
