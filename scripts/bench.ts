@@ -10,7 +10,8 @@
  *
  * - single: 1 GiB RETR and STOR with curl through one slave (PRET), plain and TLS (PROT P), with the
  *   slave on each data engine (native, zero_copy: two sites) vs vsftpd (`use_sendfile=YES`); the
- *   data-phase rate and the CPU seconds per GiB of the process moving the bytes. A quick check
+ *   data-phase rate and the CPU seconds per GiB of the process moving the bytes. Each case starts
+ *   with one uncounted transfer per server; plain RETR runs 3× the rounds. A quick check
  *   that it runs: `--only single --file-mib 64 --rounds 1 --out /tmp/bench.md`. `--cases` runs
  *   only some of the four (e.g. `--cases stor` while working on uploads).
  * - control: CWD/PWD/SIZE/MDTM commands/s over 8 raw sessions; 1,000 idle logged-in sessions then
@@ -429,9 +430,20 @@ class SessionCpu {
 const SESSION_SAMPLE_MS = 5;
 
 /**
+ * Rounds of plain RETR, as a multiple of `ROUNDS`. They are cheap (no settle wait) and the
+ * noisiest figure with the tightest target: on this VM one server's consecutive 1 GiB RETRs
+ * spread ±15% (2026-12-06, vsftpd alone, 12 in a row: 2061–2929 MiB/s, the same pinned to one
+ * core: 2437–3328), so a median of 5 can land either side of 1.0× for the same code.
+ */
+const RETR_ROUNDS_FACTOR = 3;
+
+/**
  * RETR and STOR of the big file, plain and TLS, through drftpd with each data engine and through
- * vsftpd, rounds rotating the order so drift hits every server alike. Each drftpd row has the
- * median of its per-round rate ratios to vsftpd, and of its per-round CPU/GiB ratios.
+ * vsftpd, rounds rotating the order so drift hits every server alike. Each case starts with one
+ * transfer per server that is not counted: a site's first transfers cost more (the native engine
+ * up to 0.8 CPU s/GiB in its first 3–4 GiB, then 0.35, 2026-12-06). Each drftpd row has the
+ * median of its per-round rate ratios to vsftpd, and of its per-round CPU/GiB ratios; the notes
+ * give every round and the spread of the per-round ratios.
  */
 async function benchSingle(drs: Target[], vs: Target | null, src: string): Promise<void> {
   const size = FILE_BYTES >= 1024 * MiB
@@ -442,8 +454,10 @@ async function benchSingle(drs: Target[], vs: Target | null, src: string): Promi
     for (const kind of ["retr", "stor"] as const) {
       if (!CASES.has(`${kind}${tls ? "-tls" : ""}`)) continue;
       // STOR rounds are noisier (see curlTransfer): two more of them
-      const rounds = kind === "stor" ? ROUNDS + 2 : ROUNDS;
+      const rounds = kind === "stor" ? ROUNDS + 2 : tls ? ROUNDS : ROUNDS * RETR_ROUNDS_FACTOR;
       const what = `${kind.toUpperCase()} ${size}${tls ? " TLS" : ""}`;
+      log(`single stream ${what}: one warm-up transfer per server`);
+      for (const t of targets) await curlTransfer(t, kind, { src, upName: "warm-up.bin", tls });
       log(`single stream ${what} × ${rounds} rounds: ${targets.map((t) => t.label).join(", ")}`);
       const res = await rotate(
         rounds,
@@ -453,7 +467,17 @@ async function benchSingle(drs: Target[], vs: Target | null, src: string): Promi
       const peer = vs ? res.get(vs)! : null;
       for (const dr of drs) {
         const mine = res.get(dr)!;
-        const speed = peer ? median(mine.map((m, i) => m.rate / peer[i]!.rate)) : NaN;
+        const ratios = peer ? mine.map((m, i) => m.rate / peer[i]!.rate) : [];
+        const speed = peer ? median(ratios) : NaN;
+        if (peer) {
+          notes.push(
+            `${what} ${dr.label}: per-round speed ratios to vsftpd ${
+              ratios.map((r) => fmt(r)).join(", ")
+            } (quartiles ${fmt(percentile(ratios, 25))} / ${fmt(percentile(ratios, 50))} / ${
+              fmt(percentile(ratios, 75))
+            })`,
+          );
+        }
         const cpu = peer ? median(mine.map((m, i) => m.cpuPerGiB / peer[i]!.cpuPerGiB)) : NaN;
         const zeroCopy = dr.label.endsWith("zero_copy") && !tls;
         const speedTarget = tls ? 1.3 : 1.0;
