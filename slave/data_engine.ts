@@ -33,21 +33,27 @@ export type DataEngineName = typeof DATA_ENGINES[number];
 export const DATA_ENGINE_ENV = "DRFTPD_DATA_ENGINE";
 
 /**
- * Bytes per socket read of the native engine's receives and relays (each of its two buffers): a
- * read returns what the socket holds, rarely more than this.
+ * Bytes per read of the native engine between a socket and a file, sends and receives (each of
+ * its two buffers: 2 MiB per transfer). Fewer, larger reads cost less, measured quiet on
+ * 2026-12-06 (1 GiB with curl, each variant a site in the same runs as vsftpd):
+ *
+ * - Sends read the file through Deno's thread pool while the previous chunk is written. RETR, 11
+ *   rounds, CRC32 off, the last 6 once every site was warm: 256 KiB 0.42–0.55 CPU s/GiB, 1 MiB
+ *   0.33–0.43, 4 MiB 0.31–0.43 at no better speed. `readSync` (1 MiB) cost about the same as
+ *   async 1 MiB, but a read from a cold disk would then stop the event loop (every transfer and
+ *   the master link) for its duration, so sends stay asynchronous. `file.readable.pipeTo()` into
+ *   the socket: 0.26× vsftpd, 1.89 CPU s/GiB.
+ * - A receive's socket read returns what the socket holds, which is more than 256 KiB when the
+ *   slave falls behind. STOR, 7 rounds, two runs: 256 KiB 1.00× / 0.96× vsftpd (0.72 / 0.88 CPU
+ *   s/GiB), 512 KiB 1.12×, 1 MiB 1.22× / 1.11× (0.63 / 0.80), 4 MiB 1.12× (0.66).
  */
-export const NATIVE_BUFFER_SIZE = 256 * 1024;
+export const FILE_CHUNK = 1024 * 1024;
 
 /**
- * Bytes per file read of the native engine's sends (each of its two buffers). Every read is a hop
- * to Deno's thread pool while the previous chunk is written; fewer, larger ones cost less. One
- * quiet run (2026-12-06 20:55 UTC, 11 rounds of 1 GiB RETR with curl, CRC32 off, the last 6
- * rounds once every site was warm): 256 KiB 0.42–0.55 CPU s/GiB, 1 MiB 0.33–0.43, 4 MiB
- * 0.31–0.43 at no better speed. Reading with `readSync` (1 MiB) cost about the same as async
- * 1 MiB, but a read from a cold disk would then stop the event loop (every transfer and the
- * master link) for its duration, so sends stay asynchronous.
+ * Bytes per read of a relay (socket to socket, `relayStream`): it reads at most one chunk ahead
+ * of the sink, so this bounds what a slow client makes the slave hold.
  */
-export const SEND_BUFFER_SIZE = 1024 * 1024;
+export const RELAY_CHUNK = 256 * 1024;
 
 /** The data connection an engine moves bytes over. */
 export interface DataSocket {
@@ -133,7 +139,7 @@ export const nativeEngine: DataEngine = {
       (buf) => readSome(file, buf),
       (chunk) => writeAll(out, chunk),
       hooks,
-      { bufferSize: SEND_BUFFER_SIZE, crc: false },
+      { bufferSize: FILE_CHUNK, crc: false },
     );
     return { bytes, crc: null, path: socket.secure ? "native+tls" : "native" };
   },
@@ -148,7 +154,7 @@ export const nativeEngine: DataEngine = {
       // chunk, which made uploads CPU-bound (665 → 1787 MiB/s measured with writeSync).
       (chunk) => writeAllSync(file, chunk),
       hooks,
-      { bufferSize: NATIVE_BUFFER_SIZE, crc: true },
+      { bufferSize: FILE_CHUNK, crc: true },
     );
     return { ...moved, path: socket.secure ? "native+tls" : "native" };
   },
@@ -168,7 +174,7 @@ export interface RelayOptions {
  * Streams what `source` sends to `sink` as it arrives, until `source` ends (a slave serving a
  * file it fetches from another slave). At most one chunk is read ahead of the one being written,
  * so the source is read no faster than the sink drains and at most two buffers of
- * `NATIVE_BUFFER_SIZE` are held. Every engine uses this loop: zero-copy has no socket-to-socket
+ * `RELAY_CHUNK` are held. Every engine uses this loop: zero-copy has no socket-to-socket
  * path. Never closes either socket.
  */
 export async function relayStream(
@@ -194,7 +200,7 @@ export async function relayStream(
       tee?.(chunk);
     },
     hooks,
-    { bufferSize: NATIVE_BUFFER_SIZE, crc: true },
+    { bufferSize: RELAY_CHUNK, crc: true },
   );
   const tls = source.secure || sink.secure ? "+tls" : "";
   return { ...moved, path: `native relay${tls}` };

@@ -3,7 +3,7 @@ import { crc32 } from "node:zlib";
 import { concat } from "../shared/bytes.ts";
 import type { ByteConn } from "../shared/link.ts";
 import { SlaveError } from "./_errors.ts";
-import { type DataSocket, type MoveHooks, NATIVE_BUFFER_SIZE, relayStream } from "./data_engine.ts";
+import { type DataSocket, type MoveHooks, RELAY_CHUNK, relayStream } from "./data_engine.ts";
 
 /** An in-memory source that serves `data` in reads of at most `chunk` bytes and counts reads. */
 class Source implements ByteConn {
@@ -102,7 +102,7 @@ Deno.test("relayStream fails with tooLong once the source sends more than the li
 });
 
 Deno.test("relayStream reads the source no faster than the sink drains: one chunk ahead", async () => {
-  const chunk = NATIVE_BUFFER_SIZE;
+  const chunk = RELAY_CHUNK;
   const data = new Uint8Array(64 * chunk); // a source that could be read at once
   const source = new Source(data, chunk);
   const sink = new Sink(false);

@@ -23,7 +23,7 @@ import { SlaveError, toSlaveError } from "./_errors.ts";
 
 const encoder = new TextEncoder();
 
-/** Size of the read buffer for checksums and transfers (256 KiB measured fastest). */
+/** Size of the read buffer for checksums (256 KiB measured fastest). */
 export const IO_BUFFER_SIZE = 256 * 1024;
 
 /** Free and total bytes of a file system. */
