@@ -108,6 +108,19 @@ export function joinPath(dir: string, name: string): string {
 }
 
 /**
+ * Names starting with this are the server's own: a slave's uploads and copies still arriving
+ * (`slave/storage.ts`) and its files set aside after a collision. Slaves never inventory them
+ * (and sweep unfinished ones at start), so a client may not create such a name: a file it
+ * uploaded under one would vanish at the next remerge after its 226.
+ */
+export const RESERVED_PREFIX = ".drftpd-";
+
+/** Whether `name` (a base name) lies in the server's own name space, {@link RESERVED_PREFIX}. */
+export function isReservedName(name: string): boolean {
+  return name.startsWith(RESERVED_PREFIX);
+}
+
+/**
  * Names starting with this are a slave's copies of files set aside after a collision (another
  * size than the other holders'): never inventoried, so never listed or served.
  */

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
 import { SlaveError } from "./_errors.ts";
+import { baseName, COLLISION_PREFIX, collisionPath, isReservedName } from "../shared/paths.ts";
 import {
+  COPY_TEMP_PREFIX,
   copyTempPath,
   diskSpace,
   isArriving,
@@ -11,6 +13,7 @@ import {
   scanTree,
   SINCE_SLACK_MS,
   Storage,
+  UPLOAD_TEMP_PREFIX,
   uploadTempPath,
 } from "./storage.ts";
 
@@ -386,4 +389,14 @@ Deno.test("scanInventory skips uploads still arriving; sweepUnfinished removes o
   assert.ok(await exists(`${root.path}/a/keep.bin`));
   assert.ok(!(await exists(root.path + uploadTempPath("/a/cut.bin", xfer))));
   assert.ok(!(await exists(root.path + copyTempPath("/a/b/cut.bin", xfer))));
+});
+
+Deno.test("every name the slave keeps to itself lies in the reserved space clients cannot create", () => {
+  for (const prefix of [UPLOAD_TEMP_PREFIX, COPY_TEMP_PREFIX, COLLISION_PREFIX]) {
+    assert.ok(isReservedName(prefix), prefix);
+  }
+  assert.ok(isReservedName(baseName(uploadTempPath("/a/f.bin", "x1"))));
+  assert.ok(isReservedName(baseName(copyTempPath("/a/f.bin", "x1"))));
+  assert.ok(isReservedName(baseName(collisionPath("/a/f.bin", 1))));
+  assert.ok(!isReservedName("drftpd-f.bin") && !isReservedName("f.drftpd-"));
 });

@@ -49,6 +49,24 @@ Deno.test("MKD, RNFR/RNTO, DELE and RMD reach the slave's disk", async (t) => {
     assert.ok(await exists(`${root}/ops/moved/g.bin`), "moved file not on the slave's disk");
   });
 
+  await t.step("names in the server's own space (.drftpd-) cannot be created", async () => {
+    // The slave never inventories them: a file stored under one would vanish at the next remerge.
+    const name = "/ops/moved/.drftpd-upload.x1.f.bin";
+    await ftp.pasv(`STOR ${name}`);
+    const stor = await ftp.send(`STOR ${name}`);
+    assert.equal(stor.code, 553, stor.lines.join(" | "));
+    assert.match(stor.lines[0]!, /names starting with "\.drftpd-" are the server's own/);
+    assert.equal((await ftp.send("MKD /ops/.drftpd-copy.d")).code, 553);
+    assert.equal((await ftp.send("RNFR /ops/moved/g.bin")).code, 350);
+    assert.equal((await ftp.send("RNTO /ops/moved/.drftpd-collision.1.g.bin")).code, 553);
+    assert.deepEqual(await nlst("/ops/moved"), ["g.bin"]);
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(`${root}/ops/moved`))).map((e) => e.name),
+      ["g.bin"],
+      "nothing reached the slave's disk",
+    );
+  });
+
   await t.step("DELE and RMD", async () => {
     assert.equal((await ftp.send("RMD /ops/moved")).code, 550, "RMD of a non-empty dir");
     const dele = await ftp.send("DELE /ops/moved/g.bin");

@@ -45,6 +45,11 @@ export interface Command {
   /** May run while a transfer is in progress. */
   duringTransfer?: boolean;
   /**
+   * The target is a name this command may create (STOR, APPE, MKD, RNTO): a base name in the
+   * server's own name space (`shared/paths.ts#RESERVED_PREFIX`) is refused with 553.
+   */
+  creates?: boolean;
+  /**
    * Once it succeeds, its target (or the new cwd) is what the client looked at last: a PASV
    * without PRET picks its slave from it (`Session#hint`).
    */

@@ -326,6 +326,7 @@ const TABLE: Readonly<Record<string, Command>> = {
     arg: "required",
     path: "path",
     action: "makedir",
+    creates: true,
     run: files.mkd,
   },
   RMD: {
@@ -358,6 +359,7 @@ const TABLE: Readonly<Record<string, Command>> = {
     arg: "required",
     path: "path",
     action: "rename",
+    creates: true,
     run: files.rnto,
   },
   SIZE: {
@@ -468,6 +470,7 @@ const TABLE: Readonly<Record<string, Command>> = {
     action: "upload",
     pret: "upload",
     opensData: true,
+    creates: true,
     run: xfer.stor,
   },
   APPE: {
@@ -478,6 +481,7 @@ const TABLE: Readonly<Record<string, Command>> = {
     action: "upload",
     pret: "upload",
     opensData: true,
+    creates: true,
     run: xfer.appe,
   },
   LIST: {

@@ -1,7 +1,8 @@
 /**
  * The one dispatcher: every control line goes through the same checks in a fixed order
- * (verb known 500 → argument rule 501 → login 530 → path normalised 553 → permission 550 on the
- * real target path), then its handler.
+ * (verb known 500 → argument rule 501 → login 530 → path normalised 553, and for a row that
+ * creates names not in the server's own name space 553 → permission 550 on the real target
+ * path), then its handler.
  * A thrown error becomes a reply; a handler never kills the session.
  */
 import { getLogger } from "@logtape/logtape";
@@ -10,7 +11,8 @@ import { type Command, pathText } from "./command_spec.ts";
 import { resolveCommand, type ResolvedCommand } from "./commands.ts";
 import { FtpError, replyFor } from "./errors.ts";
 import type { Session } from "./session.ts";
-import { FILE_UNAVAILABLE, NOT_LOGGED_IN, SYNTAX_ERROR_ARGS } from "./replies.ts";
+import { FILE_UNAVAILABLE, NAME_NOT_ALLOWED, NOT_LOGGED_IN, SYNTAX_ERROR_ARGS } from "./replies.ts";
+import { baseName, isReservedName, RESERVED_PREFIX } from "../../shared/paths.ts";
 
 const log = getLogger(["drftpd", "master", "ftp"]);
 
@@ -72,7 +74,8 @@ export async function dispatch(s: Session, line: string): Promise<void> {
 
 /**
  * Runs the generic checks in their fixed order (argument 501 → login 530 → path normalised and
- * contained 553 → permission 550 on the real target); returns the normalised target path, or
+ * contained 553, a created name outside the server's own 553 → permission 550 on the real
+ * target); returns the normalised target path, or
  * null when the row takes no path (or, for a "with-argument" login row, got no argument).
  */
 async function check(s: Session, name: string, cmd: Command, arg: string): Promise<string | null> {
@@ -97,6 +100,14 @@ async function check(s: Session, name: string, cmd: Command, arg: string): Promi
       );
     }
     path = s.resolve(text); // throws PathError → 553
+    const base = baseName(path);
+    if (cmd.creates && isReservedName(base)) {
+      const shown = base.slice(0, 64);
+      throw new FtpError(
+        NAME_NOT_ALLOWED,
+        `${shown}: names starting with "${RESERVED_PREFIX}" are the server's own; choose another name`,
+      );
+    }
   }
   if (cmd.action && s.user) {
     const target = path ?? s.cwd;

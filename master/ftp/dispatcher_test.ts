@@ -121,3 +121,27 @@ Deno.test("PRET: the kinds come from the table rows", async () => {
   assert.equal((await client.send("pret appe /d/x.bin")).code, 200);
   assert.deepEqual(session.pret, { verb: "APPE", kind: "upload", path: "/d/x.bin" });
 });
+
+Deno.test("a created name in the server's own name space (.drftpd-) is refused with 553", async () => {
+  await using m = await MasterDouble.create();
+  const { client, session } = await m.connect("alice");
+  const asked = spyPermissions(session);
+  for (
+    const line of [
+      "STOR /.drftpd-upload.x1.f.bin",
+      "APPE .drftpd-copy.x2.f.bin",
+      "MKD /d/.drftpd-anything",
+      "XMKD .drftpd-",
+      "RNTO /.drftpd-collision.1.f.bin",
+    ]
+  ) {
+    const r = await client.send(line);
+    assert.equal(r.code, 553, line);
+    assert.match(r.lines[0]!, /names starting with "\.drftpd-" are the server's own/, line);
+  }
+  assert.deepEqual(asked, [], "refused before any permission question");
+  // Only names a command creates: looking at one is an ordinary miss, other names pass.
+  assert.equal((await client.send("SIZE /.drftpd-upload.x1.f.bin")).code, 550);
+  assert.notEqual((await client.send("MKD /drftpd-plain")).code, 553);
+  assert.notEqual((await client.send("MKD /x.drftpd-y")).code, 553);
+});
