@@ -49,6 +49,9 @@ Deno.test("ratio 3: 1 MiB up earns 3 MiB down, not a byte more", async () => {
 
   const { data } = await bob.retrieve("/three.bin");
   assert.equal(data.length, 3 * MiB);
+  // A download's statistics are written while its 226 goes out; the session's next command
+  // waits for them, so after it another process reads them as recorded.
+  assert.equal((await bob.send("PWD")).code, 257);
   assert.equal(await showField(site, "bob", "credits"), "0");
   assert.match(
     await showField(site, "bob", "stats_all"),

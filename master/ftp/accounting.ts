@@ -15,8 +15,9 @@ export interface AccountedTransfer {
   /** The slave reported `bytes` moved so far. */
   progress(bytes: number): void;
   /**
-   * Records `bytes` moved (null: as last reported by the slave's progress) and whether it was
-   * the whole file, and frees the transfer's place.
+   * Frees the transfer's place at once (before the promise is returned), then records `bytes`
+   * moved (null: as last reported by the slave's progress) and whether it was the whole file in
+   * the user's statistics and credits. Never rejects: a failed write is logged.
    */
   finish(bytes: number | null, complete: boolean): Promise<void>;
 }

@@ -268,7 +268,13 @@ async function fileTransfer(
         await recordUpload(s, path, slave, file, result, resuming);
         s.services.replication?.fileChanged(path);
       }
-      await account.finish(result.bytes, true);
+      // Frees the transfer's place at once; the user's statistics and credits are written to KV
+      // meanwhile. An upload's are written before its 226, as its file is. A download's are
+      // written while its 226 goes out (a KV commit is ~1.5 ms quiet and tens of ms at worst, all
+      // of it after the client has every byte); the session's next command still waits for them
+      // (the dispatcher waits for the transfer), so this user never sees them stale.
+      const recording = account.finish(result.bytes, true);
+      if (kind === "upload") await recording;
       tracker.end("complete", result.bytes);
       log.info(
         "{dir} {user} {path} {bytes} bytes {ms} ms via {slave}, {route}; master relayed {relayed} bytes",
@@ -283,14 +289,18 @@ async function fileTransfer(
           relayed: route.relayed,
         },
       );
-      await s.reply(
-        CLOSING_DATA,
-        `Transfer complete: ${result.bytes} bytes in ${result.ms} ms via ${slave.name}${
-          result.tls
-            ? `, ${result.tls.protocol}${result.tls.resumed ? " (TLS session resumed)" : ""}`
-            : ""
-        }; ${route.text}`,
-      );
+      try {
+        await s.reply(
+          CLOSING_DATA,
+          `Transfer complete: ${result.bytes} bytes in ${result.ms} ms via ${slave.name}${
+            result.tls
+              ? `, ${result.tls.protocol}${result.tls.resumed ? " (TLS session resumed)" : ""}`
+              : ""
+          }; ${route.text}`,
+        );
+      } finally {
+        await recording;
+      }
     } catch (e) {
       // Only the bytes that moved count: what is on disk for an upload, what the slave last
       // reported sending for a download.

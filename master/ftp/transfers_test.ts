@@ -3,6 +3,7 @@
  * mapping in errors.ts), and the one slave choice's error text.
  */
 import assert from "node:assert/strict";
+import { deadline } from "../../shared/timers.ts";
 import { MasterDouble, type SlaveAnswer } from "./_session_double.ts";
 
 async function siteWithFile(): Promise<MasterDouble> {
@@ -73,4 +74,50 @@ Deno.test("a slave gone mid-transfer is 426; no holder online is 450 naming the 
   const none = await client.send("PASV");
   assert.equal(none.code, 450);
   assert.equal(none.lines[0], "/d/f.bin is not available: its slave (s1) is offline");
+});
+
+Deno.test("a download's 226 does not wait for its statistics write; the session's next command does", async () => {
+  await using m = await siteWithFile();
+  m.slaves[0]!.answer = (req) =>
+    req.type === "listen"
+      ? { host: "127.0.0.1", port: 40000 }
+      : { bytes: 10, size: 10, crc32: 0, crcWhole: false, ms: 1, mtime: 0 };
+  const order: string[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const users = m.services.users;
+  const record = users.recordTransfer.bind(users);
+  users.recordTransfer = async (name, direction, bytes, file) => {
+    await gate; // a slow KV commit
+    const fresh = await record(name, direction, bytes, file);
+    order.push(`recorded ${direction} ${bytes}`);
+    return fresh;
+  };
+  const { client, session } = await m.connect("alice");
+  await client.send("PRET RETR /d/f.bin");
+  assert.equal((await client.send("PASV")).code, 227);
+  assert.equal((await client.send("RETR /d/f.bin")).code, 150);
+  const done = await deadline(client.read(), {
+    ms: 10_000,
+    what: "the 226 while the write is held",
+  })
+    .catch((e) => {
+      release(); // so the session can end
+      throw e;
+    });
+  assert.equal(done.code, 226);
+  assert.equal(session.running, null, "the transfer's place is free by its 226 (SITE WHO, limits)");
+  // Once the session has read PWD, let the write go after this turn of the event loop: a PWD that
+  // did not wait would have been answered by then.
+  let last = session.lastCommand;
+  Object.defineProperty(session, "lastCommand", {
+    get: () => last,
+    set: (v: typeof last) => {
+      last = v;
+      if (v.verb === "PWD") setTimeout(release, 0);
+    },
+  });
+  const pwd = await client.send("PWD");
+  order.push(`replied ${pwd.code}`);
+  assert.deepEqual(order, ["recorded down 10", "replied 257"]);
 });
