@@ -110,6 +110,12 @@ export interface FilePosition {
 export interface DataEngine {
   /** The engine's name, as configured. */
   readonly name: DataEngineName;
+  /**
+   * Sees a passive data connection as soon as it is accepted, before its transfer order arrives
+   * (the client connects after the 227 and only then sends RETR): an engine may prepare what a
+   * send on it will need off the transfer's path. Must not close or read it.
+   */
+  adopt?(conn: Deno.TcpConn): void;
   /** Sends `range` of `file` to `socket`. `file`'s position is not used. */
   sendFile(
     socket: DataSocket,

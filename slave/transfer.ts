@@ -320,6 +320,7 @@ export class TransferManager {
         continue;
       }
       slot.conn = conn;
+      this.#engine.adopt?.(conn);
       closeQuietly(slot.listener);
       if (slot.claimed) clearTimeout(slot.timer);
       slot.accepted.resolve(conn);

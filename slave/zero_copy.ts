@@ -25,7 +25,9 @@
  * connection's local and remote address (family, address and port). A connected TCP socket's
  * address pair is unique on the host, and the `Deno.TcpConn` stays open for as long as the engine
  * uses the fd (the transfer owns it, and the engine never closes it), so the number cannot name
- * another socket meanwhile. For a send the engine clears `O_NONBLOCK` (restored after) and runs
+ * another socket meanwhile. The search costs two syscalls per open fd; for a passive connection
+ * it runs when the connection is accepted (`adopt`, before the client's RETR arrives), for an
+ * active one when the send starts. For a send the engine clears `O_NONBLOCK` (restored after) and runs
  * every `sendfile` as a `nonblocking` FFI call, i.e. on a worker thread, so the event loop stays
  * free. Abort (ABOR, link loss, slave stop) drops the socket: the engine's drop
  * hook `shutdown(2)`s the fd first, which wakes a blocked call at once, and only then is the
@@ -107,9 +109,21 @@ class ZeroCopyEngine implements DataEngine {
   readonly name = "zero_copy" as const;
   #libc: Libc;
   #log = getLogger(["drftpd", "slave"]);
+  /**
+   * The fds of passive connections, found when they were accepted (`adopt`): the search lists
+   * every open fd (~0.45 ms with ~30 of them), which then runs while the client sends its RETR
+   * rather than between the RETR and the first byte. A connection keeps its fd until it is
+   * closed, and a closed one is never sent on, so an entry cannot name another socket.
+   */
+  #fds = new WeakMap<Deno.TcpConn, number>();
 
   constructor(libc: Libc) {
     this.#libc = libc;
+  }
+
+  adopt(conn: Deno.TcpConn): void {
+    const fd = this.#socketFd(conn);
+    if (fd !== null) this.#fds.set(conn, fd);
   }
 
   async sendFile(
@@ -120,7 +134,7 @@ class ZeroCopyEngine implements DataEngine {
   ): Promise<Moved> {
     if (socket.secure) return await nativeEngine.sendFile(socket, file, range, hooks);
     const libc = this.#libc;
-    const fd = this.#socketFd(socket.plain);
+    const fd = this.#fds.get(socket.plain) ?? this.#socketFd(socket.plain);
     if (fd === null) return await nativeEngine.sendFile(socket, file, range, hooks);
     const src = this.#openSame(file, range.realPath, O_RDONLY, hooks.readError);
     try {

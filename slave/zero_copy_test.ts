@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { crc32 } from "node:zlib";
 import { readAll, writeAll } from "../shared/bytes.ts";
+import { deadline } from "../shared/timers.ts";
 import { SlaveError } from "./_errors.ts";
 import { type DataEngine, type MoveHooks, nativeEngine } from "./data_engine.ts";
 import { DataLink } from "./transfer.ts";
@@ -122,3 +123,40 @@ for (const engine of engines) {
     }
   });
 }
+
+Deno.test({
+  name: "zero_copy engine: connections adopted at accept each send through their own socket",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const engine = loadZeroCopy();
+    const dir = await Deno.makeTempDir();
+    try {
+      const path = `${dir}/f.bin`;
+      const bytes = crypto.getRandomValues(new Uint8Array(60_000));
+      await Deno.writeFile(path, bytes);
+      const [serverA, clientA] = await pair();
+      const [serverB, clientB] = await pair();
+      engine.adopt?.(serverA);
+      engine.adopt?.(serverB);
+      const ctl = new AbortController();
+      for (const [server, client] of [[serverB, clientB], [serverA, clientA]] as const) {
+        using data = new DataLink(ctl.signal, server);
+        using file = await Deno.open(path);
+        const got = readAll(client, 1 << 20);
+        const moved = await engine.sendFile(
+          data,
+          file,
+          { offset: 0, length: bytes.length, realPath: path },
+          hooks(ctl.signal),
+        );
+        data.finish();
+        assert.equal(moved.path, "sendfile");
+        const arrived = await deadline(got, { ms: 10_000, what: "the bytes at this client" });
+        assert.deepEqual(arrived, bytes, "the bytes reached this connection's own client");
+        client.close();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
