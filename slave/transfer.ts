@@ -1,6 +1,6 @@
 /**
  * Data connections of the slave: single-use passive listeners (`listen`), active connects, and the
- * byte pumps of `transfer` (send = file → socket, receive = socket → file) with CRC32 on the fly.
+ * byte pumps of `transfer` (send = file → socket, receive = socket → file, with CRC32 on the fly).
  *
  * With `tls: "server"` (PROT P) the slave runs the TLS server handshake on the data connection,
  * passive or active, with its own certificate and the master's session-ticket secret (so the
