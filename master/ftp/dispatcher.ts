@@ -1,8 +1,8 @@
 /**
  * The one dispatcher: every control line goes through the same checks in a fixed order
- * (verb known 500 → argument rule 501 → login 530 → path normalised 553, and for a row that
- * creates names not in the server's own name space 553 → permission 550 on the real target
- * path), then its handler.
+ * (verb known 500 → argument rule 501 → login 530 → path normalised 553, and 553 for a name a row
+ * creates in the server's own `.drftpd-` space → permission 550 on the real target path), then
+ * its handler.
  * A thrown error becomes a reply; a handler never kills the session.
  */
 import { getLogger } from "@logtape/logtape";
@@ -74,7 +74,7 @@ export async function dispatch(s: Session, line: string): Promise<void> {
 
 /**
  * Runs the generic checks in their fixed order (argument 501 → login 530 → path normalised and
- * contained 553, a created name outside the server's own 553 → permission 550 on the real
+ * contained 553, a created name in the server's own space 553 → permission 550 on the real
  * target); returns the normalised target path, or
  * null when the row takes no path (or, for a "with-argument" login row, got no argument).
  */
