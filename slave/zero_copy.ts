@@ -175,20 +175,19 @@ class ZeroCopyEngine implements DataEngine {
   #socketFd(conn: Deno.TcpConn): number | null {
     const local = conn.localAddr;
     const remote = conn.remoteAddr;
-    const want = `${canonicalHost(local.hostname)}|${local.port}|${
-      canonicalHost(remote.hostname)
-    }|${remote.port}`;
+    const localHost = canonicalHost(local.hostname);
+    const remoteHost = canonicalHost(remote.hostname);
     const fds = this.#openFds();
     if (fds === null) {
       this.#log.warn("Zero-copy engine cannot list /proc/self/fd; using native");
       return null;
     }
     for (const fd of fds) {
+      // getpeername only for a socket bound where `conn` is: one syscall for every other fd.
       const mine = this.#sockAddr(fd, "getsockname");
-      if (mine === null) continue;
+      if (mine === null || mine.port !== local.port || mine.host !== localHost) continue;
       const peer = this.#sockAddr(fd, "getpeername");
-      if (peer === null) continue;
-      if (`${mine.host}|${mine.port}|${peer.host}|${peer.port}` === want) return fd;
+      if (peer !== null && peer.port === remote.port && peer.host === remoteHost) return fd;
     }
     this.#log.warn("Zero-copy engine found no fd for the data connection {local} ↔ {remote}", {
       local: `${local.hostname}:${local.port}`,
