@@ -25,11 +25,11 @@
  * connection's local and remote address (family, address and port). A connected TCP socket's
  * address pair is unique on the host, and the `Deno.TcpConn` stays open for as long as the engine
  * uses the fd (the transfer owns it, and the engine never closes it), so the number cannot name
- * another socket meanwhile. The search costs one syscall per open fd (two for a socket bound there); for a passive connection
- * it runs when the connection is accepted (`adopt`, before the client's RETR arrives), for an
- * active one when the send starts. For a send the engine clears `O_NONBLOCK` (restored after) and runs
- * every `sendfile` as a `nonblocking` FFI call, i.e. on a worker thread, so the event loop stays
- * free. Abort (ABOR, link loss, slave stop) drops the socket: the engine's drop
+ * another socket meanwhile. The search costs one syscall per open fd (two for a socket bound at
+ * the connection's address); for a passive connection it runs when the connection is accepted
+ * (`adopt`, before the client's RETR arrives), for an active one when the send starts. For a send
+ * the engine clears `O_NONBLOCK` (restored after) and runs every `sendfile` as a `nonblocking` FFI
+ * call, i.e. on a worker thread, so the event loop stays free. Abort (ABOR, link loss, slave stop) drops the socket: the engine's drop
  * hook `shutdown(2)`s the fd first, which wakes a blocked call at once, and only then is the
  * connection closed; no call is started once the socket is dropped. A client that stops reading
  * blocks `sendfile` exactly as it blocks the native engine's write, until an abort. If the
