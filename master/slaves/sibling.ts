@@ -29,7 +29,7 @@ import type { FileEntry, Filelist } from "../filelist/types.ts";
 import { recordCopy } from "./copy.ts";
 import type { SlaveRegistry } from "./registry.ts";
 import type { Replicator } from "./replication.ts";
-import { type SlaveHandle, SlaveReplyError } from "./slave_handle.ts";
+import type { SlaveHandle } from "./slave_handle.ts";
 
 const log = getLogger(["drftpd", "master", "sibling"]);
 
