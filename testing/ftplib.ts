@@ -27,3 +27,12 @@ if cfg["tls"]:
     ftp.prot_p()
 ftp.trust_server_pasv_ipv4_address = True
 `;
+
+/** The `cfg` fields {@link FTPLIB_LOGIN} reads, for `site` (any `extra` fields are the script's). */
+export function ftplibConfig<T extends Record<string, unknown>>(
+  site: { host: string; ftpPort: number; user: string; pass: string },
+  tls: boolean,
+  extra: T,
+): { host: string; port: number; user: string; pass: string; tls: boolean } & T {
+  return { host: site.host, port: site.ftpPort, user: site.user, pass: site.pass, tls, ...extra };
+}

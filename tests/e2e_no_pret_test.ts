@@ -24,6 +24,7 @@ import {
   describeRun,
   freePort,
   FTPLIB_LOGIN,
+  ftplibConfig,
   makeSite,
   parse227,
   parsePrometheus,
@@ -193,16 +194,7 @@ async function runFtplib(site: Site, dir: string, tls: boolean): Promise<void> {
   };
   await Deno.writeFile(files.src, first);
   await Deno.writeFile(files.more, more);
-  const cfg = {
-    host: site.host,
-    port: site.ftpPort,
-    user: site.user,
-    pass: site.pass,
-    tls,
-    prefix,
-    rest,
-    ...files,
-  };
+  const cfg = ftplibConfig(site, tls, { prefix, rest, ...files });
   const r = await run("python3", [script, JSON.stringify(cfg)], { timeoutMs: 150_000 });
   assert.ok(r.success, describeRun("python3 ftplib", r) + (await site.logs(6000)));
   const out = JSON.parse(r.stdout) as ScriptOut;

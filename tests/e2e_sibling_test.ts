@@ -21,6 +21,7 @@ import {
   freePort,
   FtpControl,
   FTPLIB_LOGIN,
+  ftplibConfig,
   makeSite,
   parse227,
   parsePrometheus,
@@ -108,15 +109,7 @@ async function ftplibSibling(site: Site, dir: string, only3: Uint8Array, tls: bo
   await Deno.writeTextFile(script, SCRIPT);
   const dst = `${dir}/got-${tls ? "tls" : "plain"}`;
   const rest = 654_321;
-  const cfg = {
-    host: site.host,
-    port: site.ftpPort,
-    user: site.user,
-    pass: site.pass,
-    tls,
-    dst,
-    rest,
-  };
+  const cfg = ftplibConfig(site, tls, { dst, rest });
   const r = await run("python3", [script, JSON.stringify(cfg)], { timeoutMs: 90_000 });
   assert.ok(r.success, describeRun("python3 ftplib", r) + (await site.logs(6000)));
   const out = JSON.parse(r.stdout) as Record<string, string>;
